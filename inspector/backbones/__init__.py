@@ -1,0 +1,1 @@
+"""Qt-free: EfficientNet construction, offline pretrained weights, preprocessing."""

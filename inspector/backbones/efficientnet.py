@@ -1,0 +1,214 @@
+"""EfficientNet backbones (efficientnet-pytorch) that return features at every stage.
+
+Lite0-2 follow TensorFlow's EfficientNet-Lite: no squeeze-excitation, ReLU6 in
+place of swish, stem (32) and head (1280) channels kept fixed, and the first and
+last stages not repeated more with depth. B0-B7 are the standard models.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from efficientnet_pytorch import EfficientNet
+from efficientnet_pytorch.utils import BlockDecoder, GlobalParams, round_filters
+from torch import nn
+
+from inspector.backbones.preprocessing import Preprocessing
+from inspector.backbones.weights import (
+    WeightsError,
+    file_sha256,
+    load_state_dict,
+    packaged_weights_path,
+)
+
+_STAGES = [
+    "r1_k3_s11_e1_i32_o16",
+    "r2_k3_s22_e6_i16_o24",
+    "r2_k5_s22_e6_i24_o40",
+    "r3_k3_s22_e6_i40_o80",
+    "r3_k5_s11_e6_i80_o112",
+    "r4_k5_s22_e6_i112_o192",
+    "r1_k3_s11_e6_i192_o320",
+]
+
+# name: (width, depth, native resolution)
+LITE_PARAMS = {"lite0": (1.0, 1.0, 224), "lite1": (1.0, 1.1, 240), "lite2": (1.1, 1.2, 260)}
+B_NAMES = tuple(f"b{i}" for i in range(8))
+BACKBONE_NAMES = tuple(LITE_PARAMS) + B_NAMES
+
+
+@dataclass(frozen=True)
+class BackboneInfo:
+    """What identifies a backbone: its name and the hash of its weights."""
+
+    name: str
+    weights_sha256: str
+    level_names: tuple[str, ...]
+    level_channels: tuple[int, ...]
+    level_strides: tuple[int, ...]
+    native_size: int
+
+
+class FeatureBackbone(nn.Module):
+    """An EfficientNet in eval mode that returns the feature map of every stage.
+
+    Levels: ``stem`` (stride 2), ``stage1``..``stage7`` and ``head`` (1280 channels),
+    each after its activation.
+    """
+
+    def __init__(self, net: EfficientNet, info: BackboneInfo, stage_ends: list[int]) -> None:
+        super().__init__()
+        self.net = net
+        self.info = info
+        self._stage_ends = stage_ends
+        self.eval()
+        for parameter in self.parameters():
+            parameter.requires_grad_(False)
+
+    def forward(self, x: torch.Tensor, upto: int | None = None) -> list[torch.Tensor]:
+        """Feature maps of levels ``0..upto`` (all levels when ``upto`` is None)."""
+        net = self.net
+        last = len(self.info.level_names) - 1 if upto is None else upto
+        x = net._swish(net._bn0(net._conv_stem(x)))
+        features = [x]
+        if last == 0:
+            return features
+        stage_ends = set(self._stage_ends)
+        for index, block in enumerate(net._blocks):
+            x = block(x)
+            if index in stage_ends:
+                features.append(x)
+                if len(features) > last:
+                    return features
+        features.append(net._swish(net._bn1(net._conv_head(x))))
+        return features
+
+    def classify(self, x: torch.Tensor) -> torch.Tensor:
+        """ImageNet logits (used to verify that the weights are the real ones)."""
+        head = self.forward(x)[-1]
+        return self.net._fc(torch.flatten(self.net._avg_pooling(head), 1))
+
+
+def _lite_network(name: str) -> tuple[EfficientNet, list[int]]:
+    width, depth, size = LITE_PARAMS[name]
+    params = GlobalParams(
+        width_coefficient=width, depth_coefficient=None, image_size=size, dropout_rate=0.2,
+        num_classes=1000, batch_norm_momentum=0.99, batch_norm_epsilon=1e-3,
+        drop_connect_rate=0.2, depth_divisor=8, min_depth=None, include_top=True,
+    )
+    blocks = []
+    for index, stage in enumerate(BlockDecoder.decode(_STAGES)):
+        fixed_depth = index in (0, len(_STAGES) - 1)
+        blocks.append(stage._replace(
+            se_ratio=None,
+            num_repeat=stage.num_repeat if fixed_depth else int(math.ceil(depth * stage.num_repeat)),
+            input_filters=32 if index == 0 else stage.input_filters,
+        ))
+    net = EfficientNet(blocks, params)
+    # efficientnet-pytorch scales stem and head with width; Lite keeps them at 32 and 1280.
+    if net._conv_head.out_channels != 1280 or net._conv_stem.out_channels != 32:
+        _fix_lite_stem_and_head(net, params)
+    _use_relu6(net)
+    return net, _stage_ends([b.num_repeat for b in blocks])
+
+
+def _fix_lite_stem_and_head(net: EfficientNet, params: GlobalParams) -> None:
+    from efficientnet_pytorch.utils import get_same_padding_conv2d
+
+    head_in = net._conv_head.in_channels
+    conv = get_same_padding_conv2d(image_size=None)
+    net._conv_head = conv(head_in, 1280, kernel_size=1, bias=False)
+    net._bn1 = nn.BatchNorm2d(1280, momentum=1 - params.batch_norm_momentum, eps=params.batch_norm_epsilon)
+    net._fc = nn.Linear(1280, params.num_classes)
+
+
+def _use_relu6(net: EfficientNet) -> None:
+    net._swish = nn.ReLU6()
+    for block in net._blocks:
+        block._swish = nn.ReLU6()
+
+
+def _stage_ends(repeats: list[int]) -> list[int]:
+    ends, total = [], 0
+    for count in repeats:
+        total += count
+        ends.append(total - 1)
+    return ends
+
+
+def _b_network(name: str) -> tuple[EfficientNet, list[int]]:
+    net = EfficientNet.from_name(f"efficientnet-{name}")
+    net.set_swish(memory_efficient=False)
+    params = net._global_params
+    repeats = [math.ceil(params.depth_coefficient * s.num_repeat) for s in BlockDecoder.decode(_STAGES)]
+    return net, _stage_ends(repeats)
+
+
+def _probe_levels(net: nn.Module, stage_ends: list[int], size: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    probe = FeatureBackbone.__new__(FeatureBackbone)
+    nn.Module.__init__(probe)
+    probe.net, probe._stage_ends = net, stage_ends
+    probe.info = BackboneInfo("probe", "", tuple(str(i) for i in range(9)), (), (), size)
+    with torch.no_grad():
+        maps = probe.forward(torch.zeros(1, 3, 64, 64))
+    return tuple(m.shape[1] for m in maps), tuple(64 // m.shape[-1] for m in maps)
+
+
+def build_backbone(name: str = "lite0", weights: str | Path | None = None,
+                   device: torch.device | str = "cpu") -> FeatureBackbone:
+    """Build an EfficientNet backbone with pretrained ImageNet weights.
+
+    Args:
+        name: ``lite0``, ``lite1``, ``lite2`` or ``b0``..``b7``.
+        weights: A weights file; required for B0-B7, optional override for Lite.
+        device: Where the network runs.
+
+    Raises:
+        WeightsError: unknown name, missing or unreadable weights, or weights that
+            do not fit the architecture.
+    """
+    name = name.lower().removeprefix("efficientnet-")
+    if name in LITE_PARAMS:
+        net, stage_ends = _lite_network(name)
+        native = LITE_PARAMS[name][2]
+        path = Path(weights) if weights else packaged_weights_path(name)
+    elif name in B_NAMES:
+        if not weights:
+            raise WeightsError(
+                f"backbone {name!r} needs a weights file: pass --weights PATH to an ImageNet "
+                f"state dict for efficientnet-{name} (efficientnet-pytorch key naming); "
+                "Inspector never downloads weights"
+            )
+        net, stage_ends = _b_network(name)
+        native = EfficientNet.get_image_size(f"efficientnet-{name}")
+        path = Path(weights)
+    else:
+        raise WeightsError(f"unknown backbone {name!r}; choose one of {', '.join(BACKBONE_NAMES)}")
+    state = load_state_dict(path)
+    try:
+        net.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[0:3]
+        raise WeightsError(f"weights file {path} does not fit backbone {name!r}: {' '.join(first)}") from exc
+    channels, strides = _probe_levels(net, stage_ends, native)
+    info = BackboneInfo(
+        name=name,
+        weights_sha256=file_sha256(path),
+        level_names=("stem", *(f"stage{i}" for i in range(1, 8)), "head"),
+        level_channels=channels,
+        level_strides=strides,
+        native_size=native,
+    )
+    return FeatureBackbone(net, info, stage_ends).to(device)
+
+
+def default_preprocessing(name: str, image_size: int | None = None) -> Preprocessing:
+    """The input convention the backbone's weights were trained with."""
+    name = name.lower().removeprefix("efficientnet-")
+    size = image_size or (LITE_PARAMS[name][2] if name in LITE_PARAMS else 224)
+    if name in LITE_PARAMS:
+        return Preprocessing(image_size=size, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
+    return Preprocessing(image_size=size, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))

@@ -1,0 +1,1 @@
+"""Qt-free: held-out score statistics, threshold policies and expected error rates."""

@@ -1,0 +1,1 @@
+"""Qt-free core: immutable records, the inspection pipeline and the threshold policy."""

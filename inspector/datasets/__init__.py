@@ -1,0 +1,1 @@
+"""Qt-free: MVTec-AD layout reading and the regenerable synthetic texture dataset."""

@@ -1,0 +1,1 @@
+"""Qt-free: anomaly detectors behind one interface (see :mod:`inspector.detectors.base`)."""

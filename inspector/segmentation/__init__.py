@@ -1,0 +1,1 @@
+"""Qt-free: anomaly maps (fast patch map, gradient projection), overlays and regions."""

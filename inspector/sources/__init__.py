@@ -1,0 +1,1 @@
+"""Qt-free: frame sources (camera, video, stream, folder, hot folder)."""

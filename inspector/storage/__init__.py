@@ -1,0 +1,1 @@
+"""Qt-free: model files, the results database and settings."""

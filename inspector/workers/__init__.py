@@ -1,0 +1,1 @@
+"""QtCore-only: long-lived workers moved to QThreads."""
