@@ -137,3 +137,12 @@ def read_images(paths: Iterable[Path], progress=None) -> LoadedImages:
         if progress is not None:
             progress.update(index + 1, len(paths), "reading images")
     return loaded
+
+
+def image_digest(image: np.ndarray) -> str:
+    """A short content digest of decoded pixels (independent of file name and format)."""
+    import hashlib
+
+    digest = hashlib.blake2b(np.ascontiguousarray(image).tobytes(), digest_size=12)
+    digest.update(str(image.shape).encode())
+    return digest.hexdigest()

@@ -19,6 +19,7 @@ import torch
 
 import inspector
 from inspector.calibration.policies import Calibration, calibrate
+from inspector.core.imageio import image_digest
 from inspector.core.policy import is_anomalous, normalize, validate_threshold
 from inspector.core.progress import Progress, silent
 from inspector.core.records import Frame, Heatmap, InspectionResult
@@ -137,6 +138,9 @@ class InspectionModel:
             "software_version": inspector.__version__,
             "torch_version": torch.__version__,
             "fitted_on": f"{det.device.type} ({platform.machine()})",
+            # Lets `calibrate` reuse the unbiased held-out score of a reference image it is given again.
+            "reference_held_out": {image_digest(image): float(score)
+                                   for image, score in zip(images, result.held_out_scores)},
         }
         return cls(det, calibration, pixel, info)
 

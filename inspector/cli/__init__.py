@@ -1,0 +1,1 @@
+"""The ``inspector`` command line: everything the station does, headless."""

@@ -1,0 +1,56 @@
+"""``inspector benchmark``: image AUROC, F1 and speed (and maps) on an MVTec-AD-layout dataset."""
+
+from __future__ import annotations
+
+import json
+
+from inspector.cli.common import add_device, add_quiet
+from inspector.cli.progress_bar import progress_bar
+
+HELP = "fit on ROOT/train/good and evaluate on ROOT/test (one MVTec-AD category or a folder of them)"
+
+COLUMNS = [("image_auroc", "img AUROC", "{:.3f}"), ("f1", "F1", "{:.3f}"), ("pixel_auroc", "px AUROC", "{:.3f}"),
+           ("aupro", "AUPRO", "{:.3f}"), ("fit_s", "fit s", "{:.1f}"), ("ms_per_image", "ms/img", "{:.1f}"),
+           ("images_per_s", "img/s", "{:.1f}"), ("ms_per_map", "ms/map", "{:.0f}")]
+
+
+def add_arguments(parser) -> None:
+    """Arguments of ``inspector benchmark``."""
+    parser.add_argument("root", metavar="ROOT")
+    parser.add_argument("--format", choices=("text", "json"), default="text")
+    parser.add_argument("--detector", nargs="+", default=["gaussian"], metavar="KIND",
+                        help="one or more of gaussian, ae-l2, ae-ssim, vae, anogan (several give a comparison)")
+    parser.add_argument("--segmenter", choices=("fast", "gradient"), help="also measure pixel AUROC and AUPRO")
+    parser.add_argument("--image-size", type=int, metavar="N")
+    parser.add_argument("--backbone", default="lite0")
+    add_device(parser)
+    add_quiet(parser)
+
+
+def run(args) -> int:
+    """Run the benchmark and print a table or JSON."""
+    from inspector.evaluation.benchmark import benchmark
+
+    with progress_bar(args.quiet, "benchmark") as progress:
+        report = benchmark(args.root, detectors=args.detector, segmenter=args.segmenter,
+                           image_size=args.image_size, backbone=args.backbone, progress=progress,
+                           device=args.device)
+    if args.format == "json":
+        print(json.dumps(report, indent=2))
+    else:
+        print(format_table(report))
+    return 0
+
+
+def format_table(report: dict) -> str:
+    """A plain-text table: one row per detector and category, plus means."""
+    present = [c for c in COLUMNS if any(c[0] in m for d in report["detectors"].values()
+                                         for m in d["categories"].values())]
+    header = f"{'detector':<10}{'category':<14}" + "".join(f"{title:>11}" for _, title, _ in present)
+    lines = [header, "-" * len(header)]
+    for kind, data in report["detectors"].items():
+        rows = list(data["categories"].items()) + [("mean", data["mean"])]
+        for name, metrics in rows:
+            cells = "".join(f"{fmt.format(metrics[key]) if key in metrics else '-':>11}" for key, _, fmt in present)
+            lines.append(f"{kind:<10}{name:<14}{cells}")
+    return "\n".join(lines)

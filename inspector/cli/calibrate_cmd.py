@@ -1,0 +1,79 @@
+"""``inspector calibrate``: choose a model's threshold on good (and bad) images."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from inspector.cli.common import add_device, add_quiet, load_folder, load_model
+from inspector.cli.progress_bar import progress_bar
+from inspector.core.imageio import image_digest
+
+HELP = "set a model's threshold from held-out good images (and known-bad ones)"
+
+
+def add_arguments(parser) -> None:
+    """Arguments of ``inspector calibrate``."""
+    parser.add_argument("model", metavar="MODEL")
+    parser.add_argument("--good", metavar="DIR", required=True,
+                        help="good images; reference images among them keep their unbiased k-fold score")
+    parser.add_argument("--bad", metavar="DIR", help="known-bad images (for escape rate, F1)")
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--frr", type=float, help="target false-reject rate on good images (default 0.01)")
+    group.add_argument("--policy", choices=("frr", "f1", "escape", "manual"), help="threshold policy")
+    parser.add_argument("--escape", type=float, help="target escape rate for --policy escape (default 0)")
+    parser.add_argument("--threshold", type=float, help="raw threshold for --policy manual")
+    parser.add_argument("-o", "--output", metavar="MODEL", help="write here instead of updating MODEL in place")
+    add_device(parser)
+    add_quiet(parser)
+
+
+def held_out_good_scores(model, images: list[np.ndarray]) -> tuple[np.ndarray, int]:
+    """Scores of good images, with the k-fold held-out score for images the model was fitted on.
+
+    Returns the scores and how many came from the stored held-out scores.
+    """
+    stored = model.info.get("reference_held_out", {})
+    scores = np.empty(len(images))
+    fresh = []
+    reused = 0
+    for index, image in enumerate(images):
+        digest = image_digest(image)
+        if digest in stored:
+            scores[index] = stored[digest]
+            reused += 1
+        else:
+            fresh.append(index)
+    if fresh:
+        scores[fresh] = model.score_images([images[i] for i in fresh])
+    return scores, reused
+
+
+def run(args) -> int:
+    """Score the good/bad folders, apply the policy and save the calibrated model."""
+    from inspector.calibration.policies import calibrate
+
+    policy = args.policy or "frr"
+    target = args.escape if policy == "escape" else args.frr
+    if policy == "manual" and args.threshold is None:
+        raise ValueError("--policy manual needs --threshold")
+    if policy in ("f1", "escape") and not args.bad:
+        raise ValueError(f"--policy {policy} needs known-bad images (--bad DIR)")
+    model = load_model(args.model, args.device)
+    with progress_bar(args.quiet, "calibrate") as progress:
+        good_images = load_folder([args.good], progress, "good").images
+        good, reused = held_out_good_scores(model, good_images)
+        bad = np.array([])
+        if args.bad:
+            bad_images = load_folder([args.bad], progress, "bad").images
+            bad = model.score_images(bad_images)
+    calibration = calibrate(good, bad, policy=policy, target=target, threshold=args.threshold)
+    output = args.output or args.model
+    model.with_calibration(calibration).save(output)
+    print(f"threshold:    {calibration.threshold:.4f} raw (policy {calibration.policy}"
+          + (f", target {calibration.target:g}" if calibration.target is not None else "") + ")")
+    print(f"expected FRR: {calibration.expected_frr:.2%} on {len(good)} good images "
+          f"({reused} reference images scored held-out, {len(good) - reused} new)")
+    if calibration.expected_escape is not None:
+        print(f"escape rate:  {calibration.expected_escape:.2%} on {len(bad)} bad images")
+    print(f"model:        {output}")
+    return 0

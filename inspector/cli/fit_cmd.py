@@ -1,0 +1,60 @@
+"""``inspector fit``: fit a detector on a folder of good images and save the model file."""
+
+from __future__ import annotations
+
+import os
+
+from inspector.cli.common import add_device, add_quiet, load_folder, warn
+from inspector.cli.progress_bar import progress_bar
+
+HELP = "fit a detector on good reference images and write a calibrated model file"
+
+
+def add_arguments(parser) -> None:
+    """Arguments of ``inspector fit``."""
+    from inspector.backbones.efficientnet import BACKBONE_NAMES
+
+    parser.add_argument("ref_dir", metavar="REF_DIR", help="folder of good reference images (searched recursively)")
+    parser.add_argument("-o", "--output", required=True, metavar="MODEL", help="model file to write (.safetensors)")
+    parser.add_argument("--detector", default="gaussian",
+                        help="gaussian (default, no training), ae-l2, ae-ssim, vae or anogan")
+    parser.add_argument("--backbone", default="lite0", choices=BACKBONE_NAMES, help="EfficientNet variant (default lite0)")
+    parser.add_argument("--weights", metavar="PATH", help="ImageNet weights file (required for b0..b7)")
+    parser.add_argument("--image-size", type=int, metavar="N", help="network input size (default: the model's own)")
+    parser.add_argument("--folds", type=int, default=5, help="k for the held-out calibration scores (default 5)")
+    parser.add_argument("--bad", metavar="DIR", help="known-bad images: the threshold then maximizes F1")
+    parser.add_argument("--frr", type=float, default=None, help="target false-reject rate (default 0.01)")
+    parser.add_argument("--no-fast-map", action="store_true", help="gaussian: skip the patch-level map")
+    add_device(parser)
+    add_quiet(parser)
+
+
+def run(args) -> int:
+    """Fit, calibrate on held-out scores and save."""
+    from inspector.core.model import InspectionModel
+
+    if args.image_size is not None and not 32 <= args.image_size <= 1024:
+        raise ValueError(f"--image-size must be between 32 and 1024, got {args.image_size}")
+    with progress_bar(args.quiet, "fit") as progress:
+        references = load_folder([args.ref_dir], progress, "reference")
+        bad = load_folder([args.bad], progress, "bad").images if args.bad else None
+        options = {"fast_map": False} if args.no_fast_map and args.detector == "gaussian" else {}
+        policy = "frr" if args.frr is not None else None
+        model = InspectionModel.fit(
+            references.images, detector=args.detector, backbone=args.backbone, weights=args.weights,
+            image_size=args.image_size, folds=args.folds, bad_images=bad, policy=policy, target=args.frr,
+            progress=progress, device=args.device, **options)
+    model_hash = model.save(args.output)
+    cal = model.calibration
+    size_mb = os.path.getsize(args.output) / 1e6
+    print(f"model:        {args.output} ({size_mb:.1f} MB, hash {model_hash[:16]})")
+    print(f"detector:     {model.detector_kind}" + (f" on {model.backbone}" if model.backbone else ""))
+    print(f"references:   {len(references.images)} images, fitted in {model.info['fit_seconds']:.1f} s")
+    print(f"threshold:    {cal.threshold:.4f} raw (policy {cal.policy}"
+          + (f", target {cal.target:g}" if cal.target is not None else "") + ")")
+    print(f"expected FRR: {cal.expected_frr:.2%} on {len(cal.good_scores)} held-out good images")
+    if cal.expected_escape is not None:
+        print(f"escape rate:  {cal.expected_escape:.2%} on {len(cal.bad_scores)} bad images")
+    if len(references.images) < 20:
+        warn(f"only {len(references.images)} reference images; 20 or more give steadier thresholds")
+    return 0

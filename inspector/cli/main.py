@@ -1,0 +1,88 @@
+"""Entry point of the ``inspector`` command.
+
+Exit codes: 0 success (whatever the verdicts), 2 usage or input error,
+3 model file or backbone error, 130 cancelled with Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+import inspector
+from inspector.cli import (
+    benchmark_cmd,
+    calibrate_cmd,
+    dataset_cmd,
+    fit_cmd,
+    gui_cmd,
+    results_cmd,
+    score_cmd,
+    speed_cmd,
+)
+
+EXIT_USAGE = 2
+EXIT_MODEL = 3
+EXIT_CANCELLED = 130
+
+COMMANDS = {
+    "gui": gui_cmd,
+    "fit": fit_cmd,
+    "score": score_cmd,
+    "calibrate": calibrate_cmd,
+    "benchmark": benchmark_cmd,
+    "speed": speed_cmd,
+    "results": results_cmd,
+    "make-dataset": dataset_cmd,
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with one sub-command per module in :data:`COMMANDS`."""
+    parser = argparse.ArgumentParser(
+        prog="inspector",
+        description="Unsupervised visual anomaly detection: learns from good images only. "
+                    "Without a command, opens the station on the built-in demo.",
+    )
+    parser.add_argument("--version", action="version", version=f"inspector {inspector.__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log details to stderr")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, module in COMMANDS.items():
+        command = sub.add_parser(name, help=module.HELP, description=module.HELP)
+        module.add_arguments(command)
+        command.set_defaults(run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit code."""
+    from inspector.backbones.weights import WeightsError
+    from inspector.core.imageio import ImageReadError
+    from inspector.core.policy import ThresholdError
+    from inspector.core.progress import Cancelled
+    from inspector.storage.model_file import ModelFileError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s: %(message)s", stream=sys.stderr)
+    if args.command is None:
+        args = parser.parse_args(["gui", *(argv or [])])
+    try:
+        return int(args.run(args) or 0)
+    except (ModelFileError, WeightsError) as exc:
+        print(f"inspector: error: {exc}", file=sys.stderr)
+        return EXIT_MODEL
+    except (ThresholdError, ImageReadError, FileNotFoundError, NotADirectoryError, ValueError) as exc:
+        print(f"inspector: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except (KeyboardInterrupt, Cancelled):
+        print("inspector: cancelled", file=sys.stderr)
+        return EXIT_CANCELLED
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

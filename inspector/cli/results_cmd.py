@@ -1,0 +1,59 @@
+"""``inspector results``: list the decisions recorded in the results database."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+import sys
+
+HELP = "list recorded decisions (time, source, frame, score, threshold, verdict, model)"
+
+FIELDS = ["id", "time", "source", "frame_id", "path", "raw_score", "score", "threshold", "verdict",
+          "model_hash", "latency_ms", "image_path", "overlay_path", "error"]
+
+
+def add_arguments(parser) -> None:
+    """Arguments of ``inspector results``."""
+    parser.add_argument("--db", metavar="PATH", help="results database (default: the station's)")
+    parser.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
+    parser.add_argument("--since", metavar="TIME",
+                        help="ISO date/time (e.g. 2026-11-22 or 2026-11-22T08:00; local time unless it has a zone)")
+    parser.add_argument("--source", help="only this source, e.g. folder:/data/lot7")
+    parser.add_argument("--verdict", choices=("OK", "NG", "ERROR"))
+    parser.add_argument("--limit", type=int, default=None, help="at most this many rows (newest first)")
+
+
+def parse_time(text: str) -> dt.datetime:
+    """Parse ``--since``; a value without a zone is local time.
+
+    Raises:
+        ValueError: for text that is not an ISO date or date-time.
+    """
+    try:
+        return dt.datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise ValueError(f"--since {text!r} is not an ISO date or date-time (e.g. 2026-11-22T08:00)") from exc
+
+
+def run(args) -> int:
+    """Print the matching rows, oldest first."""
+    from pathlib import Path
+
+    from inspector.storage.results_db import ResultStore, default_db_path
+
+    path = Path(args.db) if args.db else default_db_path()
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no results database (the station creates it on its first decision)")
+    since = parse_time(args.since) if args.since else None
+    with ResultStore(path) as store:
+        rows = store.query(since=since, source=args.source, limit=args.limit, verdict=args.verdict)
+    rows.reverse()
+    if args.format == "csv":
+        writer = csv.DictWriter(sys.stdout, fieldnames=FIELDS, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    else:
+        for row in rows:
+            sys.stdout.write(json.dumps(row) + "\n")
+    return 0

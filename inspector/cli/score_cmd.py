@@ -1,0 +1,106 @@
+"""``inspector score``: score image files and folders with a model file."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from inspector.cli.common import add_device, add_quiet, load_model, report_skipped
+from inspector.cli.output import RecordWriter
+from inspector.cli.progress_bar import progress_bar
+from inspector.core.imageio import ImageReadError, list_images, read_image, write_image
+
+HELP = "score images (files or folders, recursive); exit 0 whatever the verdicts"
+
+
+def add_arguments(parser) -> None:
+    """Arguments of ``inspector score``."""
+    parser.add_argument("model", metavar="MODEL", help="model file written by `inspector fit`")
+    parser.add_argument("paths", metavar="PATH", nargs="+", help="image files or folders")
+    parser.add_argument("--format", choices=("table", "jsonl", "csv"), default="table")
+    parser.add_argument("--threshold", type=float, help="raw threshold instead of the calibrated one")
+    parser.add_argument("--heatmaps", metavar="OUT_DIR", help="write overlay PNGs and maps of anomalous images here")
+    parser.add_argument("--segmenter", choices=("fast", "gradient"), default="fast", help="map method (default fast)")
+    parser.add_argument("--all", action="store_true", help="with --heatmaps: maps for every image, not only NG")
+    parser.add_argument("--opacity", type=float, default=0.5, help="heatmap opacity in overlays (default 0.5)")
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--no-recursive", action="store_true", help="do not descend into sub-folders")
+    add_device(parser)
+    add_quiet(parser)
+
+
+def run(args) -> int:
+    """Score every image; one record per image, errors included, in input order."""
+    from inspector.core.policy import validate_threshold
+
+    model = load_model(args.model, args.device)
+    threshold = validate_threshold(args.threshold if args.threshold is not None else model.threshold)
+    if args.heatmaps and args.segmenter not in model.supported_segmenters:
+        raise ValueError(f"this model has no {args.segmenter!r} map (available: "
+                         f"{', '.join(model.supported_segmenters) or 'none'})")
+    listing = list_images(args.paths, recursive=not args.no_recursive)
+    writer = RecordWriter(args.format)
+    out_dir = Path(args.heatmaps) if args.heatmaps else None
+    args.used_stems = set()
+    counts = {"OK": 0, "NG": 0, "error": 0}
+    with progress_bar(args.quiet, "score") as progress:
+        total = len(listing.images)
+        for start in range(0, total, max(1, args.batch_size)):
+            chunk = listing.images[start:start + args.batch_size]
+            for record in _score_chunk(model, chunk, threshold, out_dir, args, progress):
+                counts["error" if "error" in record else ("NG" if record["anomalous"] else "OK")] += 1
+                writer.write(record)
+            progress.update(min(start + len(chunk), total), total, "scoring images")
+    report_skipped(listing.skipped, [])
+    print(f"inspector: {counts['OK']} OK, {counts['NG']} NG, {counts['error']} unreadable "
+          f"(threshold {threshold:.4f} raw)", file=sys.stderr)
+    return 0
+
+
+def _score_chunk(model, paths, threshold, out_dir, args, progress):
+    images, records = [], []
+    for path in paths:
+        try:
+            images.append(read_image(path))
+            records.append({"path": str(path)})
+        except ImageReadError as exc:
+            records.append({"path": str(path), "error": str(exc)})
+    readable = [r for r in records if "error" not in r]
+    if images:
+        raw = model.score_images(images)
+        for record, value in zip(readable, raw):
+            record.update(score=round(float(value) / threshold, 6), raw_score=round(float(value), 6),
+                          anomalous=bool(value > threshold), threshold=round(threshold, 6))
+        if out_dir is not None:
+            _write_heatmaps(model, images, readable, out_dir, args, progress)
+    return records
+
+
+def _write_heatmaps(model, images, records, out_dir: Path, args, progress) -> None:
+    from inspector.segmentation.overlay import render_overlay
+
+    wanted = [i for i, r in enumerate(records) if args.all or r["anomalous"]]
+    if not wanted:
+        return
+    heatmaps = model.heatmaps([images[i] for i in wanted], method=args.segmenter)
+    for index, heatmap in zip(wanted, heatmaps):
+        record = records[index]
+        stem = _unique_stem(args.used_stems, Path(record["path"]))
+        overlay_path = out_dir / f"{stem}_overlay.png"
+        write_image(overlay_path, render_overlay(images[index], heatmap, opacity=args.opacity))
+        np.save(out_dir / f"{stem}_map.npy", heatmap.values.astype(np.float32), allow_pickle=False)
+        record["heatmap"] = str(overlay_path)
+        record["regions"] = [region.as_dict() for region in heatmap.regions]
+
+
+def _unique_stem(used: set[str], path: Path) -> str:
+    # Keep the parent folder's name: MVTec-style trees repeat file names (000.png) across folders.
+    stem = f"{path.parent.name}_{path.stem}" if path.parent.name else path.stem
+    candidate, n = stem, 1
+    while candidate in used:
+        n += 1
+        candidate = f"{stem}_{n}"
+    used.add(candidate)
+    return candidate

@@ -1,0 +1,82 @@
+"""``inspector speed``: latency, throughput and overhead over the bare backbone; fit time; file size."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from inspector.cli.common import add_device, add_quiet, load_folder
+from inspector.cli.progress_bar import progress_bar
+
+HELP = "measure detection speed against the bare backbone forward pass, fit time and model size"
+
+
+def add_arguments(parser) -> None:
+    """Arguments of ``inspector speed``."""
+    parser.add_argument("images", metavar="DIR", nargs="?",
+                        help="folder of good images to fit on and run (default: generated demo textures)")
+    parser.add_argument("--backbone", default="lite0")
+    parser.add_argument("--image-size", type=int, default=224)
+    parser.add_argument("--fit-images", type=int, default=200, help="images to fit on (default 200)")
+    parser.add_argument("--repeats", type=int, default=30)
+    parser.add_argument("--no-malloc-tuning", action="store_true",
+                        help="measure with glibc's default trimming (to compare)")
+    parser.add_argument("--format", choices=("text", "json"), default="text")
+    add_device(parser)
+    add_quiet(parser)
+
+
+def run(args) -> int:
+    """Fit on ``--fit-images`` images, then time detection and the bare backbone."""
+    from inspector.core.malloc_tuning import tune_malloc
+
+    tuned = False if args.no_malloc_tuning else tune_malloc()
+    import torch
+
+    from inspector.core.model import InspectionModel
+    from inspector.evaluation.speed import measure_speed, model_file_mb
+
+    with progress_bar(args.quiet, "speed") as progress:
+        images = _images(args, progress)
+        started = time.perf_counter()
+        model = InspectionModel.fit(images, backbone=args.backbone, image_size=args.image_size,
+                                    progress=progress, device=args.device)
+        fit_s = time.perf_counter() - started
+    figures = measure_speed(model, images, repeats=args.repeats)
+    figures.update(fit_s=fit_s, fit_images=len(images), model_mb=model_file_mb(model), malloc_tuned=tuned,
+                   threads=torch.get_num_threads(), device=str(model.device), image_size=args.image_size,
+                   backbone=args.backbone)
+    if args.format == "json":
+        print(json.dumps({k: (round(v, 3) if isinstance(v, float) else v) for k, v in figures.items()}, indent=2))
+        return 0
+    print(f"backbone {args.backbone} at {args.image_size}x{args.image_size} on {figures['device']}, "
+          f"{figures['threads']} threads, malloc tuning {'on' if tuned else 'off'}")
+    print(f"single frame:  detection {figures['detect_ms']:6.1f} ms ({figures['fps_single']:.1f} frames/s), "
+          f"bare backbone {figures.get('backbone_ms', float('nan')):6.1f} ms, "
+          f"overhead {100 * (figures.get('overhead_ratio', float('nan')) - 1):+.1f}%")
+    print(f"batch of 16:   detection {figures['images_per_s_batched']:6.1f} images/s, "
+          f"bare backbone {figures.get('backbone_batch_ms', float('nan')):6.1f} ms/batch, "
+          f"overhead {100 * (figures.get('batch_overhead_ratio', float('nan')) - 1):+.1f}%")
+    if "detect_with_fast_map_ms" in figures:
+        print(f"with fast map: {figures['detect_with_fast_map_ms']:6.1f} ms per frame")
+    print(f"fit:           {fit_s:6.1f} s on {len(images)} images (incl. k-fold calibration)")
+    print(f"model file:    {figures['model_mb']:6.1f} MB")
+    return 0
+
+
+def _images(args, progress):
+    if args.images:
+        images = load_folder([args.images], progress, "good").images
+    else:
+        import tempfile
+
+        from inspector.datasets.synthetic import available_categories, generate_dataset
+
+        with tempfile.TemporaryDirectory() as folder:
+            category = available_categories()[0]
+            root = generate_dataset(folder, categories=[category], image_size=args.image_size,
+                                    n_train=args.fit_images, n_test_good=1, n_test_defect_per_type=0)
+            images = load_folder([root / category / "train" / "good"], progress, "good").images
+    if len(images) < args.fit_images:
+        images = [images[i % len(images)] for i in range(args.fit_images)]
+    return images[:args.fit_images]

@@ -1,0 +1,1 @@
+"""Qt-free: benchmarking detectors and segmenters on MVTec-AD-layout datasets."""

@@ -1,0 +1,132 @@
+"""A folder of images read once, in natural order, without skipping any file.
+
+A file that cannot be decoded does not stop the run: it is recorded as a
+:class:`~inspector.sources.base.FailedRead` (see
+:meth:`~inspector.sources.base.FrameSource.take_failures`) and :meth:`read`
+goes on to the next file.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+from inspector.core.imageio import ImageReadError, list_images, read_image
+from inspector.core.records import Frame
+from inspector.sources.base import FrameSource, SourceState
+
+
+def path_key(path: str | os.PathLike) -> str:
+    """The form in which file paths are compared (absolute, case-folded where the OS is)."""
+    return os.path.normcase(os.path.abspath(os.fspath(path)))
+
+
+class FolderSource(FrameSource):
+    """Every image file under a folder, once, in natural order.
+
+    Reading is synchronous: :meth:`read` decodes the next file on the calling
+    thread, so nothing is ever dropped. ``Frame.frame_id`` is the file's index
+    among all the folder's images (counting files passed in ``skip_paths``), so
+    ids stay the same when a batch is resumed. ``Frame.path`` is absolute.
+
+    Args:
+        path: The folder.
+        recursive: Also read sub-folders.
+        skip_paths: Files already done (e.g. ``ResultStore.done_paths(...)``),
+            which are not read again.
+
+    Attributes:
+        total: Files to read in this run (after ``skip_paths``); set by :meth:`open`.
+        done: Files read or failed so far in this run.
+        skipped_paths: Files with no image suffix that were set aside.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        recursive: bool = False,
+        skip_paths: Iterable[str | os.PathLike] | None = None,
+    ) -> None:
+        super().__init__()
+        self.path = os.path.abspath(os.fspath(path))
+        self.recursive = recursive
+        self._skip = {path_key(p) for p in (skip_paths or ())}
+        self._pending: list[tuple[int, Path]] = []
+        self._position = 0
+        self._opened = False
+        self.total = 0
+        self.done = 0
+        self.skipped_paths: list[Path] = []
+
+    @property
+    def is_real_time(self) -> bool:
+        """Always False: a folder waits for the consumer."""
+        return False
+
+    @property
+    def finished(self) -> bool:
+        """True once every file was read or recorded as failed."""
+        return self._opened and self._position >= len(self._pending)
+
+    def describe(self) -> str:
+        """``"folder:/absolute/path"``."""
+        return f"folder:{self.path}"
+
+    def open(self) -> None:
+        """List the folder. A missing folder is recorded as a failure and finishes the source."""
+        self._pending, self._position, self.done = [], 0, 0
+        try:
+            listing = list_images([self.path], recursive=self.recursive)
+        except (FileNotFoundError, NotADirectoryError, PermissionError) as exc:
+            self._opened = True
+            self.total = 0
+            self._add_failure(self.path, f"cannot list folder: {exc}")
+            self._set_state(SourceState.FINISHED, f"cannot list {self.path}")
+            return
+        self.skipped_paths = listing.skipped
+        self._pending = [
+            (index, image)
+            for index, image in enumerate(listing.images)
+            if path_key(image) not in self._skip
+        ]
+        self.total = len(self._pending)
+        self._opened = True
+        self._set_state(SourceState.RUNNING, f"{self.total} images in {self.path}")
+        if not self._pending:
+            self._set_state(SourceState.FINISHED, "no images to read")
+
+    def read(self, timeout: float | None = None) -> Frame | None:
+        """Decode the next readable file; ``timeout`` is ignored (reading never waits).
+
+        Files that fail on the way are recorded (see :meth:`take_failures`).
+        Returns ``None`` only when the folder is exhausted or not opened.
+        """
+        while self._position < len(self._pending):
+            index, image_path = self._pending[self._position]
+            self._position += 1
+            self.done += 1
+            try:
+                image = read_image(image_path)
+            except (ImageReadError, OSError) as exc:
+                self._add_failure(str(image_path), read_error_message(exc, image_path), index)
+                continue
+            except Exception as exc:  # a decoder bug must not end the batch either
+                self._add_failure(str(image_path), f"unexpected error: {exc}", index)
+                continue
+            return Frame(image=image, source=self.describe(), frame_id=index, path=str(image_path))
+        if self._opened and self.state == SourceState.RUNNING:
+            self._set_state(SourceState.FINISHED, f"read {self.done} files")
+        return None
+
+    def release(self) -> None:
+        """Forget the listing."""
+        self._pending, self._position, self._opened = [], 0, False
+        self._set_state(SourceState.CLOSED, "")
+
+
+def read_error_message(exc: Exception, path: str | os.PathLike) -> str:
+    """The text of a read error without the ``"PATH: "`` prefix that ``read_image`` adds."""
+    text = str(exc)
+    prefix = f"{Path(path)}: "
+    return text[len(prefix) :] if text.startswith(prefix) else text

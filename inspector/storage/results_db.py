@@ -1,0 +1,372 @@
+"""The results database: one SQLite row per decision, NG images as PNG files beside it.
+
+The database runs in WAL mode and every :meth:`ResultStore.record` commits at
+once, so a decision the operator has seen survives the process being killed.
+Readers in other processes (the CLI, a second window) do not block the writer.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sqlite3
+import threading
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from platformdirs import user_data_dir
+
+from inspector.core.imageio import write_image
+from inspector.core.records import InspectionResult
+
+SCHEMA_VERSION = 1
+DB_FILENAME = "results.sqlite3"
+ERROR_VERDICT = "ERROR"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS decisions (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    time         TEXT NOT NULL,
+    frame_time   TEXT,
+    source       TEXT NOT NULL,
+    frame_id     INTEGER,
+    path         TEXT,
+    raw_score    REAL,
+    score        REAL,
+    threshold    REAL,
+    verdict      TEXT NOT NULL,
+    model_hash   TEXT,
+    latency_ms   REAL,
+    image_path   TEXT,
+    overlay_path TEXT,
+    error        TEXT
+);
+CREATE INDEX IF NOT EXISTS decisions_time ON decisions (time);
+CREATE INDEX IF NOT EXISTS decisions_source_path ON decisions (source, path);
+"""
+
+
+class ResultStoreError(RuntimeError):
+    """The database file cannot be used (corrupt, not a database, or from a newer version)."""
+
+
+def default_db_path() -> Path:
+    """Where results go unless configured: ``$INSPECTOR_DATA_DIR`` or the user data dir."""
+    folder = os.environ.get("INSPECTOR_DATA_DIR") or user_data_dir("inspector")
+    return Path(folder) / DB_FILENAME
+
+
+def utc_iso(moment: datetime | float | None = None) -> str:
+    """ISO-8601 UTC text with milliseconds, e.g. ``2024-05-01T12:00:00.123+00:00``.
+
+    Args:
+        moment: A datetime (naive means local time), seconds since the epoch,
+            or ``None`` for now.
+    """
+    if moment is None:
+        value = datetime.now(timezone.utc)
+    elif isinstance(moment, datetime):
+        value = moment.astimezone(timezone.utc)
+    else:
+        value = datetime.fromtimestamp(moment, timezone.utc)
+    return value.isoformat(timespec="milliseconds")
+
+
+class ResultStore:
+    """Decisions in an SQLite database, and NG images in a folder beside it.
+
+    One connection shared under a lock, so the store may be used from any
+    thread (normally the inspection worker's).
+
+    Args:
+        path: The database file; created with its folder if missing.
+        images_dir: Where :meth:`save_ng_image` writes; default ``ng_images``
+            beside the database.
+        synchronous: SQLite ``synchronous`` level. ``"NORMAL"`` (default) loses
+            nothing when the process is killed; ``"FULL"`` also survives power loss
+            at the cost of a disk flush per decision.
+
+    Raises:
+        ResultStoreError: if the file is not a usable results database.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        images_dir: str | os.PathLike | None = None,
+        synchronous: str = "NORMAL",
+    ) -> None:
+        if synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
+            raise ValueError(f"unknown synchronous level {synchronous!r}")
+        self.path = Path(path)
+        self.images_dir = Path(images_dir) if images_dir else self.path.parent / "ng_images"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        try:
+            self._conn = sqlite3.connect(self.path, timeout=10.0, check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise ResultStoreError(f"{self.path}: cannot open results database ({exc})") from exc
+        self._conn.row_factory = sqlite3.Row
+        try:
+            self._setup(synchronous.upper())
+        except sqlite3.DatabaseError as exc:
+            self._conn.close()
+            raise ResultStoreError(f"{self.path}: not a usable results database ({exc})") from exc
+        except ResultStoreError:
+            self._conn.close()
+            raise
+
+    def _setup(self, synchronous: str) -> None:
+        mode = self._conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        if str(mode).lower() != "wal":
+            raise ResultStoreError(f"{self.path}: WAL mode not available (got {mode})")
+        self._conn.execute(f"PRAGMA synchronous={synchronous}")
+        version = self._conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise ResultStoreError(
+                f"{self.path}: written by a newer Inspector (schema {version} > {SCHEMA_VERSION})"
+            )
+        with self._conn:
+            self._conn.executescript(_SCHEMA)
+            self._conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+    # -- writing -------------------------------------------------------------
+
+    def record(
+        self,
+        result: InspectionResult,
+        image_path: str | os.PathLike | None = None,
+        overlay_path: str | os.PathLike | None = None,
+    ) -> int:
+        """Store one decision and commit it.
+
+        Args:
+            result: The decision.
+            image_path: The saved copy of the frame (see :meth:`save_ng_image`).
+            overlay_path: The saved overlay, if any.
+
+        Returns:
+            The row id.
+        """
+        frame = result.frame
+        return self._insert(
+            time=utc_iso(),
+            frame_time=utc_iso(frame.timestamp),
+            source=frame.source,
+            frame_id=frame.frame_id,
+            path=frame.path,
+            raw_score=float(result.raw_score),
+            score=float(result.score),
+            threshold=float(result.threshold),
+            verdict=result.verdict,
+            model_hash=result.model_hash,
+            latency_ms=float(result.latency_ms),
+            image_path=_text(image_path),
+            overlay_path=_text(overlay_path),
+        )
+
+    def record_error(
+        self,
+        source: str,
+        message: str,
+        path: str | os.PathLike | None = None,
+        frame_id: int | None = None,
+        model_hash: str | None = None,
+    ) -> int:
+        """Store a frame that could not be inspected (e.g. a corrupt file), verdict ``"ERROR"``.
+
+        Such rows count as done for :meth:`done_paths`, so a resumed batch does
+        not stumble over the same file again.
+
+        Returns:
+            The row id.
+        """
+        return self._insert(
+            time=utc_iso(),
+            source=source,
+            frame_id=frame_id,
+            path=_text(path),
+            verdict=ERROR_VERDICT,
+            model_hash=model_hash,
+            error=message,
+        )
+
+    def _insert(self, **values: Any) -> int:
+        columns = ", ".join(values)
+        marks = ", ".join("?" for _ in values)
+        with self._lock, self._conn:
+            cursor = self._conn.execute(
+                f"INSERT INTO decisions ({columns}) VALUES ({marks})", tuple(values.values())
+            )
+            return int(cursor.lastrowid)
+
+    def save_ng_image(
+        self, result: InspectionResult, overlay: np.ndarray | None = None
+    ) -> tuple[str, str | None]:
+        """Save the frame (and the overlay, if given) as PNG under :attr:`images_dir`.
+
+        Files go to ``images_dir/YYYY-MM-DD/`` (UTC date) with names made of
+        the time, source, frame id and, for files, the original name. Whatever
+        result is passed is saved; choosing NG frames is the caller's job.
+
+        Args:
+            result: The decision whose frame is saved.
+            overlay: An ``HxWx3`` uint8 RGB rendering of the heatmap over the frame.
+
+        Returns:
+            ``(image_path, overlay_path)``; ``overlay_path`` is ``None`` without an overlay.
+        """
+        frame = result.frame
+        moment = datetime.fromtimestamp(frame.timestamp, timezone.utc)
+        folder = self.images_dir / moment.strftime("%Y-%m-%d")
+        folder.mkdir(parents=True, exist_ok=True)
+        stem = f"{moment.strftime('%H%M%S_%f')[:-3]}_{_slug(frame.source)}_{frame.frame_id}"
+        if frame.path:
+            stem += f"_{_slug(Path(frame.path).stem)}"
+        suffix = f"_{result.verdict.lower()}.png"
+        stem = _unique_stem(folder, stem[:150], suffix)
+        image_path = folder / f"{stem}{suffix}"
+        write_image(image_path, frame.image)
+        overlay_path = None
+        if overlay is not None:
+            overlay_path = folder / f"{stem}_overlay.png"
+            write_image(overlay_path, overlay)
+        return str(image_path), (str(overlay_path) if overlay_path else None)
+
+    def attach_overlay(self, row_id: int, overlay: np.ndarray) -> str:
+        """Save an overlay made after the decision was recorded, and note it in that row.
+
+        The file is ``<image stem>_overlay.png`` beside the row's saved image,
+        or ``row<ID>_overlay.png`` under :attr:`images_dir` when none was saved.
+
+        Args:
+            row_id: The id :meth:`record` returned.
+            overlay: ``HxWx3`` uint8 RGB.
+
+        Returns:
+            The overlay path.
+
+        Raises:
+            KeyError: if there is no such row.
+        """
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT image_path FROM decisions WHERE id = ?", (int(row_id),)
+            ).fetchone()
+        if row is None:
+            raise KeyError(f"no decision with id {row_id}")
+        image_path = row["image_path"]
+        if image_path:
+            stem = image_path[: -len("_ng.png")] if image_path.endswith("_ng.png") else (
+                os.path.splitext(image_path)[0]
+            )
+            overlay_path = Path(f"{stem}_overlay.png")
+        else:
+            overlay_path = self.images_dir / f"row{int(row_id)}_overlay.png"
+        write_image(overlay_path, overlay)
+        with self._lock, self._conn:
+            self._conn.execute(
+                "UPDATE decisions SET overlay_path = ? WHERE id = ?", (str(overlay_path), int(row_id))
+            )
+        return str(overlay_path)
+
+    # -- reading -------------------------------------------------------------
+
+    def query(
+        self,
+        since: datetime | None = None,
+        source: str | None = None,
+        limit: int | None = 1000,
+        verdict: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Recorded decisions, newest first.
+
+        Args:
+            since: Only decisions recorded at or after this moment (naive = local time).
+            source: Only this source description, e.g. ``"folder:/data/lot7"``.
+            limit: At most this many rows; ``None`` for all.
+            verdict: Only ``"OK"``, ``"NG"`` or ``"ERROR"``.
+
+        Returns:
+            One dict per row with the table's columns as keys.
+        """
+        clauses, params = [], []
+        if since is not None:
+            clauses.append("time >= ?")
+            params.append(utc_iso(since))
+        if source is not None:
+            clauses.append("source = ?")
+            params.append(source)
+        if verdict is not None:
+            clauses.append("verdict = ?")
+            params.append(verdict)
+        sql = "SELECT * FROM decisions"
+        if clauses:
+            sql += " WHERE " + " AND ".join(clauses)
+        sql += " ORDER BY id DESC"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(int(limit))
+        with self._lock:
+            rows = self._conn.execute(sql, params).fetchall()
+        return [dict(row) for row in rows]
+
+    def done_paths(self, source: str, include_errors: bool = True) -> set[str]:
+        """File paths of ``source`` that already have a row, for resuming a batch.
+
+        Args:
+            source: The source description the batch ran under.
+            include_errors: Count files recorded with :meth:`record_error` as done.
+        """
+        sql = "SELECT DISTINCT path FROM decisions WHERE source = ? AND path IS NOT NULL"
+        params: list[Any] = [source]
+        if not include_errors:
+            sql += " AND verdict != ?"
+            params.append(ERROR_VERDICT)
+        with self._lock:
+            rows = self._conn.execute(sql, params).fetchall()
+        return {row[0] for row in rows}
+
+    def count(self, source: str | None = None) -> int:
+        """Number of recorded rows, for one source or all."""
+        sql, params = "SELECT COUNT(*) FROM decisions", []
+        if source is not None:
+            sql += " WHERE source = ?"
+            params.append(source)
+        with self._lock:
+            return int(self._conn.execute(sql, params).fetchone()[0])
+
+    # -- life ------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the connection (checkpointing the WAL). Safe to call twice."""
+        with self._lock:
+            try:
+                self._conn.close()
+            except sqlite3.Error:
+                pass
+
+    def __enter__(self) -> ResultStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def _text(value: str | os.PathLike | None) -> str | None:
+    return None if value is None else os.fspath(value)
+
+
+def _slug(text: str, keep: int = 60) -> str:
+    """File-name-safe form of a source description or file stem (its last ``keep`` chars)."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-.")[-keep:].strip("-.") or "frame"
+
+
+def _unique_stem(folder: Path, stem: str, suffix: str) -> str:
+    candidate, n = stem, 1
+    while (folder / f"{candidate}{suffix}").exists():
+        n += 1
+        candidate = f"{stem}-{n}"
+    return candidate

@@ -1,0 +1,156 @@
+"""ResultStore: WAL, immediate commits, queries, resume, NG images."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from inspector.core.imageio import read_image
+from inspector.core.records import Frame, InspectionResult
+from inspector.storage.results_db import ResultStore, ResultStoreError, default_db_path
+
+
+def result(path: str | None, score: float = 0.5, source: str = "folder:/lot7", frame_id: int = 0):
+    image = np.zeros((6, 8, 3), np.uint8)
+    image[..., 0] = 200
+    frame = Frame(image=image, source=source, frame_id=frame_id, path=path, timestamp=1_700_000_000.25)
+    return InspectionResult(
+        frame=frame,
+        raw_score=score * 4.0,
+        score=score,
+        threshold=4.0,
+        anomalous=score > 1.0,
+        model_hash="abc123",
+        latency_ms=12.5,
+    )
+
+
+def test_records_survive_reopen_and_wal_is_on(tmp_path):
+    db = tmp_path / "sub" / "results.sqlite3"
+    store = ResultStore(db)
+    first = store.record(result("/lot7/a.png", 0.4))
+    second = store.record(result("/lot7/b.png", 1.7, frame_id=1), image_path="/x/b_ng.png")
+    assert second > first
+    # A second connection sees the rows without the store being closed: they are committed.
+    other = sqlite3.connect(db)
+    assert other.execute("SELECT COUNT(*) FROM decisions").fetchone()[0] == 2
+    assert other.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    other.close()
+    store.close()
+    store.close()
+
+    with ResultStore(db) as reopened:
+        rows = reopened.query()
+    assert [r["path"] for r in rows] == ["/lot7/b.png", "/lot7/a.png"]  # newest first
+    ng = rows[0]
+    assert ng["verdict"] == "NG" and ng["score"] == pytest.approx(1.7)
+    assert ng["raw_score"] == pytest.approx(6.8) and ng["threshold"] == 4.0
+    assert ng["model_hash"] == "abc123" and ng["latency_ms"] == 12.5
+    assert ng["image_path"] == "/x/b_ng.png" and ng["overlay_path"] is None and ng["error"] is None
+    assert ng["frame_time"] == "2023-11-14T22:13:20.250+00:00"
+    moment = datetime.fromisoformat(ng["time"])
+    assert moment.utcoffset() == timedelta(0)
+    assert abs(datetime.now(timezone.utc) - moment) < timedelta(minutes=1)
+
+
+def test_query_filters(tmp_path):
+    with ResultStore(tmp_path / "r.db") as store:
+        for i in range(5):
+            store.record(result(f"/lot7/{i}.png", 0.2 * i + 0.5, frame_id=i))
+        store.record(result(None, 0.1, source="camera:0"))
+        assert len(store.query()) == 6
+        assert len(store.query(limit=2)) == 2
+        assert len(store.query(limit=None)) == 6
+        assert [r["source"] for r in store.query(source="camera:0")] == ["camera:0"]
+        assert len(store.query(verdict="NG")) == 2
+        assert store.query(since=datetime.now(timezone.utc) + timedelta(hours=1)) == []
+        assert len(store.query(since=datetime.now() - timedelta(hours=1))) == 6  # naive = local
+        assert store.count() == 6 and store.count("camera:0") == 1
+
+
+def test_done_paths_and_errors(tmp_path):
+    with ResultStore(tmp_path / "r.db") as store:
+        store.record(result("/lot7/a.png"))
+        store.record(result("/lot7/a.png"))
+        store.record(result("/lot8/c.png", source="folder:/lot8"))
+        store.record(result(None, source="folder:/lot7"))
+        store.record_error("folder:/lot7", "not a readable image", path="/lot7/bad.png", frame_id=3)
+        assert store.done_paths("folder:/lot7") == {"/lot7/a.png", "/lot7/bad.png"}
+        assert store.done_paths("folder:/lot7", include_errors=False) == {"/lot7/a.png"}
+        assert store.done_paths("folder:/nothing") == set()
+        (error,) = store.query(verdict="ERROR")
+        assert error["error"] == "not a readable image" and error["score"] is None
+
+
+def test_save_ng_image_writes_pngs_beside_the_db(tmp_path):
+    store = ResultStore(tmp_path / "r.db")
+    ng = result("/lot7/part 12.png", 2.0)
+    overlay = np.zeros((6, 8, 3), np.uint8)
+    overlay[..., 1] = 99
+    image_path, overlay_path = store.save_ng_image(ng, overlay)
+    again, no_overlay = store.save_ng_image(ng)
+    assert no_overlay is None and again != image_path
+    assert Path(image_path).parent == tmp_path / "ng_images" / "2023-11-14"
+    assert Path(image_path).name.endswith("_ng.png") and "part-12" in image_path
+    assert read_image(image_path)[0, 0].tolist() == [200, 0, 0]
+    assert read_image(overlay_path)[0, 0].tolist() == [0, 99, 0]
+    store.record(ng, image_path, overlay_path)
+    assert store.query()[0]["overlay_path"] == overlay_path
+    store.close()
+
+
+def test_attach_overlay_later(tmp_path):
+    with ResultStore(tmp_path / "r.db") as store:
+        ng = result("/lot7/a.png", 2.0)
+        image_path, _ = store.save_ng_image(ng)
+        row = store.record(ng, image_path)
+        bare = store.record(result("/lot7/b.png", 3.0))
+        overlay = np.full((6, 8, 3), 7, np.uint8)
+        path = store.attach_overlay(row, overlay)
+        assert path == image_path[: -len("_ng.png")] + "_overlay.png"
+        assert read_image(path)[0, 0].tolist() == [7, 7, 7]
+        assert store.attach_overlay(bare, overlay) == str(tmp_path / "ng_images" / f"row{bare}_overlay.png")
+        by_id = {r["id"]: r for r in store.query()}
+        assert by_id[row]["overlay_path"] == path and by_id[bare]["overlay_path"].endswith("_overlay.png")
+        with pytest.raises(KeyError):
+            store.attach_overlay(999, overlay)
+
+
+def test_usable_from_a_worker_thread(tmp_path):
+    store = ResultStore(tmp_path / "r.db")
+    errors = []
+
+    def work():
+        try:
+            for i in range(20):
+                store.record(result(f"/lot7/{i}.png", frame_id=i))
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    worker = threading.Thread(target=work)
+    worker.start()
+    while worker.is_alive():
+        store.query(limit=5)
+    worker.join()
+    assert errors == [] and store.count() == 20
+    store.close()
+
+
+def test_not_a_database(tmp_path):
+    bogus = tmp_path / "r.db"
+    bogus.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(ResultStoreError, match="not a usable results database"):
+        ResultStore(bogus)
+
+
+def test_default_db_path(monkeypatch, tmp_path):
+    monkeypatch.setenv("INSPECTOR_DATA_DIR", str(tmp_path))
+    assert default_db_path() == tmp_path / "results.sqlite3"
+    monkeypatch.delenv("INSPECTOR_DATA_DIR")
+    assert default_db_path().name == "results.sqlite3"
+    assert "inspector" in str(default_db_path().parent)
