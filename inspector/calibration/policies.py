@@ -114,9 +114,12 @@ def threshold_for_escape(bad: Sequence[float], target_escape: float) -> float:
         raise ValueError("the escape-rate policy needs known-bad images (--bad DIR)")
     allowed = int(math.floor(target_escape * scores.size + 1e-9))
     # Bad scores at or below the threshold escape: keep at most `allowed` of them there.
-    if allowed == 0:
-        return float(np.nextafter(scores[0], -np.inf))
-    return float((scores[allowed - 1] + scores[allowed]) / 2.0)
+    # The threshold stays below scores[allowed] and every score tied with it.
+    caught = scores[allowed]
+    escaping = scores[scores < caught]
+    if escaping.size == 0:
+        return float(np.nextafter(caught, -np.inf))
+    return float((escaping[-1] + caught) / 2.0)
 
 
 def threshold_for_f1(good: Sequence[float], bad: Sequence[float]) -> float:

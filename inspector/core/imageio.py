@@ -90,7 +90,8 @@ class Listing:
 def list_images(paths: Iterable[str | os.PathLike], recursive: bool = True) -> Listing:
     """Expand files and folders into image paths in natural order.
 
-    Files without an image suffix and hidden files are listed in ``skipped``.
+    Files without an image suffix are listed in ``skipped``; hidden files and
+    files in hidden folders (below the given folder) are ignored.
     Paths that do not exist raise ``FileNotFoundError``.
     """
     listing = Listing()

@@ -68,9 +68,11 @@ class InspectionModel:
     def model_hash(self) -> str:
         """Content hash of the model (as saved; computed on demand for an unsaved model)."""
         if self._hash is None:
-            from inspector.storage.model_file import content_hash
+            from inspector.storage.model_file import FORMAT_VERSION, MAGIC, content_hash
 
-            self._hash = content_hash(self._metadata(), self.detector.tensors())
+            # Stamped like save_model_file stamps it, so saving does not change the hash.
+            stamped = dict(self._metadata(), magic=MAGIC, format_version=FORMAT_VERSION)
+            self._hash = content_hash(stamped, self.detector.tensors())
         return self._hash
 
     @property

@@ -107,26 +107,6 @@ def test_train_and_test_images_differ(dataset: Path) -> None:
             assert min(np.abs(test - t).mean() for t in train) > 5.0
 
 
-def test_train_and_test_come_from_disjoint_texture_regions(tmp_path: Path) -> None:
-    texture = np.full((512, 512, 3), 40, np.uint8)
-    texture[:256, 256:] = 200  # test quadrants: top-right and bottom-left
-    texture[256:, :256] = 200
-    write_image(tmp_path / "textures" / "halves.png", texture)
-    root = generate_dataset(
-        tmp_path / "out",
-        image_size=SIZE,
-        n_train=6,
-        n_test_good=6,
-        n_test_defect_per_type=1,
-        defect_types=["stain"],
-        textures_dir=tmp_path / "textures",
-    )
-    for path in (root / "halves" / "train" / "good").glob("*.png"):
-        assert read_image(path).max() < 80
-    for path in (root / "halves" / "test" / "good").glob("*.png"):
-        assert read_image(path).min() > 150
-
-
 def test_unknown_category_and_defect_type_raise(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="wood"):
         generate_dataset(tmp_path, categories=["wood"], image_size=SIZE)
