@@ -17,6 +17,7 @@ from efficientnet_pytorch.utils import BlockDecoder, GlobalParams, round_filters
 from torch import nn
 
 from inspector.backbones.preprocessing import Preprocessing
+from inspector.catalog import B_BACKBONES, BACKBONES
 from inspector.backbones.weights import (
     WeightsError,
     file_sha256,
@@ -36,8 +37,8 @@ _STAGES = [
 
 # name: (width, depth, native resolution)
 LITE_PARAMS = {"lite0": (1.0, 1.0, 224), "lite1": (1.0, 1.1, 240), "lite2": (1.1, 1.2, 260)}
-B_NAMES = tuple(f"b{i}" for i in range(8))
-BACKBONE_NAMES = tuple(LITE_PARAMS) + B_NAMES
+B_NAMES = B_BACKBONES
+BACKBONE_NAMES = BACKBONES
 
 
 @dataclass(frozen=True)

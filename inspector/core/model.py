@@ -41,7 +41,7 @@ class InspectionModel:
         self.calibration = calibration
         self.pixel_calibration = dict(pixel_calibration or {})
         self.info = dict(info or {})
-        self._hash = model_hash
+        self._hash = model_hash or self._content_hash()
 
     # ---- identity --------------------------------------------------------------------------
     @property
@@ -66,25 +66,22 @@ class InspectionModel:
 
     @property
     def model_hash(self) -> str:
-        """Content hash of the model (as saved; computed on demand for an unsaved model)."""
-        if self._hash is None:
-            from inspector.storage.model_file import FORMAT_VERSION, MAGIC, content_hash
-
-            # Stamped like save_model_file stamps it, so saving does not change the hash.
-            stamped = dict(self._metadata(), magic=MAGIC, format_version=FORMAT_VERSION)
-            self._hash = content_hash(stamped, self.detector.tensors())
+        """Content hash of the model: the one its saved file carries (computed when built)."""
         return self._hash
+
+    def _content_hash(self) -> str:
+        from inspector.storage.model_file import FORMAT_VERSION, MAGIC, content_hash
+
+        # Stamped like save_model_file stamps it, so saving does not change the hash.
+        stamped = dict(self._metadata(), magic=MAGIC, format_version=FORMAT_VERSION)
+        return content_hash(stamped, self.detector.tensors())
 
     @property
     def supported_segmenters(self) -> tuple[str, ...]:
         """Map methods this model can produce."""
-        methods = []
-        if self.detector.has_maps:
-            methods.append("fast")
-        try:
-            type(self.detector).differentiable_score is not Detector.differentiable_score and methods.append("gradient")
-        except AttributeError:
-            pass
+        methods = ["fast"] if self.detector.has_maps else []
+        if type(self.detector).differentiable_score is not Detector.differentiable_score:
+            methods.append("gradient")
         return tuple(methods)
 
     def with_calibration(self, calibration: Calibration) -> "InspectionModel":

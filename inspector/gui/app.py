@@ -1,0 +1,143 @@
+"""Starting the station: the QApplication, settings, station, window, first model and source.
+
+``run_gui`` is what ``inspector gui`` and a bare ``inspector`` call. Nothing
+here loads torch: the model is loaded (or the demo prepared) on a worker.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from typing import Any, Callable
+
+from PySide6.QtCore import QObject, QTimer
+from PySide6.QtWidgets import QApplication
+
+from inspector.gui.main_window import MainWindow
+from inspector.gui.theme import apply_theme
+from inspector.workers.station import Station
+from inspector.workers.store_holder import StoreHolder
+
+logger = logging.getLogger(__name__)
+
+EXIT_OK, EXIT_FAILED = 0, 2
+
+
+class Launcher(QObject):
+    """Loads the first model, then opens (and, when asked, starts) the first source.
+
+    With ``quit_after`` the window closes after that many decided frames, or
+    when the source has no more; failures before that end the run with exit code 2.
+
+    Args:
+        window: The main window.
+        source_spec: Source to open once the model is in (``None``: the demo's or the last one).
+        autostart: Start inspecting as soon as model and source are ready.
+        quit_after: Close after this many frames (``None``: run until the user quits).
+    """
+
+    def __init__(self, window: MainWindow, source_spec: str | None, autostart: bool,
+                 quit_after: int | None) -> None:
+        super().__init__(window)
+        self.window = window
+        self.source_spec = source_spec
+        self.autostart = autostart
+        self.quit_after = quit_after
+        self.frames = 0
+        self.exit_code = EXIT_OK
+        self._opened = False
+        station = window.station
+        station.model_changed.connect(self._on_model)
+        station.demo_ready.connect(self._on_demo)
+        station.model_load_failed.connect(self._on_failure)
+        if quit_after is not None:
+            station.set_frame_limit(quit_after)  # exactly N frames reach the database
+            station.inspection.result_ready.connect(self._on_result)
+            station.inspection.run_state_changed.connect(self._on_run_state)
+            station.inspection.error_occurred.connect(self._on_worker_error)
+
+    def _on_demo(self, spec: str) -> None:
+        if self.source_spec is None:
+            self.source_spec = spec
+            if not self._opened:
+                self._open()
+
+    def _on_model(self, _model: Any, _path: str) -> None:
+        if not self._opened and self.source_spec:
+            self._open()
+
+    def _open(self) -> None:
+        self._opened = True
+        self.window.open_source(self.source_spec, start=self.autostart)
+
+    def _on_result(self, _result: Any) -> None:
+        self.frames += 1
+        if self.frames == self.quit_after:
+            self._finish(EXIT_OK)
+
+    def _on_run_state(self, state: str) -> None:
+        if state == "finished" and self.frames < (self.quit_after or 0):
+            print(f"inspector: the source ended after {self.frames} of {self.quit_after} frames", file=sys.stderr)
+            self._finish(EXIT_OK)
+
+    def _on_worker_error(self, message: str) -> None:
+        if message.startswith("cannot open source") or message == "no model loaded":
+            self._on_failure(message)
+
+    def _on_failure(self, message: str) -> None:
+        if self.quit_after is not None:
+            print(f"inspector: {message}", file=sys.stderr)
+            self._finish(EXIT_FAILED)
+
+    def _finish(self, code: int) -> None:
+        self.exit_code = code
+        # Let the queued signals of this frame land first, then close (which stops the workers).
+        QTimer.singleShot(0, self.window.close)
+
+
+def run_gui(model_path: str | None = None, source_spec: str | None = None, quit_after: int | None = None,
+            db_path: str | None = None, demo: bool = False,
+            source_factory: Callable[[str], Any] | None = None) -> int:
+    """Open the station and run until the window closes.
+
+    Args:
+        model_path: Model file; default the last one used, else the embedded demo.
+        source_spec: ``camera:0``, ``video:PATH``, ``folder:PATH``, ``hotfolder:PATH`` or ``stream:URL``;
+            given, it is opened and started at once.
+        quit_after: Process this many frames, record them, close and return 0 (works offscreen).
+        db_path: Results database (default from settings, else the user data folder).
+        demo: Open the embedded demo even if settings name a model.
+        source_factory: Builds sources from specs (tests inject fake cameras here).
+
+    Returns:
+        The process exit code.
+    """
+    from inspector.storage.settings import load_settings, save_settings
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setApplicationName("Inspector")
+    apply_theme(app)
+    settings, warnings = load_settings()
+    for warning in warnings:
+        logger.warning("%s", warning)
+    station = Station(StoreHolder(db_path or settings.results_db), source_factory=source_factory,
+                      segmentation_mode=settings.segmentation_mode)
+    window = MainWindow(station, settings, save_settings=save_settings)
+    model = None if demo else (model_path or _existing(settings.last_model))
+    spec = source_spec or (settings.last_source if model else None)
+    launcher = Launcher(window, spec, autostart=bool(source_spec) or quit_after is not None or not model,
+                        quit_after=quit_after)
+    window.show()
+    for warning in warnings:
+        window.status.show_message(warning, 15000)
+    if model:
+        station.load_model(model)
+    else:
+        station.prepare_demo()
+    code = app.exec()
+    return launcher.exit_code if code == 0 else code
+
+
+def _existing(path: str | None) -> str | None:
+    return path if path and os.path.isfile(path) else None

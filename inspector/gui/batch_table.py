@@ -1,0 +1,142 @@
+"""The batch table's model (rows re-decided at the current threshold) and its sort/filter proxy."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, QSortFilterProxyModel, Qt
+from PySide6.QtGui import QBrush, QColor, QPixmap
+
+from inspector.gui.theme import MUTED, NG_COLOR, OK_COLOR, to_pixmap
+from inspector.workers.batch_report import BatchRow
+
+COLUMNS = ("", "File", "Score", "Verdict", "Time")
+THUMB, FILE, SCORE, VERDICT, TIME = range(len(COLUMNS))
+SORT_ROLE = Qt.ItemDataRole.UserRole
+PATH_ROLE = Qt.ItemDataRole.UserRole + 1
+_VERDICT_COLORS = {"OK": OK_COLOR, "NG": NG_COLOR, "ERROR": MUTED}
+
+Index = QModelIndex | QPersistentModelIndex
+
+
+class BatchTableModel(QAbstractTableModel):
+    """Batch rows; the verdict and normalized score follow :meth:`set_threshold`."""
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.rows: list[BatchRow] = []
+        self.threshold = 1.0
+        self._pixmaps: dict[int, QPixmap] = {}
+
+    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: N802 - Qt's name
+        """Number of files."""
+        return 0 if parent.isValid() else len(self.rows)
+
+    def columnCount(self, parent: Index = QModelIndex()) -> int:  # noqa: N802 - Qt's name
+        """Thumbnail, file, score, verdict, time."""
+        return 0 if parent.isValid() else len(COLUMNS)
+
+    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:  # noqa: N802
+        """Column titles."""
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
+            return COLUMNS[section]
+        return None
+
+    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        """Cell contents; ``SORT_ROLE`` gives sortable values, ``PATH_ROLE`` the file path."""
+        if not index.isValid():
+            return None
+        row = self.rows[index.row()]
+        column = index.column()
+        if role == PATH_ROLE:
+            return row.path
+        verdict = row.verdict(self.threshold)
+        if role == Qt.ItemDataRole.DisplayRole:
+            if column == FILE:
+                return Path(row.path).name
+            if column == SCORE:
+                return f"{row.raw_score / self.threshold:.3f}" if np.isfinite(row.raw_score) else "—"
+            if column == VERDICT:
+                return verdict
+            if column == TIME:
+                return row.time.replace("T", " ")[:19]
+        elif role == SORT_ROLE:
+            if column == SCORE:
+                return float(row.raw_score) if np.isfinite(row.raw_score) else float("-inf")
+            if column == VERDICT:
+                return verdict
+            if column == TIME:
+                return row.time
+            return Path(row.path).name
+        elif role == Qt.ItemDataRole.DecorationRole and column == THUMB:
+            return self._pixmap(index.row())
+        elif role == Qt.ItemDataRole.ForegroundRole and column == VERDICT:
+            return QBrush(QColor(_VERDICT_COLORS[verdict]))
+        elif role == Qt.ItemDataRole.ToolTipRole:
+            return row.error or row.path
+        elif role == Qt.ItemDataRole.TextAlignmentRole and column in (SCORE, VERDICT):
+            return int(Qt.AlignmentFlag.AlignCenter)
+        return None
+
+    def add_rows(self, rows: Sequence[BatchRow]) -> None:
+        """Append rows."""
+        if not rows:
+            return
+        start = len(self.rows)
+        self.beginInsertRows(QModelIndex(), start, start + len(rows) - 1)
+        self.rows.extend(rows)
+        self.endInsertRows()
+
+    def clear(self) -> None:
+        """Remove every row."""
+        self.beginResetModel()
+        self.rows = []
+        self._pixmaps.clear()
+        self.endResetModel()
+
+    def set_threshold(self, threshold: float) -> None:
+        """Re-decide every row at ``threshold`` (no rescoring)."""
+        self.threshold = float(threshold)
+        if self.rows:
+            self.dataChanged.emit(self.index(0, SCORE), self.index(len(self.rows) - 1, VERDICT))
+
+    def counts(self) -> dict[str, int]:
+        """OK / NG / ERROR counts at the current threshold."""
+        verdicts = [row.verdict(self.threshold) for row in self.rows]
+        return {v: verdicts.count(v) for v in ("OK", "NG", "ERROR")}
+
+    def _pixmap(self, row: int) -> QPixmap | None:
+        pixmap = self._pixmaps.get(row)
+        if pixmap is None and self.rows[row].thumbnail is not None:
+            pixmap = self._pixmaps[row] = to_pixmap(self.rows[row].thumbnail)
+        return pixmap
+
+
+class BatchFilter(QSortFilterProxyModel):
+    """Sorts by the model's ``SORT_ROLE`` and filters by verdict and file-name text."""
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.setSortRole(SORT_ROLE)
+        self.verdict = ""
+        self.text = ""
+
+    def set_verdict(self, verdict: str) -> None:
+        """Only rows with this verdict ("" for all)."""
+        self.verdict = verdict
+        self.invalidate()
+
+    def set_text(self, text: str) -> None:
+        """Only files whose name contains ``text`` (case-insensitive)."""
+        self.text = text.strip().lower()
+        self.invalidate()
+
+    def filterAcceptsRow(self, source_row: int, source_parent: Index) -> bool:  # noqa: N802 - Qt's name
+        """Verdict and text filters."""
+        model: BatchTableModel = self.sourceModel()  # type: ignore[assignment]
+        row = model.rows[source_row]
+        if self.verdict and row.verdict(model.threshold) != self.verdict:
+            return False
+        return not self.text or self.text in Path(row.path).name.lower()

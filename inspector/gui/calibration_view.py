@@ -1,0 +1,178 @@
+"""The calibration view: held-out good (and known-bad) score histograms with a draggable threshold.
+
+Dragging the line shows the expected false-reject and escape rates at once;
+releasing it makes it the operator's threshold. The policy buttons build a new
+calibration, which the station swaps in as a new (undoable) model.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import (
+    QDoubleSpinBox,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from inspector.calibration.policies import calibrate, expected_rates
+from inspector.gui.theme import MUTED, NG_COLOR, OK_COLOR, PANEL, WARN_COLOR
+
+
+def histogram_bins(good: np.ndarray, bad: np.ndarray, threshold: float, count: int = 40) -> np.ndarray:
+    """Shared bin edges covering both score sets and the threshold."""
+    values = np.concatenate([good, bad, [threshold]])
+    low, high = float(values.min()), float(values.max())
+    span = max(high - low, abs(high) * 1e-3, 1e-9)
+    return np.linspace(low - 0.05 * span, high + 0.05 * span, count + 1)
+
+
+class CalibrationView(QWidget):
+    """Histograms of held-out scores, a draggable threshold and the policy buttons.
+
+    Signals:
+        threshold_chosen(float): the operator dropped the line at this raw threshold.
+        calibration_chosen(object): a new Calibration from a policy button.
+    """
+
+    threshold_chosen = Signal(float)
+    calibration_chosen = Signal(object)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._good = np.zeros(0)
+        self._bad = np.zeros(0)
+        self.plot = pg.PlotWidget(background=PANEL)
+        self.plot.setMenuEnabled(False)
+        self.plot.setLabel("bottom", "raw score (held-out)")
+        self.plot.setLabel("left", "images")
+        for axis in ("bottom", "left"):
+            self.plot.getAxis(axis).enableAutoSIPrefix(False)
+        self.plot.addLegend(offset=(-10, 10))
+        self.good_curve = self.plot.plot([], [], stepMode="center", fillLevel=0, name="good (held-out)",
+                                         pen=pg.mkPen(OK_COLOR, width=2), brush=pg.mkBrush(31, 163, 91, 90))
+        self.bad_curve = self.plot.plot([], [], stepMode="center", fillLevel=0, name="known bad",
+                                        pen=pg.mkPen(NG_COLOR, width=2), brush=pg.mkBrush(224, 49, 49, 90))
+        self.line = pg.InfiniteLine(pos=1.0, angle=90, movable=True, pen=pg.mkPen(WARN_COLOR, width=3),
+                                    hoverPen=pg.mkPen("#ffd43b", width=4),
+                                    label="threshold {value:.4g}", labelOpts={"position": 0.6, "color": WARN_COLOR,
+                                                                            "fill": (27, 31, 36, 200)})
+        self.plot.addItem(self.line)
+
+        self.frr_label = QLabel("—")
+        self.escape_label = QLabel("—")
+        for label in (self.frr_label, self.escape_label):
+            label.setStyleSheet("font-size: 16pt; font-weight: 700;")
+        self.info_label = QLabel("No model")
+        self.info_label.setStyleSheet(f"color: {MUTED};")
+        self.info_label.setWordWrap(True)
+        rates = QGroupBox("At this threshold")
+        rates_layout = QVBoxLayout(rates)
+        rates_layout.addWidget(QLabel("Expected false rejects (good parts)"))
+        rates_layout.addWidget(self.frr_label)
+        rates_layout.addWidget(QLabel("Expected escapes (bad parts)"))
+        rates_layout.addWidget(self.escape_label)
+        rates_layout.addWidget(self.info_label)
+
+        self.frr_target = QDoubleSpinBox()
+        self.frr_target.setRange(0.0, 50.0)
+        self.frr_target.setDecimals(1)
+        self.frr_target.setSuffix(" %")
+        self.frr_target.setValue(1.0)
+        self.frr_button = QPushButton("Apply target false-reject rate")
+        self.f1_button = QPushButton("Apply best F1")
+        self.f1_button.setToolTip("Needs known-bad images (refit with a bad folder)")
+        policy = QGroupBox("Policy (saved with the model)")
+        policy_layout = QVBoxLayout(policy)
+        row = QHBoxLayout()
+        row.addWidget(self.frr_target)
+        row.addWidget(self.frr_button, 1)
+        policy_layout.addLayout(row)
+        policy_layout.addWidget(self.f1_button)
+
+        side = QVBoxLayout()
+        side.addWidget(rates)
+        side.addWidget(policy)
+        side.addStretch(1)
+        layout = QHBoxLayout(self)
+        layout.addWidget(self.plot, 1)
+        layout.addLayout(side)
+
+        self.line.sigPositionChanged.connect(lambda: self._show_rates(self.line.value()))
+        self.line.sigPositionChangeFinished.connect(lambda: self.threshold_chosen.emit(float(self.line.value())))
+        self.frr_button.clicked.connect(self._apply_frr)
+        self.f1_button.clicked.connect(self._apply_f1)
+        self._set_enabled(False)
+
+    def set_calibration(self, calibration, threshold: float | None = None) -> None:
+        """Show the evidence of ``calibration`` (``None``: no model) and the line at ``threshold``."""
+        if calibration is None:
+            self._good, self._bad = np.zeros(0), np.zeros(0)
+            self._set_enabled(False)
+            return
+        self._good = np.asarray(calibration.good_scores, dtype=np.float64)
+        self._bad = np.asarray(calibration.bad_scores, dtype=np.float64)
+        value = calibration.threshold if threshold is None else threshold
+        edges = histogram_bins(self._good, self._bad, value)
+        self.good_curve.setData(edges, np.histogram(self._good, edges)[0])
+        if self._bad.size:
+            self.bad_curve.setData(edges, np.histogram(self._bad, edges)[0])
+        else:
+            self.bad_curve.setData([], [])
+        target = f" (target {calibration.target:.3g})" if calibration.target is not None else ""
+        self.info_label.setText(
+            f"{self._good.size} held-out good, {self._bad.size} known bad; model threshold "
+            f"{calibration.threshold:.4g} by {calibration.policy}{target}")
+        self._set_enabled(self._good.size > 0)
+        self.f1_button.setEnabled(self._bad.size > 0)
+        self.set_threshold(value)
+
+    def set_threshold(self, threshold: float) -> None:
+        """Move the line (``threshold_chosen`` is only emitted when the user drops it)."""
+        self.line.setValue(threshold)
+        self._show_rates(threshold)
+
+    def rates(self) -> tuple[float, float | None]:
+        """Expected false-reject and escape rates at the line."""
+        return expected_rates(float(self.line.value()), self._good, self._bad)
+
+    def _show_rates(self, threshold: float) -> None:
+        if not self._good.size:
+            return
+        frr, escape = expected_rates(float(threshold), self._good, self._bad)
+        self.frr_label.setText(f"{frr * 100:.1f} %")
+        self.escape_label.setText("no bad images" if escape is None else f"{escape * 100:.1f} %")
+        self.escape_label.setStyleSheet(
+            f"font-size: {'10' if escape is None else '16'}pt; font-weight: 700; color: "
+            f"{MUTED if escape is None else (NG_COLOR if escape > 0 else OK_COLOR)};")
+
+    def _apply_frr(self) -> None:
+        self._emit(lambda: calibrate(self._good, self._bad, policy="frr", target=self.frr_target.value() / 100))
+
+    def _apply_f1(self) -> None:
+        self._emit(lambda: calibrate(self._good, self._bad, policy="f1"))
+
+    def _emit(self, build) -> None:
+        try:
+            calibration = build()
+        except ValueError as exc:
+            self.info_label.setText(str(exc))
+            return
+        self.calibration_chosen.emit(calibration)
+
+    def _set_enabled(self, enabled: bool) -> None:
+        for widget in (self.frr_button, self.f1_button, self.frr_target):
+            widget.setEnabled(enabled)
+        self.line.setMovable(enabled)
+        if not enabled:
+            self.good_curve.setData([], [])
+            self.bad_curve.setData([], [])
+            self.frr_label.setText("—")
+            self.escape_label.setText("—")
+            self.info_label.setText("No model")
+        self.line.setPen(pg.mkPen(WARN_COLOR if enabled else MUTED, width=3))

@@ -1,0 +1,363 @@
+"""The station window: frame view, verdict, score history, operator controls, calibration, batch review.
+
+It only paints what the station hands it. Results arrive as queued signals and
+are coalesced: at most one repaint per display tick, always of the newest frame.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import os
+from typing import Any
+
+from PySide6.QtCore import QByteArray, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QCloseEvent, QIcon, QKeySequence
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QMainWindow,
+    QScrollArea,
+    QSplitter,
+    QTabWidget,
+    QToolBar,
+    QVBoxLayout,
+    QWidget,
+)
+
+from inspector.gui.batch_review import BatchReview
+from inspector.gui.calibration_view import CalibrationView
+from inspector.gui.frame_view import FrameView
+from inspector.gui.icons import pause_icon, play_icon, step_icon, stop_icon
+from inspector.gui.operator_panel import OperatorPanel
+from inspector.gui.refit_dialog import RefitDialog
+from inspector.gui.score_history import ScoreHistory
+from inspector.gui.source_bar import SourceBar
+from inspector.gui.status_bar import StationStatusBar
+from inspector.gui.verdict_panel import VerdictPanel
+
+logger = logging.getLogger(__name__)
+
+PAINT_INTERVAL_MS = 33
+MODEL_FILTER = "Inspector models (*.safetensors);;All files (*)"
+
+
+class MainWindow(QMainWindow):
+    """The inspection station.
+
+    Args:
+        station: The :class:`~inspector.workers.station.Station` doing the work.
+        settings: The loaded :class:`~inspector.storage.settings.Settings` (updated on close).
+        save_settings: Called with the settings when the window closes (``None``: not saved).
+
+    Signals:
+        frame_painted(object): the result just painted (tests and the benchmark listen).
+    """
+
+    frame_painted = Signal(object)
+
+    def __init__(self, station, settings, save_settings=None) -> None:
+        super().__init__()
+        self.station = station
+        self.settings = settings
+        self._save_settings = save_settings
+        self._latest: Any = None
+        self._shown: Any = None
+        self._heatmaps: dict[Any, Any] = {}
+        self._source = ""
+        self._run_state = "idle"
+        self._override_for = (settings.last_model, settings.threshold_override)
+        self.setWindowTitle("Inspector")
+        self.resize(1440, 900)
+
+        self.frame_view = FrameView(settings.overlay_opacity)
+        self.verdict = VerdictPanel()
+        self.operator = OperatorPanel(settings.overlay_opacity, settings.segmentation_mode)
+        self.history = ScoreHistory()
+        self.history.setMinimumHeight(110)
+        self.calibration = CalibrationView()
+        self.batch = BatchReview(station)
+        self.source_bar = SourceBar()
+        if settings.last_source:
+            self.source_bar.set_spec(settings.last_source)
+        self.status = StationStatusBar()
+        self.setStatusBar(self.status)
+        self._build_layout()
+        self._build_actions()
+        self._connect()
+
+        self._paint_timer = QTimer(self)
+        self._paint_timer.setSingleShot(True)
+        self._paint_timer.setInterval(PAINT_INTERVAL_MS)
+        self._paint_timer.timeout.connect(self._paint)
+        self._status_timer = QTimer(self)
+        self._status_timer.setInterval(500)
+        self._status_timer.timeout.connect(self.status.refresh)
+        self._status_timer.start()
+        if settings.window_geometry:
+            try:
+                self.restoreGeometry(QByteArray(base64.b64decode(settings.window_geometry)))
+            except (ValueError, TypeError):
+                logger.warning("ignoring unusable window geometry in settings")
+
+    # -- construction ----------------------------------------------------------------------
+
+    def _build_layout(self) -> None:
+        column = QWidget()
+        column_layout = QVBoxLayout(column)
+        column_layout.setContentsMargins(6, 0, 4, 0)
+        column_layout.addWidget(self.verdict, 1)
+        column_layout.addWidget(self.operator)
+        right = QScrollArea()  # small screens scroll the controls rather than squeeze the frame
+        right.setWidget(column)
+        right.setWidgetResizable(True)
+        right.setFrameShape(QScrollArea.Shape.NoFrame)
+        right.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        right.setMinimumWidth(320)
+        right.setMaximumWidth(400)
+        top = QSplitter(Qt.Orientation.Horizontal)
+        top.addWidget(self.frame_view)
+        top.addWidget(right)
+        top.setStretchFactor(0, 1)
+        station_page = QSplitter(Qt.Orientation.Vertical)
+        station_page.addWidget(top)
+        station_page.addWidget(self.history)
+        station_page.setStretchFactor(0, 1)
+        station_page.setSizes([700, 190])
+        self.tabs = QTabWidget()
+        self.tabs.addTab(station_page, "Station")
+        self.tabs.addTab(self.calibration, "Calibration")
+        self.tabs.addTab(self.batch, "Batch review")
+        self.setCentralWidget(self.tabs)
+
+    def _action(self, text: str, shortcut: str | None, slot, tip: str = "", icon: QIcon | None = None) -> QAction:
+        action = QAction(text, self)
+        if icon is not None:
+            action.setIcon(icon)
+        if shortcut is not None:
+            action.setShortcut(QKeySequence(shortcut))
+            action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+        action.setToolTip(f"{tip or text} ({action.shortcut().toString()})" if shortcut else (tip or text))
+        action.triggered.connect(slot)
+        self.addAction(action)
+        return action
+
+    def _build_actions(self) -> None:
+        self.run_action = self._action("Start", "Space", self.toggle_run, "Start / pause", play_icon())
+        self.step_action = self._action("Step", "S", self.station.step, "Inspect a single frame", step_icon())
+        self.stop_action = self._action("Stop", None, self.station.stop, "Stop and release the source", stop_icon())
+        self.open_model_action = self._action("Open model…", "O", self.open_model)
+        self.save_model_action = self._action("Save model…", "Ctrl+S", self.save_model)
+        self.refit_action = self._action("Refit…", "Ctrl+R", self.open_refit, "Refit from reference images")
+        self.undo_action = self._action("Undo model", "Ctrl+Z", self.station.undo_model,
+                                        "Go back to the previous model")
+        self.undo_action.setEnabled(False)
+        self.batch_action = self._action("Batch…", "Ctrl+B", self.open_batch, "Review a folder batch")
+        self.calibrate_action = self._action("Calibrate", "Ctrl+K", lambda: self.tabs.setCurrentIndex(1))
+        self.station_action = self._action("Station", "Ctrl+1", lambda: self.tabs.setCurrentIndex(0))
+        self.fullscreen_action = self._action("Full screen", "F11", self.toggle_fullscreen)
+        self.quit_action = self._action("Quit", "Ctrl+Q", self.close)
+        bar = QToolBar("Station")
+        bar.setMovable(False)
+        bar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        bar.addWidget(self.source_bar)
+        bar.addSeparator()
+        for action in (self.run_action, self.step_action, self.stop_action):
+            bar.addAction(action)
+        bar.addSeparator()
+        for action in (self.open_model_action, self.save_model_action, self.refit_action, self.undo_action,
+                       self.batch_action):
+            bar.addAction(action)
+        self.addToolBar(bar)
+
+    def _connect(self) -> None:
+        s = self.station
+        w = s.inspection
+        w.result_ready.connect(self.on_result)
+        w.source_opened.connect(self._on_source_opened)
+        w.source_state_changed.connect(self._on_source_state)
+        w.run_state_changed.connect(self._on_run_state)
+        s.segmentation.heatmap_ready.connect(self._on_heatmap)
+        s.segmentation.overlay_ready.connect(self._on_overlay)
+        s.model_changed.connect(self._on_model_changed)
+        s.threshold_changed.connect(self._on_threshold)
+        s.undo_available.connect(self.undo_action.setEnabled)
+        s.message.connect(self.status.show_message)
+        self.source_bar.open_requested.connect(self.open_source)
+        self.operator.threshold_changed.connect(s.set_threshold)
+        self.operator.threshold_reset.connect(lambda: s.set_threshold(None))
+        self.operator.opacity_changed.connect(self.frame_view.set_opacity)
+        self.operator.segmentation_mode_changed.connect(s.set_segmentation_mode)
+        self.calibration.threshold_chosen.connect(s.set_threshold)
+        self.calibration.calibration_chosen.connect(s.apply_calibration)
+
+    # -- commands ----------------------------------------------------------------------------
+
+    def open_source(self, spec: str, start: bool = False) -> None:
+        """Open ``spec`` on the inspection worker (and start it if asked)."""
+        self.source_bar.set_spec(spec)
+        self.settings.last_source = spec
+        self._heatmaps.clear()
+        self.station.open_source(spec)
+        if start:
+            self.station.start()
+
+    def toggle_run(self) -> None:
+        """Space: start (opening the picked source if needed) or pause."""
+        if self._run_state == "running":
+            self.station.pause()
+            return
+        spec = self.source_bar.spec()
+        if spec and (spec != self.settings.last_source or self._run_state in ("idle", "finished")):
+            self.open_source(spec)
+        self.station.start()
+
+    def open_model(self) -> None:
+        """O: choose a model file and load it on the model worker."""
+        path = QFileDialog.getOpenFileName(self, "Open model", self.settings.last_model or "", MODEL_FILTER)[0]
+        if path:
+            self.station.load_model(path)
+
+    def save_model(self) -> None:
+        """Ctrl+S: save the model in use."""
+        if self.station.model is None:
+            self.status.show_message("no model to save")
+            return
+        path = QFileDialog.getSaveFileName(self, "Save model", self.station.model_path or "model.safetensors",
+                                           MODEL_FILTER)[0]
+        if path:
+            self.station.save_model(path)
+
+    def open_refit(self) -> RefitDialog:
+        """Ctrl+R: the refit dialog (non-blocking)."""
+        dialog = getattr(self, "_refit_dialog", None)
+        if dialog is None:
+            dialog = self._refit_dialog = RefitDialog(self.station, parent=self)
+        dialog.show()
+        dialog.raise_()
+        return dialog
+
+    def open_batch(self) -> None:
+        """Ctrl+B: the batch review tab; asks for a folder if none is set."""
+        self.tabs.setCurrentWidget(self.batch)
+        if not self.batch.folder.path:
+            self.batch.folder.browse()
+
+    def toggle_fullscreen(self) -> None:
+        """F11."""
+        self.showNormal() if self.isFullScreen() else self.showFullScreen()
+
+    # -- station answers -----------------------------------------------------------------------
+
+    def on_result(self, result: Any) -> None:
+        """A decided frame: note it; the newest one is painted at the next display tick."""
+        self._latest = result
+        self.history.add_score(result.raw_score)
+        self.status.note_result(result.latency_ms)
+        if not self._paint_timer.isActive():
+            self._paint_timer.start()
+
+    def _paint(self) -> None:
+        result = self._latest
+        if result is None:
+            return
+        if result is not self._shown:
+            self._shown = result
+            frame = result.frame
+            name = os.path.basename(frame.path) if frame.path else f"frame {frame.frame_id}"
+            self.frame_view.show_frame(frame.image, self._heatmaps.get(frame.frame_id), caption=name,
+                                       frame_id=frame.frame_id)
+        self._show_verdict()
+        self.history.refresh()
+        self.frame_painted.emit(result)
+
+    def _show_verdict(self) -> None:
+        result = self._shown
+        threshold = self.station.threshold
+        if self.status.state in ("lost", "reconnecting"):
+            # Frames captured before the loss may still arrive: no verdict until the source is back.
+            self.verdict.set_verdict(None, detail=self.status.source_label.text().strip())
+        elif result is None:
+            self.verdict.set_verdict(None)
+        else:
+            frame = result.frame
+            name = os.path.basename(frame.path) if frame.path else f"frame {frame.frame_id}"
+            self.verdict.set_verdict(result.raw_score, threshold, f"{name}  ·  {result.latency_ms:.0f} ms")
+        self.verdict.set_counts(*self.history.counts())
+
+    def _on_heatmap(self, frame_id: Any, heatmap: Any) -> None:
+        self._heatmaps[frame_id] = heatmap
+        while len(self._heatmaps) > 16:
+            self._heatmaps.pop(next(iter(self._heatmaps)))
+        if self.frame_view.frame_id == frame_id:
+            self.frame_view.show_heatmap(heatmap)
+
+    def _on_overlay(self, result: Any, overlay: Any) -> None:
+        frame = result.frame
+        name = os.path.basename(frame.path) if frame.path else f"frame {frame.frame_id}"
+        self.verdict.set_last_reject(overlay, f"{name}  score {result.score:.2f}")
+
+    def _on_model_changed(self, model: Any, path: str) -> None:
+        previous = getattr(self, "_model", None)
+        self._model = model
+        if previous is None or getattr(previous, "detector", previous) is not getattr(model, "detector", model):
+            self.history.clear_history()
+            self._heatmaps.clear()
+        if path:
+            self.settings.last_model = path
+            self.settings.add_recent_model(path)
+        self.operator.set_calibration(model.calibration)
+        self.calibration.set_calibration(model.calibration, self.station.threshold)
+        name = os.path.basename(path) if path else "unsaved"
+        self.status.set_model_text(f"{model.detector_kind} · {model.backbone or '-'} · {model.model_hash[:10]} · {name}")
+        self.setWindowTitle(f"Inspector — {name}")
+        last_model, override = self._override_for
+        self._override_for = (None, None)
+        if override is not None and path and last_model and os.path.abspath(path) == os.path.abspath(last_model):
+            self.station.set_threshold(override)
+        else:
+            self._on_threshold(self.station.threshold)
+
+    def _on_threshold(self, threshold: float) -> None:
+        self.operator.set_threshold(threshold)
+        self.history.set_threshold(threshold)
+        self.calibration.set_threshold(threshold)
+        self._show_verdict()
+        self.settings.threshold_override = self.station.operator_threshold
+
+    def _on_source_opened(self, description: str) -> None:
+        self._source = description
+        self._heatmaps.clear()
+
+    def _on_source_state(self, state: str, message: str) -> None:
+        self.status.set_source_state(state, message, self._source)
+        if state in ("lost", "reconnecting"):
+            # Never leave an old verdict up while no part is being inspected.
+            self._show_verdict()
+            self.frame_view.show_banner((message or "source lost").upper())
+        else:
+            self.frame_view.show_banner("")
+
+    def _on_run_state(self, state: str) -> None:
+        self._run_state = state
+        running = state == "running"
+        self.run_action.setText("Pause" if running else "Start")
+        self.run_action.setIcon(pause_icon() if running else play_icon())
+
+    # -- life ----------------------------------------------------------------------------------
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt's name
+        """Persist the settings and stop every worker thread."""
+        self.operator.flush()
+        self._paint_timer.stop()
+        self._status_timer.stop()
+        self.settings.window_geometry = base64.b64encode(bytes(self.saveGeometry())).decode("ascii")
+        self.settings.overlay_opacity = self.operator.opacity_slider.value() / 100.0
+        self.settings.segmentation_mode = self.operator.mode_combo.currentData()
+        if self._save_settings is not None:
+            try:
+                self._save_settings(self.settings)
+            except OSError as exc:
+                logger.warning("cannot save settings: %s", exc)
+        self.hide()  # waiting for the workers to finish their frame must not look like a frozen window
+        self.station.shutdown()
+        super().closeEvent(event)

@@ -1,0 +1,165 @@
+"""The operator panel: threshold slider and spin box, overlay opacity, segmentation mode.
+
+The slider moves on a logarithmic scale around the calibrated threshold. Its
+signal is debounced (a single-shot timer), so dragging re-decides the history
+a few times a second rather than on every pixel of movement.
+"""
+
+from __future__ import annotations
+
+import math
+
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSlider,
+    QVBoxLayout,
+    QWidget,
+)
+
+from inspector.gui.theme import MUTED
+from inspector.workers.segmentation_worker import SEGMENTATION_MODES
+
+SLIDER_STEPS = 1000
+DEBOUNCE_MS = 120
+
+
+class OperatorPanel(QWidget):
+    """Controls the operator may touch during a run.
+
+    Signals:
+        threshold_changed(float): the raw threshold, debounced.
+        threshold_reset(): go back to the model's calibrated threshold.
+        opacity_changed(float): heatmap opacity, 0..1.
+        segmentation_mode_changed(str): one of ``SEGMENTATION_MODES``.
+    """
+
+    threshold_changed = Signal(float)
+    threshold_reset = Signal()
+    opacity_changed = Signal(float)
+    segmentation_mode_changed = Signal(str)
+
+    def __init__(self, opacity: float = 0.5, segmentation_mode: str = "fast", parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._lo, self._hi = 0.1, 10.0
+        self._calibrated = 1.0
+        self._debounce = QTimer(self)
+        self._debounce.setSingleShot(True)
+        self._debounce.setInterval(DEBOUNCE_MS)
+        self._debounce.timeout.connect(self._emit_threshold)
+
+        self.slider = QSlider(Qt.Orientation.Horizontal)
+        self.slider.setRange(0, SLIDER_STEPS)
+        self.spin = QDoubleSpinBox()
+        self.spin.setKeyboardTracking(False)
+        self.spin.setMinimumWidth(110)
+        self.reset_button = QPushButton("Calibrated")
+        self.reset_button.setToolTip("Use the threshold stored with the model")
+        self.calibration_label = QLabel("")
+        self.calibration_label.setStyleSheet(f"color: {MUTED};")
+        self.calibration_label.setWordWrap(True)
+        threshold_box = QGroupBox("Threshold")
+        row = QHBoxLayout()
+        row.addWidget(self.spin)
+        row.addWidget(self.reset_button)
+        box_layout = QVBoxLayout(threshold_box)
+        box_layout.addWidget(self.slider)
+        box_layout.addLayout(row)
+        box_layout.addWidget(self.calibration_label)
+
+        self.opacity_slider = QSlider(Qt.Orientation.Horizontal)
+        self.opacity_slider.setRange(0, 100)
+        self.opacity_slider.setValue(round(opacity * 100))
+        self.mode_combo = QComboBox()
+        for key, label in SEGMENTATION_MODES.items():
+            self.mode_combo.addItem(label, key)
+        self.mode_combo.setCurrentIndex(max(0, self.mode_combo.findData(segmentation_mode)))
+        display_box = QGroupBox("Defect map")
+        form = QFormLayout(display_box)
+        form.addRow("Opacity", self.opacity_slider)
+        form.addRow("Maps", self.mode_combo)
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(threshold_box)
+        layout.addWidget(display_box)
+
+        self.slider.valueChanged.connect(self._slider_moved)
+        self.spin.valueChanged.connect(self._spin_changed)
+        self.reset_button.clicked.connect(self.threshold_reset)
+        self.opacity_slider.valueChanged.connect(lambda v: self.opacity_changed.emit(v / 100.0))
+        self.mode_combo.currentIndexChanged.connect(
+            lambda _: self.segmentation_mode_changed.emit(self.mode_combo.currentData()))
+
+    @property
+    def threshold(self) -> float:
+        """The raw threshold shown."""
+        return float(self.spin.value())
+
+    def set_scale(self, calibrated: float, low: float, high: float, note: str = "") -> None:
+        """Set the slider's range (raw scores) around the model's ``calibrated`` threshold."""
+        self._calibrated = float(calibrated)
+        self._hi = max(float(high), calibrated * 1.01)
+        self._lo = min(max(float(low), self._hi * 1e-4), calibrated * 0.99)
+        decimals = max(0, min(6, 3 - int(math.floor(math.log10(max(calibrated, 1e-9))))))
+        self.spin.blockSignals(True)
+        self.spin.setDecimals(decimals)
+        self.spin.setRange(self._lo, self._hi * 10)
+        self.spin.setSingleStep(10 ** -decimals * 10 if decimals else max(1.0, round(calibrated / 100)))
+        self.spin.blockSignals(False)
+        self.calibration_label.setText(note)
+
+    def set_threshold(self, threshold: float) -> None:
+        """Show ``threshold`` without emitting anything (the station already knows it)."""
+        self._debounce.stop()
+        for widget in (self.spin, self.slider):
+            widget.blockSignals(True)
+        self.spin.setValue(threshold)
+        self.slider.setValue(self._to_slider(threshold))
+        for widget in (self.spin, self.slider):
+            widget.blockSignals(False)
+
+    def set_calibration(self, calibration) -> None:
+        """Scale the slider to a model's calibration and describe it under the threshold."""
+        scores = list(calibration.good_scores) + list(calibration.bad_scores) + [calibration.threshold]
+        note = (f"calibrated {calibration.threshold:.4g} ({calibration.policy}); "
+                f"expected FRR {calibration.expected_frr * 100:.1f} %")
+        if calibration.expected_escape is not None:
+            note += f", escape {calibration.expected_escape * 100:.1f} %"
+        self.set_scale(calibration.threshold, min(scores) * 0.5, max(scores) * 2.0, note)
+
+    def flush(self) -> None:
+        """Emit a pending debounced threshold now."""
+        if self._debounce.isActive():
+            self._debounce.stop()
+            self._emit_threshold()
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _to_slider(self, value: float) -> int:
+        value = min(max(value, self._lo), self._hi)
+        return round(SLIDER_STEPS * math.log(value / self._lo) / math.log(self._hi / self._lo))
+
+    def _from_slider(self, position: int) -> float:
+        return self._lo * (self._hi / self._lo) ** (position / SLIDER_STEPS)
+
+    def _slider_moved(self, position: int) -> None:
+        self.spin.blockSignals(True)
+        self.spin.setValue(self._from_slider(position))
+        self.spin.blockSignals(False)
+        self._debounce.start()
+
+    def _spin_changed(self, value: float) -> None:
+        self.slider.blockSignals(True)
+        self.slider.setValue(self._to_slider(value))
+        self.slider.blockSignals(False)
+        self._debounce.start()
+
+    def _emit_threshold(self) -> None:
+        self.threshold_changed.emit(self.threshold)

@@ -1,0 +1,196 @@
+"""The refit dialog: reference folder, optional bad folder, backbone and detector; progress and cancel.
+
+The fit runs on the station's fit worker. When it ends the station swaps the
+new model in between frames and keeps the previous one for undo (Ctrl+Z).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from pathlib import Path
+
+from platformdirs import user_data_dir
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from inspector.catalog import BACKBONES, DETECTORS
+from inspector.gui.path_field import PathField
+from inspector.gui.theme import MUTED, NG_COLOR, OK_COLOR
+from inspector.workers.fit_worker import FitRequest
+
+
+
+def default_model_path() -> str:
+    """A fresh model file name in the user data folder (``$INSPECTOR_DATA_DIR`` when set)."""
+    folder = Path(os.environ.get("INSPECTOR_DATA_DIR") or user_data_dir("inspector")) / "models"
+    return str(folder / f"refit-{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}.safetensors")
+
+
+def available_detectors() -> tuple[str, ...]:
+    """The detectors the refit dialog offers."""
+    return DETECTORS
+
+
+class RefitDialog(QDialog):
+    """Collects a :class:`FitRequest`, runs it on ``station`` and shows its progress.
+
+    Args:
+        station: The :class:`~inspector.workers.station.Station`.
+        reference_dir: Initial reference folder.
+        parent: Qt parent.
+    """
+
+    def __init__(self, station, reference_dir: str = "", parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Refit from reference images")
+        self.setMinimumWidth(560)
+        self.station = station
+        self.running = False
+        self.reference = PathField("folder", "folder of good parts")
+        self.reference.set_path(reference_dir)
+        self.bad = PathField("folder", "optional: folder of known-bad parts (enables best-F1)")
+        self.backbone = QComboBox()
+        self.backbone.addItems(BACKBONES)
+        self.weights = PathField("open", "weights file (B0-B7 only)", "Weights (*.pth *.pt *.safetensors)")
+        self.detector = QComboBox()
+        self.detector.addItems(available_detectors())
+        self.folds = QSpinBox()
+        self.folds.setRange(2, 10)
+        self.folds.setValue(5)
+        self.save_to = PathField("save", "", "Models (*.safetensors)")
+        self.save_to.set_path(default_model_path())
+        form = QFormLayout()
+        form.addRow("Reference folder", self.reference)
+        form.addRow("Bad folder", self.bad)
+        form.addRow("Detector", self.detector)
+        form.addRow("Backbone", self.backbone)
+        form.addRow("Backbone weights", self.weights)
+        form.addRow("Calibration folds", self.folds)
+        form.addRow("Save model to", self.save_to)
+
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1)
+        self.progress.setValue(0)
+        self.status = QLabel("Choose the reference folder, then Fit.")
+        self.status.setWordWrap(True)
+        self.status.setStyleSheet(f"color: {MUTED};")
+        self.fit_button = QPushButton("Fit")
+        self.fit_button.setObjectName("primary")
+        self.cancel_button = QPushButton("Cancel fit")
+        self.cancel_button.setEnabled(False)
+        self.close_button = QPushButton("Close")
+        buttons = QHBoxLayout()
+        buttons.addStretch(1)
+        buttons.addWidget(self.fit_button)
+        buttons.addWidget(self.cancel_button)
+        buttons.addWidget(self.close_button)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(self.progress)
+        layout.addWidget(self.status)
+        layout.addLayout(buttons)
+
+        self.backbone.currentTextChanged.connect(self._backbone_changed)
+        self._backbone_changed(self.backbone.currentText())
+        self.fit_button.clicked.connect(self.start_fit)
+        self.cancel_button.clicked.connect(self.cancel_fit)
+        self.close_button.clicked.connect(self.close)
+        fitter = station.fitter
+        fitter.fit_progress.connect(self._on_progress)
+        fitter.fit_finished.connect(self._on_finished)
+        fitter.fit_failed.connect(self._on_failed)
+        fitter.fit_cancelled.connect(self._on_cancelled)
+
+    def request(self) -> FitRequest:
+        """The fit the form describes.
+
+        Raises:
+            ValueError: when the reference folder is missing.
+        """
+        reference = self.reference.path
+        if not reference or not os.path.isdir(reference):
+            raise ValueError("choose an existing reference folder")
+        bad = self.bad.path or None
+        if bad and not os.path.isdir(bad):
+            raise ValueError(f"bad folder {bad} does not exist")
+        return FitRequest(
+            reference_dir=reference,
+            bad_dir=bad,
+            detector=self.detector.currentText(),
+            backbone=self.backbone.currentText(),
+            weights=self.weights.path or None,
+            folds=self.folds.value(),
+            save_path=self.save_to.path or None,
+        )
+
+    def start_fit(self) -> None:
+        """Validate the form and start the fit on the worker."""
+        try:
+            request = self.request()
+        except ValueError as exc:
+            self._say(str(exc), NG_COLOR)
+            return
+        self._set_running(True)
+        self.progress.setRange(0, 0)
+        self._say("Fitting…", MUTED)
+        self.station.fit(request)
+
+    def cancel_fit(self) -> None:
+        """Ask the worker to stop the fit."""
+        self.station.cancel_fit()
+        self._say("Cancelling…", MUTED)
+
+    def closeEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        """Closing the dialog cancels a running fit."""
+        if self.running:
+            self.station.cancel_fit()
+        super().closeEvent(event)
+
+    # -- worker answers ----------------------------------------------------------------------
+
+    def _on_progress(self, done: int, total: int, message: str) -> None:
+        self.progress.setRange(0, max(total, 1))
+        self.progress.setValue(done)
+        self.status.setText(message)
+
+    def _on_finished(self, model, path: str) -> None:
+        self._set_running(False)
+        self.progress.setRange(0, 1)
+        self.progress.setValue(1)
+        saved = f", saved to {path}" if path else ""
+        self._say(f"New model in use ({model.detector_kind}, {model.model_hash[:12]}){saved}. "
+                  "Undo with Ctrl+Z.", OK_COLOR)
+
+    def _on_failed(self, message: str) -> None:
+        self._set_running(False)
+        self.progress.setRange(0, 1)
+        self._say(f"Fit failed: {message}", NG_COLOR)
+
+    def _on_cancelled(self) -> None:
+        self._set_running(False)
+        self.progress.setRange(0, 1)
+        self.progress.setValue(0)
+        self._say("Fit cancelled; the model in use is unchanged.", MUTED)
+
+    def _set_running(self, running: bool) -> None:
+        self.running = running
+        self.fit_button.setEnabled(not running)
+        self.cancel_button.setEnabled(running)
+
+    def _say(self, text: str, color: str) -> None:
+        self.status.setText(text)
+        self.status.setStyleSheet(f"color: {color};")
+
+    def _backbone_changed(self, name: str) -> None:
+        self.weights.setEnabled(name.startswith("b"))

@@ -1,0 +1,87 @@
+"""The status bar: source state (camera lost!), frames per second, latency, model, messages."""
+
+from __future__ import annotations
+
+import collections
+import logging
+import time
+
+from PySide6.QtWidgets import QLabel, QStatusBar, QWidget
+
+from inspector.gui.theme import IDLE_COLOR, NG_COLOR, OK_COLOR, WARN_COLOR
+
+logger = logging.getLogger(__name__)
+
+_STATE_STYLE = {
+    "running": (OK_COLOR, "LIVE"),
+    "lost": (NG_COLOR, "LOST"),
+    "reconnecting": (WARN_COLOR, "RECONNECTING"),
+    "finished": (IDLE_COLOR, "FINISHED"),
+    "closed": (IDLE_COLOR, "NO SOURCE"),
+}
+
+
+class StationStatusBar(QStatusBar):
+    """Shows what the bench needs at a glance; messages also go to the log."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.source_label = QLabel("NO SOURCE")
+        self.fps_label = QLabel("— fps")
+        self.latency_label = QLabel("— ms")
+        self.model_label = QLabel("no model")
+        for label in (self.fps_label, self.latency_label):
+            label.setMinimumWidth(80)
+        self.addPermanentWidget(self.model_label)
+        self.addPermanentWidget(self.fps_label)
+        self.addPermanentWidget(self.latency_label)
+        self.addPermanentWidget(self.source_label)
+        self._arrivals: collections.deque[float] = collections.deque(maxlen=120)
+        self._latency: float | None = None
+        self.state = "closed"
+        self.set_source_state("closed", "")
+
+    def set_source_state(self, state: str, message: str, source: str = "") -> None:
+        """Show the source state; ``lost`` is shown in red with the source's message."""
+        self.state = state
+        color, word = _STATE_STYLE.get(state, (IDLE_COLOR, state.upper()))
+        text = word
+        if state in ("lost", "reconnecting") and message:
+            text = message.upper() if state == "lost" else message
+        elif source:
+            text = f"{word}  {source}"
+        self.source_label.setText(f" {text} ")
+        self.source_label.setStyleSheet(
+            f"background: {color}; color: white; font-weight: 700; border-radius: 3px; padding: 2px 8px;")
+        if state in ("lost", "reconnecting"):
+            self._arrivals.clear()
+
+    def note_result(self, latency_ms: float) -> None:
+        """Count one decided frame for the frames/s and latency figures."""
+        self._arrivals.append(time.monotonic())
+        self._latency = latency_ms if self._latency is None else 0.8 * self._latency + 0.2 * latency_ms
+
+    def refresh(self) -> None:
+        """Update the frames/s and latency labels."""
+        now = time.monotonic()
+        recent = [t for t in self._arrivals if now - t <= 2.0]
+        if len(recent) >= 2:
+            fps = (len(recent) - 1) / max(recent[-1] - recent[0], 1e-6)
+            self.fps_label.setText(f"{fps:.1f} fps")
+        else:
+            self.fps_label.setText("— fps")
+        self.latency_label.setText("— ms" if self._latency is None else f"{self._latency:.0f} ms")
+
+    @property
+    def fps_text(self) -> str:
+        """The frames/s label text."""
+        return self.fps_label.text()
+
+    def set_model_text(self, text: str) -> None:
+        """Describe the model in use."""
+        self.model_label.setText(text)
+
+    def show_message(self, message: str, timeout_ms: int = 8000) -> None:
+        """Show a message for a while and write it to the log."""
+        logger.info("%s", message)
+        self.showMessage(message, timeout_ms)

@@ -1,0 +1,110 @@
+"""The verdict panel: a large OK / NG, the score against the threshold, counts and the last reject."""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QFrame, QGridLayout, QLabel, QVBoxLayout, QWidget
+
+from inspector.gui.theme import IDLE_COLOR, MUTED, NG_COLOR, OK_COLOR, to_pixmap
+
+
+class VerdictPanel(QWidget):
+    """Shows the decision on the newest frame, re-decided whenever the threshold moves."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.verdict_label = QLabel("—")
+        self.verdict_label.setObjectName("verdict")
+        self.verdict_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.verdict_label.setMinimumHeight(110)
+        self.score_label = QLabel("score —")
+        self.score_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.score_label.setStyleSheet("font-size: 20pt; font-weight: 600;")
+        self.detail_label = QLabel("")
+        self.detail_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.detail_label.setStyleSheet(f"color: {MUTED};")
+        self.detail_label.setWordWrap(True)
+
+        counts = QFrame()
+        grid = QGridLayout(counts)
+        grid.setContentsMargins(0, 0, 0, 0)
+        self.ok_count = self._count_label(OK_COLOR)
+        self.ng_count = self._count_label(NG_COLOR)
+        grid.addWidget(self._caption("OK"), 0, 0)
+        grid.addWidget(self._caption("NG"), 0, 1)
+        grid.addWidget(self.ok_count, 1, 0)
+        grid.addWidget(self.ng_count, 1, 1)
+
+        self.last_ng = QLabel("no reject yet")
+        self.last_ng.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.last_ng.setMinimumHeight(140)
+        self.last_ng.setStyleSheet("border: 1px solid #39414b; border-radius: 4px; color: #69727d;")
+        self.last_ng_caption = QLabel("Last reject")
+        self.last_ng_caption.setStyleSheet(f"color: {MUTED};")
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.verdict_label)
+        layout.addWidget(self.score_label)
+        layout.addWidget(self.detail_label)
+        layout.addWidget(counts)
+        layout.addWidget(self.last_ng_caption)
+        layout.addWidget(self.last_ng, 1)
+        self.set_verdict(None)
+
+    @staticmethod
+    def _caption(text: str) -> QLabel:
+        label = QLabel(text)
+        label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        label.setStyleSheet(f"color: {MUTED};")
+        return label
+
+    @staticmethod
+    def _count_label(color: str) -> QLabel:
+        label = QLabel("0")
+        label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        label.setStyleSheet(f"font-size: 18pt; font-weight: 700; color: {color};")
+        return label
+
+    @property
+    def verdict(self) -> str:
+        """The verdict shown: ``OK``, ``NG`` or ``—``."""
+        return self.verdict_label.text()
+
+    def set_verdict(self, raw_score: float | None, threshold: float | None = None, detail: str = "") -> None:
+        """Show the decision of ``raw_score`` at ``threshold`` (``None``: nothing inspected yet)."""
+        if raw_score is None or threshold is None:
+            text, color, score = "—", IDLE_COLOR, "score —"
+        else:
+            anomalous = raw_score > threshold
+            text, color = ("NG", NG_COLOR) if anomalous else ("OK", OK_COLOR)
+            score = f"score {raw_score / threshold:.3f}"
+            detail = f"raw {raw_score:.4g} / threshold {threshold:.4g}" + (f"\n{detail}" if detail else "")
+        if text != self.verdict_label.text() or not self.verdict_label.styleSheet():
+            # Restyling re-polishes the widget: only when the verdict flips, not on every frame.
+            self.verdict_label.setText(text)
+            self.verdict_label.setStyleSheet(
+                f"background: {color}; color: white; border-radius: 10px; font-size: 64pt; font-weight: 800;"
+            )
+        self.score_label.setText(score)
+        self.detail_label.setText(detail)
+
+    def set_counts(self, ok: int, ng: int) -> None:
+        """Show the session's OK and NG counts."""
+        self.ok_count.setText(str(ok))
+        self.ng_count.setText(str(ng))
+
+    def set_last_reject(self, overlay: np.ndarray | None, caption: str = "") -> None:
+        """Show the newest NG frame with its overlay (``None`` clears it)."""
+        if overlay is None:
+            self.last_ng.clear()
+            self.last_ng.setText("no reject yet")
+            self.last_ng_caption.setText("Last reject")
+            return
+        pixmap = to_pixmap(overlay)
+        size = self.last_ng.size()
+        self.last_ng.setPixmap(pixmap.scaled(max(size.width() - 4, 64), max(size.height() - 4, 64),
+                                             Qt.AspectRatioMode.KeepAspectRatio,
+                                             Qt.TransformationMode.SmoothTransformation))
+        self.last_ng_caption.setText(f"Last reject  {caption}")

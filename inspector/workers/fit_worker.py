@@ -1,0 +1,137 @@
+"""The fit worker: builds a new InspectionModel from reference images, with progress and cancel.
+
+The model in use is never touched: a fit produces a new object that the
+station swaps in between frames (and keeps the old one for undo).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QObject, Signal, Slot
+
+from inspector.core.progress import Cancelled, Progress
+
+logger = logging.getLogger(__name__)
+
+_EMIT_INTERVAL = 0.05  # seconds between progress signals (the last one always goes out)
+
+
+@dataclass(frozen=True)
+class FitRequest:
+    """What to fit a new model on.
+
+    Attributes:
+        reference_dir: Folder of good reference images.
+        bad_dir: Optional folder of known-bad images (calibration by best F1 then).
+        detector: Detector kind, e.g. ``"gaussian"``.
+        backbone: Backbone name, e.g. ``"lite0"``.
+        weights: Weights file for backbones that are not packaged.
+        folds: k of the k-fold held-out calibration.
+        image_size: Input size override (``None``: the backbone's own).
+        save_path: Where to save the new model (``None``: not saved).
+    """
+
+    reference_dir: str
+    bad_dir: str | None = None
+    detector: str = "gaussian"
+    backbone: str = "lite0"
+    weights: str | None = None
+    folds: int = 5
+    image_size: int | None = None
+    save_path: str | None = None
+
+
+class FitWorker(QObject):
+    """Runs :meth:`InspectionModel.fit` on its own thread.
+
+    Signals:
+        fit_progress(int, int, str): done, total, message.
+        fit_finished(InspectionModel, str): the new model and the path it was saved to ("" if not saved).
+        fit_failed(str): why the fit failed.
+        fit_cancelled(): the user cancelled.
+    """
+
+    fit_progress = Signal(int, int, str)
+    fit_finished = Signal(object, str)
+    fit_failed = Signal(str)
+    fit_cancelled = Signal()
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._progress: Progress | None = None
+        self._last_emit = 0.0
+
+    def cancel(self) -> None:
+        """Ask the running fit to stop at its next step (call from any thread)."""
+        progress = self._progress
+        if progress is not None:
+            progress.cancel()
+
+    @Slot(object)
+    def fit(self, request: FitRequest) -> None:
+        """Load the images, fit, calibrate, optionally save; report by signals."""
+        progress = Progress(self._report)
+        self._progress = progress
+        try:
+            model, saved = self._fit(request, progress)
+        except Cancelled:
+            self.fit_cancelled.emit()
+        except Exception as exc:
+            logger.exception("fit failed")
+            self.fit_failed.emit(str(exc) or type(exc).__name__)
+        else:
+            self.fit_finished.emit(model, saved)
+        finally:
+            self._progress = None
+
+    def _fit(self, request: FitRequest, progress: Progress) -> tuple[Any, str]:
+        from inspector.core.model import InspectionModel
+
+        images = load_folder(request.reference_dir, progress, "reference")
+        if len(images) < max(2, request.folds):
+            raise ValueError(
+                f"{request.reference_dir}: {len(images)} readable images; at least {max(2, request.folds)} are needed"
+            )
+        bad = load_folder(request.bad_dir, progress, "bad") if request.bad_dir else None
+        model = InspectionModel.fit(
+            images,
+            detector=request.detector,
+            backbone=request.backbone,
+            weights=request.weights,
+            image_size=request.image_size,
+            folds=request.folds,
+            bad_images=bad or None,
+            progress=progress,
+        )
+        saved = ""
+        if request.save_path:
+            progress.update(1, 1, f"saving {request.save_path}")
+            model.save(request.save_path)
+            saved = str(request.save_path)
+        _ = model.model_hash  # computed here, never on the GUI thread
+        return model, saved
+
+    def _report(self, done: int, total: int, message: str) -> None:
+        now = time.monotonic()
+        if done >= total or now - self._last_emit >= _EMIT_INTERVAL:
+            self._last_emit = now
+            self.fit_progress.emit(int(done), int(total), message)
+
+
+def load_folder(folder: str | Path, progress: Progress, label: str) -> list:
+    """Read every image of a folder; unreadable files are skipped with a log line."""
+    from inspector.core.imageio import list_images, read_images
+
+    paths = list_images([folder]).images
+    if not paths:
+        raise ValueError(f"no images in {folder}")
+    loaded = read_images(paths, Progress(lambda done, total, _: progress.update(
+        done, total, f"reading {label} images ({done}/{total})")))
+    for path, reason in loaded.errors:
+        logger.warning("skipping %s: %s", path, reason)
+    return loaded.images

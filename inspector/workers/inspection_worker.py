@@ -1,0 +1,253 @@
+"""The detection worker: pulls frames from a source, inspects them, records and emits results.
+
+One :class:`InspectionWorker` lives on its own QThread for the whole session.
+It reads frames with a short timeout from a timer tick, so its slots (a new
+model, a new threshold, pause, step) run between frames: a model swap never
+lands in the middle of an inspection.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import replace
+from typing import Any, Callable
+
+from PySide6.QtCore import QObject, QTimer, Signal, Slot
+
+from inspector.core.records import InspectionResult
+
+logger = logging.getLogger(__name__)
+
+IDLE, RUNNING, PAUSED, FINISHED = "idle", "running", "paused", "finished"
+_READ_TIMEOUT = 0.05  # seconds a tick waits for a live frame, so slots stay responsive
+_MAX_CONSECUTIVE_ERRORS = 5
+
+SourceFactory = Callable[[str], Any]
+StoreFactory = Callable[[], Any]
+
+
+class InspectionWorker(QObject):
+    """Inspects frames of one source at a time with the current model.
+
+    Args:
+        source_factory: Builds an unopened FrameSource from a spec string
+            (``inspector.sources.base.parse_source_spec`` by default).
+        store_factory: Returns the (thread-safe) ResultStore; first called on this thread.
+        on_result: Called on the worker thread as ``on_result(result, row_id, image_path)``
+            for every result (e.g. the segmentation worker's thread-safe ``submit``).
+
+    Signals:
+        result_ready(InspectionResult): a frame was decided.
+        source_opened(str): a source was opened; its description.
+        source_state_changed(str, str): source state name and message (LOST, RECONNECTING, ...).
+        run_state_changed(str): ``idle``, ``running``, ``paused`` or ``finished``.
+        read_failed(str): a frame could not be read (e.g. corrupt file).
+        error_occurred(str): something went wrong; a message for the status bar.
+    """
+
+    result_ready = Signal(object)
+    source_opened = Signal(str)
+    source_state_changed = Signal(str, str)
+    run_state_changed = Signal(str)
+    read_failed = Signal(str)
+    error_occurred = Signal(str)
+
+    def __init__(
+        self,
+        source_factory: SourceFactory | None = None,
+        store_factory: StoreFactory | None = None,
+        on_result: Callable[[InspectionResult, int | None, str | None], None] | None = None,
+    ) -> None:
+        super().__init__()
+        self._source_factory = source_factory
+        self._store_factory = store_factory
+        self._on_result = on_result
+        self._model: Any = None
+        self._threshold: float | None = None
+        self._source: Any = None
+        self._state = IDLE
+        self._step_pending = False
+        self._remaining: int | None = None
+        self._errors = 0
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.setInterval(0)
+        self._timer.timeout.connect(self._tick)
+
+    # -- slots (run on the worker thread) ------------------------------------------------
+
+    @Slot(object)
+    def set_model(self, model: Any) -> None:
+        """Use ``model`` from the next frame on."""
+        self._model = model
+
+    @Slot(object)
+    def set_threshold(self, threshold: float | None) -> None:
+        """Decide with this raw threshold from the next frame on (``None``: the model's own)."""
+        self._threshold = None if threshold is None else float(threshold)
+
+    @Slot(object)
+    def set_frame_limit(self, frames: int | None) -> None:
+        """Pause by itself after ``frames`` more inspected frames (``None``: no limit)."""
+        self._remaining = None if frames is None else int(frames)
+
+    @Slot(str)
+    def open_source(self, spec: str) -> None:
+        """Release the current source and open ``spec``; stays paused until :meth:`start`."""
+        self._release_source()
+        try:
+            factory = self._source_factory or _default_source_factory
+            source = factory(spec)
+            source.add_state_listener(self._forward_state(source))
+            source.open()
+        except Exception as exc:  # a bad spec or device must not kill the worker
+            self._set_state(IDLE)
+            self.error_occurred.emit(f"cannot open source {spec}: {exc}")
+            return
+        self._source = source
+        self.source_opened.emit(source.describe())
+        self.source_state_changed.emit(source.state.value, source.status_message)
+        self._set_state(PAUSED)
+
+    @Slot()
+    def start(self) -> None:
+        """Inspect frames continuously."""
+        if self._source is None:
+            self.error_occurred.emit("no source open")
+            return
+        self._step_pending = False
+        self._set_state(RUNNING)
+        self._timer.start()
+
+    @Slot()
+    def pause(self) -> None:
+        """Stop after the current frame; the source stays open."""
+        if self._state == RUNNING:
+            self._set_state(PAUSED)
+
+    @Slot()
+    def step(self) -> None:
+        """Inspect exactly one more frame, then pause."""
+        if self._source is None:
+            self.error_occurred.emit("no source open")
+            return
+        self._step_pending = True
+        self._set_state(RUNNING)
+        self._timer.start()
+
+    @Slot()
+    def stop(self) -> None:
+        """Stop and release the source."""
+        self._release_source()
+        self._set_state(IDLE)
+
+    @Slot()
+    def shutdown(self) -> None:
+        """Release everything this worker holds (called on its thread before it ends)."""
+        self._timer.stop()
+        self._release_source()
+
+    # -- the loop ------------------------------------------------------------------------
+
+    def _tick(self) -> None:
+        if self._state != RUNNING or self._source is None:
+            return
+        if self._model is None:
+            self.error_occurred.emit("no model loaded")
+            self._set_state(PAUSED)
+            return
+        frame = self._source.read(timeout=_READ_TIMEOUT)
+        for failure in self._source.take_failures():
+            self._record_failure(failure)
+            self.read_failed.emit(f"{failure.path or failure.source}: {failure.message}")
+        if frame is None:
+            if self._source.finished:
+                self._set_state(FINISHED)
+            else:
+                self._timer.start()
+            return
+        if self._inspect(frame):
+            if self._remaining is not None:
+                self._remaining -= 1
+            if self._step_pending or self._remaining == 0:
+                self._step_pending = False
+                self._set_state(PAUSED)
+        if self._state == RUNNING:
+            self._timer.start()
+
+    def _inspect(self, frame: Any) -> bool:
+        started = time.perf_counter()
+        try:
+            result = self._model.inspect([frame], threshold=self._threshold)[0]
+        except Exception as exc:
+            self._errors += 1
+            logger.exception("inspection failed")
+            self.error_occurred.emit(f"inspection failed: {exc}")
+            if self._errors >= _MAX_CONSECUTIVE_ERRORS:
+                self.error_occurred.emit("paused after repeated inspection errors")
+                self._set_state(PAUSED)
+            return False
+        self._errors = 0
+        if not result.latency_ms:
+            result = replace(result, latency_ms=(time.perf_counter() - started) * 1000.0)
+        row_id, image_path = self._record(result)
+        if self._on_result is not None:
+            self._on_result(result, row_id, image_path)
+        self.result_ready.emit(result)
+        return True
+
+    def _record(self, result: InspectionResult) -> tuple[int | None, str | None]:
+        """Write the decision (and an NG frame as PNG); returns the row id and image path."""
+        if self._store_factory is None:
+            return None, None
+        try:
+            store = self._store_factory()
+            image_path = store.save_ng_image(result)[0] if result.anomalous else None
+            return store.record(result, image_path=image_path), image_path
+        except Exception as exc:
+            logger.exception("recording a result failed")
+            self.error_occurred.emit(f"results database: {exc}")
+            return None, None
+
+    def _record_failure(self, failure: Any) -> None:
+        """A file that could not be read is a decision too (verdict ERROR)."""
+        if self._store_factory is None:
+            return
+        try:
+            self._store_factory().record_error(failure.source, failure.message, failure.path, failure.frame_id,
+                                               getattr(self._model, "model_hash", None))
+        except Exception as exc:
+            logger.exception("recording a failed read failed")
+            self.error_occurred.emit(f"results database: {exc}")
+
+    # -- helpers -------------------------------------------------------------------------
+
+    def _set_state(self, state: str) -> None:
+        if state != self._state:
+            self._state = state
+            self.run_state_changed.emit(state)
+
+    def _release_source(self) -> None:
+        self._timer.stop()
+        source, self._source = self._source, None
+        if source is not None:
+            try:
+                source.release()
+            except Exception:
+                logger.exception("releasing the source failed")
+
+    def _forward_state(self, source: Any) -> Callable[[Any, str], None]:
+        """A state listener (called on the capture thread) that re-emits as a queued signal."""
+
+        def listener(state: Any, message: str) -> None:
+            if source is self._source:
+                self.source_state_changed.emit(getattr(state, "value", str(state)), message)
+
+        return listener
+
+
+def _default_source_factory(spec: str) -> Any:
+    from inspector.sources.base import parse_source_spec
+
+    return parse_source_spec(spec)

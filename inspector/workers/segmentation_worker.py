@@ -1,0 +1,234 @@
+"""The segmentation worker: anomaly maps for flagged frames, on its own thread.
+
+Jobs go into a bounded queue that keeps the newest: when the maps cannot keep
+up with a live camera, the oldest jobs are dropped, never the detection. The
+model decides the device (CUDA when present, the CPU otherwise).
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+from dataclasses import dataclass, replace
+from typing import Any, Callable
+
+import numpy as np
+from PySide6.QtCore import QObject, Qt, Signal, Slot
+
+from inspector.core.records import Heatmap, InspectionResult
+
+logger = logging.getLogger(__name__)
+
+SEGMENTATION_MODES: dict[str, str] = {
+    "off": "Off",
+    "fast": "Fast map on NG",
+    "gradient": "Gradient map on NG",
+    "fast+gradient": "Fast always + gradient on NG",
+}
+
+
+@dataclass(frozen=True)
+class SegmentationJob:
+    """One map to compute.
+
+    Attributes:
+        result: The decided frame.
+        method: ``"fast"`` or ``"gradient"``.
+        row_id: Its row in the results database, if recorded.
+        image_path: Where the NG frame was saved, if it was.
+    """
+
+    result: InspectionResult
+    method: str
+    row_id: int | None = None
+    image_path: str | None = None
+
+
+def methods_for(mode: str, anomalous: bool) -> str | None:
+    """The map method a frame gets in ``mode`` (``None``: no map)."""
+    if mode == "fast":
+        return "fast" if anomalous else None
+    if mode == "gradient":
+        return "gradient" if anomalous else None
+    if mode == "fast+gradient":
+        return "gradient" if anomalous else "fast"
+    return None
+
+
+class SegmentationWorker(QObject):
+    """Computes heatmaps and NG overlays off the detection thread.
+
+    Args:
+        capacity: Jobs kept waiting; older ones are dropped first.
+        mode: One of :data:`SEGMENTATION_MODES`.
+        store_factory: Returns the shared (thread-safe) ResultStore, for NG overlays.
+        overlay_opacity: Heatmap opacity in saved NG images.
+
+    Signals:
+        heatmap_ready(frame_id, Heatmap): a map for that frame of the current source.
+        overlay_ready(InspectionResult, ndarray): an NG result with its heatmap, and the overlay image.
+        error_occurred(str): a message for the status bar.
+    """
+
+    heatmap_ready = Signal(object, object)
+    overlay_ready = Signal(object, object)
+    error_occurred = Signal(str)
+    _job_queued = Signal()
+
+    def __init__(
+        self,
+        capacity: int = 4,
+        mode: str = "fast",
+        store_factory: Callable[[], Any] | None = None,
+        overlay_opacity: float = 0.5,
+    ) -> None:
+        super().__init__()
+        if capacity < 1:
+            raise ValueError("capacity must be at least 1")
+        self._lock = threading.Lock()
+        self._jobs: collections.deque[SegmentationJob] = collections.deque(maxlen=capacity)
+        self._mode = "off"
+        self.set_mode(mode)
+        self._model: Any = None
+        self._store_factory = store_factory
+        self._opacity = overlay_opacity
+        self._warned: set[str] = set()
+        self._broken: set[str] = set()
+        self.dropped = 0
+        self.done = 0
+        self._job_queued.connect(self._process, Qt.ConnectionType.QueuedConnection)
+
+    # -- any thread ----------------------------------------------------------------------
+
+    @property
+    def mode(self) -> str:
+        """The current segmentation mode."""
+        with self._lock:
+            return self._mode
+
+    def set_mode(self, mode: str) -> None:
+        """Change the mode (thread-safe)."""
+        if mode not in SEGMENTATION_MODES:
+            raise ValueError(f"unknown segmentation mode {mode!r}; choose one of {', '.join(SEGMENTATION_MODES)}")
+        with self._lock:
+            self._mode = mode
+
+    def submit(self, result: InspectionResult, row_id: int | None = None, image_path: str | None = None) -> bool:
+        """Queue a map for ``result`` if the mode asks for one (thread-safe, never blocks).
+
+        Args:
+            result: The decision.
+            row_id: Its results-database row, so the NG overlay can be attached to it.
+            image_path: The saved NG frame; the overlay is written beside it.
+
+        Returns:
+            True if a job was queued.
+        """
+        with self._lock:
+            method = methods_for(self._mode, result.anomalous)
+            if method is None:
+                return False
+            if len(self._jobs) == self._jobs.maxlen:
+                self.dropped += 1
+            self._jobs.append(SegmentationJob(result, method, row_id, image_path))
+        self._job_queued.emit()
+        return True
+
+    def pending(self) -> int:
+        """Jobs waiting."""
+        with self._lock:
+            return len(self._jobs)
+
+    # -- worker thread -------------------------------------------------------------------
+
+    @Slot(object)
+    def set_model(self, model: Any) -> None:
+        """Compute maps with ``model``; queued jobs of other models are dropped."""
+        self._model = model
+        self._broken.clear()
+        self._warned.clear()
+        with self._lock:
+            self._jobs.clear()
+
+    @Slot()
+    def shutdown(self) -> None:
+        """Finish the queued NG overlays (at most ``capacity``) and drop the other jobs."""
+        with self._lock:
+            jobs = [job for job in self._jobs if job.result.anomalous and job.image_path]
+            self._jobs.clear()
+        for job in jobs:
+            self._run(job, emit=False)
+
+    @Slot()
+    def _process(self) -> None:
+        with self._lock:
+            job = self._jobs.popleft() if self._jobs else None
+        if job is not None:
+            self._run(job, emit=True)
+
+    def _run(self, job: SegmentationJob, emit: bool) -> None:
+        model = self._model
+        if model is None:
+            return
+        method = self._usable_method(model, job.method)
+        if method is None or method in self._broken:
+            return
+        try:
+            heatmap = model.heatmaps([job.result.frame.image], method=method)[0]
+        except Exception as exc:
+            # One message, not one per frame: the method stays off until the model changes.
+            logger.exception("segmentation failed")
+            self._broken.add(method)
+            self.error_occurred.emit(f"{method} maps failed ({exc}); they stay off for this model")
+            return
+        self.done += 1
+        if emit:
+            self.heatmap_ready.emit(job.result.frame.frame_id, heatmap)
+        if job.result.anomalous:
+            result = replace(job.result, heatmap=heatmap)
+            overlay = make_overlay(result.frame.image, heatmap, self._opacity)
+            self._save(job, overlay)
+            if emit:
+                self.overlay_ready.emit(result, overlay)
+
+    def _usable_method(self, model: Any, method: str) -> str | None:
+        supported = tuple(getattr(model, "supported_segmenters", ("fast", "gradient")))
+        if method in supported:
+            return method
+        fallback = supported[0] if supported else None
+        if method not in self._warned:
+            self._warned.add(method)
+            note = f"using {fallback!r}" if fallback else "no maps"
+            self.error_occurred.emit(f"this model has no {method!r} map; {note}")
+        return fallback
+
+    def _save(self, job: SegmentationJob, overlay: np.ndarray) -> None:
+        """Write the overlay beside the saved NG frame, attached to its row when the store can."""
+        if not job.image_path:
+            return
+        try:
+            store = self._store_factory() if self._store_factory else None
+            attach = getattr(store, "attach_overlay", None)
+            if attach is not None and job.row_id is not None:
+                attach(job.row_id, overlay)
+            else:
+                from inspector.core.imageio import write_image
+
+                write_image(overlay_path_for(job.image_path), overlay)
+        except Exception as exc:
+            logger.exception("saving an NG overlay failed")
+            self.error_occurred.emit(f"saving NG image: {exc}")
+
+
+def overlay_path_for(image_path: str) -> str:
+    """The overlay file that belongs to a saved NG frame (``..._ng.png`` -> ``..._overlay.png``)."""
+    stem = image_path[: -len("_ng.png")] if image_path.endswith("_ng.png") else image_path.rsplit(".", 1)[0]
+    return f"{stem}_overlay.png"
+
+
+def make_overlay(image: np.ndarray, heatmap: Heatmap, opacity: float = 0.5) -> np.ndarray:
+    """The frame with its heatmap blended in and the above-threshold regions outlined."""
+    from inspector.segmentation.overlay import render_overlay
+
+    return render_overlay(image, heatmap, opacity=opacity, contours=True)
