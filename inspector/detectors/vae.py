@@ -1,0 +1,165 @@
+"""Patch VAE with a heteroscedastic decoder, scored by the unregularized M_VAE ("vae").
+
+Matsubara, Tachibana and Uehara (2018), "Anomaly detection for industrial
+products using an unregularized anomaly score from deep generative models"
+(JSAI): a VAE whose decoder predicts a mean and a variance per pixel is trained
+on patches of good images (Gaussian likelihood + KL). The anomaly score keeps only
+the data-fit term of the negative log-likelihood,
+
+    M_VAE(x) = sum over pixels of 0.5 * (x - mu(x))^2 / sigma(x)^2,
+
+dropping the KL and log-variance terms, which reward or punish a patch for being
+simple or busy rather than for being unusual.
+
+A heatmap comes from sliding the patch window over the frame (``F.unfold``),
+scoring every patch in batches, and averaging each pixel's M_VAE terms over the
+windows that cover it (``F.fold``). Inputs are RGB in [0, 1] at 128 px, patches
+are 32 px with a stride of 16. The image score is the maximum of the map averaged
+over a window of 0.5 % of the image (chosen by measurement, as for the autoencoders).
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from inspector.detectors.base import register
+from inspector.detectors.networks import PatchVAE, check_size
+from inspector.detectors.training import TrainedDetector, map_scores
+
+PATCH_CHUNK = 512
+
+
+def random_patches(images: torch.Tensor, per_image: int, patch: int, generator: torch.Generator) -> torch.Tensor:
+    """``per_image`` random ``patch`` x ``patch`` crops of each image of ``(B, C, S, S)``: ``(B * per_image, C, P, P)``."""
+    count, _, height, width = images.shape
+    n = count * per_image
+    top = torch.randint(0, height - patch + 1, (n,), generator=generator).to(images.device)
+    left = torch.randint(0, width - patch + 1, (n,), generator=generator).to(images.device)
+    offsets = torch.arange(patch, device=images.device)
+    rows = (top[:, None] + offsets)[:, :, None]
+    cols = (left[:, None] + offsets)[:, None, :]
+    which = torch.arange(count, device=images.device).repeat_interleave(per_image)[:, None, None]
+    # Advanced indices around a slice put the indexed dimensions first: (n, P, P, C).
+    return images[which, :, rows, cols].permute(0, 3, 1, 2).contiguous()
+
+
+def gaussian_nll(x: torch.Tensor, mean: torch.Tensor, log_var: torch.Tensor) -> torch.Tensor:
+    """Per-element negative log-likelihood of ``x`` under N(mean, exp(log_var)), without the constant."""
+    return 0.5 * ((x - mean).pow(2) * torch.exp(-log_var) + log_var)
+
+
+def kl_divergence(mu: torch.Tensor, log_var: torch.Tensor) -> torch.Tensor:
+    """KL(N(mu, exp(log_var)) || N(0, 1)) per sample, summed over latent dimensions."""
+    return -0.5 * (1 + log_var - mu.pow(2) - log_var.exp()).sum(dim=1)
+
+
+@register
+class VAEDetector(TrainedDetector):
+    """Heteroscedastic patch VAE; map and score from M_VAE.
+
+    Args:
+        device: Torch device; CUDA when available by default.
+        image_size: Side the frame is resized to before patches are taken.
+        seed: Seed for initialization, the validation split, shuffles, crops and noise.
+        epochs, batch_size, learning_rate, patience, max_seconds, min_steps_per_epoch:
+            Training settings (:class:`~inspector.detectors.training.TrainingSettings`);
+            ``batch_size`` counts images, each giving ``patches_per_image`` crops.
+        augment: Random horizontal/vertical flips during training.
+        val_fraction: Held-out share of the good images (``1 / folds`` by default).
+        patch_size: Side of the VAE's square patches (4 times a power of two).
+        stride: Step of the sliding window; ``image_size - patch_size`` must be a multiple of it.
+        patches_per_image: Random crops per image and training step.
+        latent_dim: Size of the latent code.
+        base_channels: Width of the first encoder layer.
+        min_log_var: Soft floor of the decoder's log-variance (sigma >= ~0.011 in [0, 1] units).
+        score: Map-to-score reduction, ``"top"``, ``"max"`` or ``"mean"``.
+        score_fraction: Area fraction for the reduction.
+        inference_batch: Images per scoring pass.
+    """
+
+    kind = "vae"
+    networks = ("vae",)
+
+    def __init__(self, device: torch.device | str | None = None, image_size: int = 128, seed: int = 0,
+                 epochs: int = 100, batch_size: int = 16, learning_rate: float = 1e-3, patience: int = 8,
+                 max_seconds: float | None = 420.0, min_steps_per_epoch: int = 20, augment: bool = True,
+                 val_fraction: float | None = None, patch_size: int = 32, stride: int = 16,
+                 patches_per_image: int = 4, latent_dim: int = 32, base_channels: int = 32,
+                 min_log_var: float = -9.0, score: str = "max", score_fraction: float = 0.005,
+                 inference_batch: int = 16) -> None:
+        super().__init__(device, image_size, seed, epochs, batch_size, learning_rate, patience, max_seconds,
+                         min_steps_per_epoch, augment, val_fraction, score, score_fraction, inference_batch,
+                         mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), patch_size=int(patch_size), stride=int(stride),
+                         patches_per_image=int(patches_per_image), latent_dim=int(latent_dim),
+                         base_channels=int(base_channels), min_log_var=float(min_log_var))
+        if not 0 < patch_size <= image_size or stride < 1 or (image_size - patch_size) % stride:
+            raise ValueError(f"the patch size ({patch_size}) must fit the image size ({image_size}) and "
+                             f"image_size - patch_size must be a multiple of the stride ({stride})")
+        if patches_per_image < 1:
+            raise ValueError("patches_per_image must be positive")
+        check_size(int(patch_size), 4, "the VAE's patch")
+        self.patch_size, self.stride = int(patch_size), int(stride)
+        self.patches_per_image = int(patches_per_image)
+        self.latent_dim, self.base_channels = int(latent_dim), int(base_channels)
+        self.min_log_var = float(min_log_var)
+
+    def _build(self) -> None:
+        self.vae = PatchVAE(self.patch_size, self.latent_dim, self.base_channels,
+                            min_log_var=self.min_log_var).to(self.device)
+
+    def _loss(self, patches: torch.Tensor, noise: torch.Tensor | None) -> torch.Tensor:
+        """Negative ELBO per pixel (likelihood without its constant, plus KL)."""
+        mean, log_var, mu_z, log_var_z = self.vae(patches, noise)
+        nll = gaussian_nll(patches, mean, log_var).flatten(1).sum(dim=1)
+        return ((nll + kl_divergence(mu_z, log_var_z)) / patches[0].numel()).mean()
+
+    def _windows(self, x: torch.Tensor) -> torch.Tensor:
+        """All sliding-window patches of ``(N, C, S, S)``: ``(N * L, C, P, P)``, image-major."""
+        cols = F.unfold(x, self.patch_size, stride=self.stride)
+        return cols.transpose(1, 2).reshape(-1, x.shape[1], self.patch_size, self.patch_size)
+
+    def _trainer(self, train_x: torch.Tensor, val_x: torch.Tensor,
+                 generator: torch.Generator) -> tuple[Callable[[torch.Tensor], float], Callable[[], float]]:
+        optimizer = torch.optim.Adam(self.vae.parameters(), lr=self.settings.learning_rate)
+        val_patches = self._windows(val_x)
+
+        def step(batch: torch.Tensor) -> float:
+            patches = random_patches(batch, self.patches_per_image, self.patch_size, generator)
+            noise = torch.randn(patches.shape[0], self.latent_dim, generator=generator).to(self.device)
+            optimizer.zero_grad(set_to_none=True)
+            loss = self._loss(patches, noise)
+            loss.backward()
+            optimizer.step()
+            return float(loss.detach())
+
+        def validate() -> float:
+            with torch.no_grad():
+                total = sum(float(self._loss(chunk, None)) * len(chunk) for chunk in val_patches.split(PATCH_CHUNK))
+            return total / len(val_patches)
+
+        return step, validate
+
+    def patch_maps(self, x: torch.Tensor) -> torch.Tensor:
+        """Per-pixel M_VAE ``(N, S, S)`` averaged over the sliding windows covering each pixel."""
+        n, _, size, _ = x.shape
+        terms = []
+        for chunk in self._windows(x).split(PATCH_CHUNK):
+            mean, log_var, _, _ = self.vae(chunk)
+            terms.append((0.5 * (chunk - mean).pow(2) * torch.exp(-log_var)).sum(dim=1))
+        per_window = torch.cat(terms).reshape(n, -1, self.patch_size ** 2).transpose(1, 2)
+        summed = F.fold(per_window, size, self.patch_size, stride=self.stride)
+        covered = F.fold(torch.ones_like(per_window[:1]), size, self.patch_size, stride=self.stride)
+        return (summed / covered)[:, 0]
+
+    @torch.no_grad()
+    def _scores_and_maps(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        maps = self.patch_maps(x)
+        return map_scores(maps, self.score_method, self.score_fraction), maps
+
+    def differentiable_score(self, x: torch.Tensor) -> torch.Tensor:
+        """Score of preprocessed inputs, differentiable with respect to ``x``."""
+        return map_scores(self.patch_maps(x), self.score_method, self.score_fraction)
+

@@ -1,0 +1,100 @@
+"""Overlay rendering: golden image, fixed colour scale, untouched good areas.
+
+The golden image ``golden/overlay_blobs.png`` is the renderer's output for the
+synthetic frame and map built below. After an intended change of the rendering,
+regenerate it with ``python tests/segmentation/test_seg_overlay.py --regenerate``
+(from the repository root), look at it, and commit it.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from inspector.core.records import Heatmap
+from inspector.segmentation.overlay import render_overlay
+
+GOLDEN = Path(__file__).parent / "golden" / "overlay_blobs.png"
+
+
+def synthetic_frame() -> np.ndarray:
+    """A 120x160 RGB frame: colour ramps and a coarse checkerboard."""
+    yy, xx = np.mgrid[0:120, 0:160]
+    checker = ((xx // 16 + yy // 16) % 2) * 60 + 100
+    return np.stack([(xx * 1.5) % 256, (yy * 2) % 256, checker], axis=-1).astype(np.uint8)
+
+
+def synthetic_map() -> np.ndarray:
+    """Two blobs: one peaking at 1.8 (above the pixel threshold), one at 0.7 (below it)."""
+    yy, xx = np.mgrid[0:120, 0:160].astype(np.float32)
+    strong = 1.8 * np.exp(-((xx - 50) ** 2 + (yy - 40) ** 2) / (2 * 14.0 ** 2))
+    weak = 0.7 * np.exp(-((xx - 120) ** 2 + (yy - 85) ** 2) / (2 * 10.0 ** 2))
+    return (strong + weak).astype(np.float32)
+
+
+def test_overlay_matches_the_golden_image() -> None:
+    expected = cv2.cvtColor(cv2.imread(str(GOLDEN), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+    out = render_overlay(synthetic_frame(), synthetic_map())
+    assert out.shape == expected.shape and out.dtype == np.uint8
+    diff = np.abs(out.astype(np.int16) - expected.astype(np.int16))
+    # Tolerates anti-aliasing differences between OpenCV builds along the contour.
+    assert diff.mean() < 0.5, diff.mean()
+    assert np.mean(diff.max(axis=2) > 24) < 0.003
+
+
+def test_good_areas_look_exactly_like_the_frame() -> None:
+    frame = synthetic_frame()
+    values = synthetic_map()
+    out = render_overlay(frame, values)
+    quiet = values < 0.3
+    assert quiet.mean() > 0.5
+    assert np.array_equal(out[quiet], frame[quiet])
+    assert not np.array_equal(out[values > 1.2], frame[values > 1.2])
+
+
+def test_colour_scale_is_fixed_not_stretched_per_image() -> None:
+    frame = np.full((60, 80, 3), 128, np.uint8)
+    values = np.zeros((60, 80), np.float32)
+    values[10:30, 10:30] = 0.8
+    alone = render_overlay(frame, values, contours=False)
+    values_with_hot_spot = values.copy()
+    values_with_hot_spot[40:55, 60:75] = 5.0
+    together = render_overlay(frame, values_with_hot_spot, contours=False)
+    assert np.array_equal(alone[10:30, 10:30], together[10:30, 10:30])
+
+
+def test_contours_outline_only_above_threshold_regions() -> None:
+    frame = np.zeros((100, 100, 3), np.uint8)
+    values = np.zeros((100, 100), np.float32)
+    values[20:40, 20:40] = 1.5
+    values[60:80, 60:80] = 0.9
+    out = render_overlay(frame, values, opacity=0.0, contour_colour=(0, 255, 0))
+    green = (out[..., 1] > 200) & (out[..., 0] < 50)
+    assert green[18:42, 18:42].any()
+    assert not green[55:85, 55:85].any()
+
+
+def test_heatmap_record_and_other_map_sizes_are_accepted() -> None:
+    frame = synthetic_frame()
+    small = cv2.resize(synthetic_map(), (56, 56), interpolation=cv2.INTER_AREA)
+    out = render_overlay(frame, Heatmap(values=small, method="fast"))
+    assert out.shape == frame.shape
+    gray = render_overlay(frame[..., 0], small)
+    assert gray.shape == frame.shape
+
+
+def _regenerate() -> None:
+    out = render_overlay(synthetic_frame(), synthetic_map())
+    GOLDEN.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(GOLDEN), cv2.cvtColor(out, cv2.COLOR_RGB2BGR))
+    print(f"wrote {GOLDEN}")
+
+
+if __name__ == "__main__":
+    if "--regenerate" in sys.argv[1:]:
+        _regenerate()
+    else:
+        print(__doc__)
