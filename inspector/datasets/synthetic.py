@@ -26,8 +26,9 @@ import numpy as np
 from inspector.core.imageio import list_images, read_image, write_image
 from inspector.core.progress import Progress, silent
 from inspector.datasets.defects import DEFECT_TYPES, add_defect
+from inspector.resources import resource_path
 
-TEXTURES_DIR = Path(__file__).resolve().parents[2] / "resources" / "textures"
+TEXTURES_DIR = resource_path("textures")
 
 CATEGORIES: tuple[str, ...] = ("brick", "grass", "gravel")
 
