@@ -25,8 +25,30 @@ def add_arguments(parser) -> None:
     parser.add_argument("--bad", metavar="DIR", help="known-bad images: the threshold then maximizes F1")
     parser.add_argument("--frr", type=float, default=None, help="target false-reject rate (default 0.01)")
     parser.add_argument("--no-fast-map", action="store_true", help="gaussian: skip the patch-level map")
+    parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                        help="detector option, repeatable (e.g. epochs=50, max_seconds=300, seed=1, levels=[4,5,6,7,8])")
     add_device(parser)
     add_quiet(parser)
+
+
+def parse_options(pairs: list[str]) -> dict:
+    """``KEY=VALUE`` pairs as a dict; values are read as JSON when they parse, else kept as text.
+
+    Raises:
+        ValueError: for a pair without ``=``.
+    """
+    import json
+
+    options = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--option needs KEY=VALUE, got {pair!r}")
+        try:
+            options[key.strip().replace("-", "_")] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key.strip().replace("-", "_")] = value
+    return options
 
 
 def run(args) -> int:
@@ -38,7 +60,9 @@ def run(args) -> int:
     with progress_bar(args.quiet, "fit") as progress:
         references = load_folder([args.ref_dir], progress, "reference")
         bad = load_folder([args.bad], progress, "bad").images if args.bad else None
-        options = {"fast_map": False} if args.no_fast_map and args.detector == "gaussian" else {}
+        options = parse_options(args.option)
+        if args.no_fast_map and args.detector == "gaussian":
+            options["fast_map"] = False
         policy = "frr" if args.frr is not None else None
         model = InspectionModel.fit(
             references.images, detector=args.detector, backbone=args.backbone, weights=args.weights,

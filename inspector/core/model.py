@@ -32,7 +32,7 @@ SEGMENTERS = ("fast", "gradient")
 class InspectionModel:
     """A fitted detector with its calibration.
 
-    Build one with :meth:`fit` or :meth:`load`; see docs/ARCHITECTURE.md.
+    Build one with :meth:`fit` or :meth:`load`; see the Architecture section of README.md.
     """
 
     def __init__(self, detector: Detector, calibration: Calibration, pixel_calibration: dict | None = None,
@@ -119,7 +119,10 @@ class InspectionModel:
             options.update(backbone=backbone, weights=weights, image_size=image_size)
         elif image_size:
             options["image_size"] = image_size
-        det = cls_(device=pick_device(device), **options)
+        try:
+            det = cls_(device=pick_device(device), **options)
+        except TypeError as exc:
+            raise ValueError(f"invalid option for the {detector} detector: {exc}") from exc
         result = det.fit(images, progress, folds=folds)
         bad_scores = det.score(bad_images) if bad_images else np.array([])
         chosen = policy or ("f1" if len(bad_scores) else "frr")
