@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
 import inspector
@@ -63,6 +64,11 @@ def main(argv: list[str] | None = None) -> int:
     from inspector.core.progress import Cancelled
     from inspector.storage.model_file import ModelFileError
 
+    if os.environ.get("INSPECTOR_MALLOC_TUNING", "1") != "0":
+        # Measured with `inspector speed`: steadier and faster batched CPU inference.
+        from inspector.core.malloc_tuning import tune_malloc
+
+        tune_malloc()
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,

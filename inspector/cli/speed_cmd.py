@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 
 from inspector.cli.common import add_device, add_quiet, load_folder
@@ -19,8 +20,6 @@ def add_arguments(parser) -> None:
     parser.add_argument("--image-size", type=int, default=224)
     parser.add_argument("--fit-images", type=int, default=200, help="images to fit on (default 200)")
     parser.add_argument("--repeats", type=int, default=30)
-    parser.add_argument("--no-malloc-tuning", action="store_true",
-                        help="measure with glibc's default trimming (to compare)")
     parser.add_argument("--format", choices=("text", "json"), default="text")
     add_device(parser)
     add_quiet(parser)
@@ -28,9 +27,8 @@ def add_arguments(parser) -> None:
 
 def run(args) -> int:
     """Fit on ``--fit-images`` images, then time detection and the bare backbone."""
-    from inspector.core.malloc_tuning import tune_malloc
-
-    tuned = False if args.no_malloc_tuning else tune_malloc()
+    # Applied at start-up by inspector.cli.main; INSPECTOR_MALLOC_TUNING=0 measures glibc's defaults.
+    tuned = os.environ.get("INSPECTOR_MALLOC_TUNING", "1") != "0"
     import torch
 
     from inspector.core.model import InspectionModel

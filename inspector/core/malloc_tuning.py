@@ -22,7 +22,7 @@ DEFAULT_BYTES = 256 * 1024 * 1024
 
 def tune_malloc(trim_bytes: int = DEFAULT_BYTES, pad_bytes: int = DEFAULT_BYTES) -> bool:
     """Apply the tuning; returns whether it was applied."""
-    if not sys.platform.startswith("linux") or os.environ.get("INSPECTOR_NO_MALLOC_TUNING"):
+    if not sys.platform.startswith("linux"):
         return False
     if "MALLOC_TRIM_THRESHOLD_" in os.environ or "MALLOC_TOP_PAD_" in os.environ:
         return False
