@@ -118,6 +118,7 @@ class AnoGANDetector(TrainedDetector):
         bank = torch.randn(self.bank_size, self.latent_dim, generator=torch.Generator().manual_seed(self.seed))
         # A buffer, so that it is saved with the generator and a loaded model searches from the same starts.
         self.generator.register_buffer("latent_bank", bank.to(self.device))
+        self._bank_images: torch.Tensor | None = None
 
     # ---- training --------------------------------------------------------------------------
     def _trainer(self, train_x: torch.Tensor, val_x: torch.Tensor,
@@ -154,7 +155,12 @@ class AnoGANDetector(TrainedDetector):
     def _start(self, x: torch.Tensor) -> torch.Tensor:
         """For each image, the bank vector whose generated image is closest (mean absolute difference)."""
         with torch.no_grad():
-            images = self.generator(self.generator.latent_bank)
+            if not self._fitted:  # still training: the generator changes between calls
+                images = self.generator(self.generator.latent_bank)
+            else:
+                if self._bank_images is None:
+                    self._bank_images = self.generator(self.generator.latent_bank)
+                images = self._bank_images
             distance = torch.cdist(x.flatten(1), images.flatten(1), p=1)
         return self.generator.latent_bank[distance.argmin(dim=1)].clone()
 

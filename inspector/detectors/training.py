@@ -312,6 +312,7 @@ class TrainedDetector(Detector):
             ValueError: with fewer than 10 images.
             Cancelled: when ``progress`` is cancelled.
         """
+        self._fitted = False
         fraction = self.val_fraction if self.val_fraction is not None else 1.0 / max(2, folds)
         train_idx, val_idx = split_validation(len(images), fraction, self.seed)
         progress.update(0, self.settings.epochs, "preparing images")
