@@ -132,6 +132,12 @@ class InspectionModel:
             from inspector.segmentation.pixel_calibration import fit_pixel_calibration
 
             pixel["fast"] = fit_pixel_calibration(result.held_out_maps)
+        gradient_info = {}
+        if type(det).differentiable_score is not Detector.differentiable_score:
+            from inspector.segmentation.calibrate_gradient import calibrate_gradient
+
+            progress.update(0, 1, "calibrating gradient maps")
+            gradient_info, pixel["gradient"] = calibrate_gradient(det, images, pixel.get("fast"))
         info = {
             "n_reference": len(images),
             "folds": folds,
@@ -140,6 +146,7 @@ class InspectionModel:
             "software_version": inspector.__version__,
             "torch_version": torch.__version__,
             "fitted_on": f"{det.device.type} ({platform.machine()})",
+            **gradient_info,
             # Lets `calibrate` reuse the unbiased held-out score of a reference image it is given again.
             "reference_held_out": {image_digest(image): float(score)
                                    for image, score in zip(images, result.held_out_scores)},

@@ -12,6 +12,7 @@ The same forward pass also feeds the fast patch-level map
 
 from __future__ import annotations
 
+import copy
 import logging
 from typing import Sequence
 
@@ -124,6 +125,8 @@ class GaussianDetector(Detector):
             train = np.setdiff1d(np.arange(count), held)
             gaussians = [fit_gaussian(level[train]) for level in pooled]
             held_out[held] = self._distances(pooled, gaussians, held)
+            if fold == 0:
+                self._first_fold = (held, gaussians)
         progress.update(len(splits), len(splits) + 1, "fitting Gaussians")
         self._set_gaussians([fit_gaussian(level) for level in pooled])
         held_out_maps = None
@@ -132,6 +135,18 @@ class GaussianDetector(Detector):
                 spatial, splits[0], self.preprocessing.image_size, progress)
         progress.update(len(splits) + 1, len(splits) + 1, "done")
         return FitResult(held_out_scores=held_out, held_out_maps=held_out_maps)
+
+    def held_out_twin(self) -> tuple["GaussianDetector", np.ndarray]:
+        """A detector fitted without the first calibration fold (sharing the backbone), and that fold.
+
+        Gradient maps of the fold's images through the twin are unbiased samples of good
+        maps, for the gradient map's pixel calibration. Available after :meth:`fit`.
+        """
+        held, gaussians = self._first_fold
+        twin = copy.copy(self)
+        twin.patch_map = None
+        twin._set_gaussians(gaussians)
+        return twin, held
 
     @staticmethod
     def _distances(pooled: list[np.ndarray], gaussians, rows: np.ndarray) -> np.ndarray:

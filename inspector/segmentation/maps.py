@@ -28,7 +28,8 @@ def raw_maps(model: "InspectionModel", images: Sequence[np.ndarray], method: str
     if model.detector.has_maps and "fast" in model.pixel_calibration:
         _, fast = model.detector.score_and_maps(images)
         weights = normalize_map(fast, model.pixel_calibration["fast"])
-    return gradient_map(model.detector, list(images), weight_maps=weights, progress=progress)
+    return gradient_map(model.detector, list(images), scale=model.info.get("gradient_scale"),
+                        weight_maps=weights, progress=progress)
 
 
 def compute_heatmaps(model: "InspectionModel", images: Sequence[np.ndarray], method: str,

@@ -16,13 +16,24 @@ CONTOUR_COLOUR = (255, 255, 255)
 BLEND_FLOOR = 0.3
 
 
-@lru_cache(maxsize=16)
-def _rgb_lut(colormap: int) -> np.ndarray:
-    """The colormap as a ``256x1x3`` RGB table, usable as a user colormap by :func:`cv2.applyColorMap`."""
+@lru_cache(maxsize=32)
+def _blend_tables(colormap: int, opacity: float, floor: float, max_value: float) -> tuple[np.ndarray, np.ndarray]:
+    """Lookup tables indexed by the map's 8-bit level: premultiplied colour and frame weight.
+
+    Returns:
+        ``256x1x3`` uint8 ``weight * colour`` (usable as a user colormap by
+        :func:`cv2.applyColorMap`) and ``256x1`` uint8 ``255 * (1 - weight)``.
+    """
     ramp = np.arange(256, dtype=np.uint8).reshape(256, 1)
-    lut = cv2.cvtColor(cv2.applyColorMap(ramp, colormap), cv2.COLOR_BGR2RGB)
-    lut.setflags(write=False)
-    return lut
+    colours = cv2.cvtColor(cv2.applyColorMap(ramp, colormap), cv2.COLOR_BGR2RGB).astype(np.float64)
+    value = np.arange(256) / 255.0 * max_value
+    if floor > 0:
+        weight = opacity * np.clip((value - floor) / floor, 0.0, 1.0)
+    else:
+        weight = np.full(256, float(opacity))
+    coloured = np.clip(colours * weight[:, None, None] + 0.5, 0, 255).astype(np.uint8)
+    keep = np.clip((1.0 - weight) * 255.0 + 0.5, 0, 255).astype(np.uint8).reshape(256, 1)
+    return coloured, keep
 
 
 def render_overlay(image: np.ndarray, heatmap: Heatmap | np.ndarray, opacity: float = 0.5,
@@ -32,7 +43,9 @@ def render_overlay(image: np.ndarray, heatmap: Heatmap | np.ndarray, opacity: fl
     """The frame with the heatmap's colours blended in and above-threshold regions outlined.
 
     The colour scale is fixed (0 to ``max_value`` in normalized units), never
-    stretched per image, so the same colour always means the same score.
+    stretched per image, so the same colour always means the same score. The
+    map is quantized to 256 levels over that range for the colour and the
+    blend weight (steps of 0.008 with the defaults).
 
     Args:
         image: ``HxWx3`` uint8 RGB frame (``HxW`` gray is accepted).
@@ -57,24 +70,18 @@ def render_overlay(image: np.ndarray, heatmap: Heatmap | np.ndarray, opacity: fl
     values = np.asarray(values, dtype=np.float32)
     if values.shape != frame.shape[:2]:
         values = to_frame_geometry(values, frame.shape)
-    values = np.maximum(values, 0.0)
 
-    # Only the part of the frame where the map rises above the floor is blended.
-    active = (values > floor).astype(np.uint8) if floor > 0 else np.ones(values.shape, np.uint8)
-    x, y, width, height = cv2.boundingRect(active)
+    coloured, keep = _blend_tables(int(colormap), float(opacity), float(floor), float(max_value))
     out = frame.copy()
+    # Only the box around the pixels above the floor needs blending.
+    above = (values > floor).astype(np.uint8) if floor > 0 else np.ones(values.shape, np.uint8)
+    x, y, width, height = cv2.boundingRect(above)
     if width and height:
-        window = values[y:y + height, x:x + width]
+        window = cv2.threshold(values[y:y + height, x:x + width], 0.0, 0.0, cv2.THRESH_TOZERO)[1]
         levels = cv2.convertScaleAbs(window, alpha=255.0 / max_value)
-        colours = cv2.applyColorMap(levels, _rgb_lut(colormap))
-        if floor > 0:
-            weight = np.clip(window, floor, 2.0 * floor)
-            weight -= floor
-            weight *= opacity / floor
-        else:
-            weight = np.full(window.shape, opacity, dtype=np.float32)
-        part = frame[y:y + height, x:x + width]
-        out[y:y + height, x:x + width] = cv2.blendLinear(colours, part, weight, 1.0 - weight)
+        kept = cv2.LUT(levels, keep)
+        part = cv2.multiply(frame[y:y + height, x:x + width], cv2.merge((kept, kept, kept)), scale=1.0 / 255.0)
+        out[y:y + height, x:x + width] = cv2.add(part, cv2.applyColorMap(levels, coloured), dst=part)
     if contours:
         mask = (values >= threshold).astype(np.uint8)
         outlines, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)

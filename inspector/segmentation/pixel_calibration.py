@@ -45,7 +45,7 @@ class PixelCalibration:
         return {"floor": float(self.floor), "threshold": float(self.threshold)}
 
     @classmethod
-    def from_dict(cls, data: dict) -> "PixelCalibration":
+    def from_dict(cls, data: dict) -> PixelCalibration:
         """Inverse of :meth:`to_dict`."""
         return cls(floor=float(data["floor"]), threshold=float(data["threshold"]))
 

@@ -15,7 +15,7 @@ from inspector.datasets.mvtec import load_category, load_mask
 from inspector.datasets.synthetic import generate_dataset
 from inspector.detectors.gaussian import GaussianDetector
 from inspector.metrics.pixel import pixel_auroc
-from inspector.segmentation.gradient import gradient_map
+from inspector.segmentation.gradient import gradient_map, gradient_scale
 from inspector.segmentation.patch_map import PatchMapModel, smooth_maps
 
 pytestmark = pytest.mark.usefixtures("single_threaded")
@@ -50,6 +50,11 @@ def fitted(masked_set):
     detector = GaussianDetector(fast_map=True, device="cpu")
     result = detector.fit(masked_set.train, silent(), folds=5)
     return detector, result
+
+
+@pytest.fixture(scope="module")
+def scale(fitted, masked_set) -> float:
+    return gradient_scale(fitted[0], masked_set.train[:6])
 
 
 def test_fast_map_localizes_drawn_defects(fitted, masked_set) -> None:
@@ -88,22 +93,32 @@ def test_patch_map_state_round_trips(fitted, masked_set) -> None:
     assert size_mb < 5
 
 
-def test_gradient_map_localizes_a_drawn_defect(fitted, masked_set) -> None:
+def test_gradient_map_localizes_a_drawn_defect(fitted, masked_set, scale) -> None:
     detector, _ = fitted
     rows = [i for i, kind in enumerate(masked_set.types) if kind in GRADIENT_TYPES]
-    maps = gradient_map(detector, [masked_set.test[i] for i in rows])
-    masks = masked_set.masks[rows]
-    assert maps.shape == (len(rows), SIZE, SIZE) and maps.dtype == np.float32
+    good = [i for i, kind in enumerate(masked_set.types) if kind == "good"][:2]
+    maps = gradient_map(detector, [masked_set.test[i] for i in rows + good], scale=scale)
+    masks = masked_set.masks[rows + good]
+    assert maps.shape == (len(rows) + 2, SIZE, SIZE) and maps.dtype == np.float32
     auroc = pixel_auroc(masks, maps)
     inside, outside = maps[masks].mean(), maps[~masks].mean()
     assert auroc > 0.75 and inside > 2 * outside, (auroc, inside, outside)
+    # With the model's fixed scale the maps are comparable: defects peak higher than good frames.
+    peaks = maps.reshape(len(maps), -1).max(axis=1)
+    assert peaks[: len(rows)].min() > peaks[len(rows):].max(), peaks
+
+
+def test_gradient_scale_is_a_positive_model_constant(fitted, masked_set, scale) -> None:
+    assert scale > 0
+    again = gradient_scale(fitted[0], masked_set.train[6:12])
+    assert 0.5 < again / scale < 2.0
 
 
 def test_gradient_map_reports_progress_and_can_be_cancelled(fitted, masked_set) -> None:
     detector, _ = fitted
     seen: list[tuple[int, int]] = []
     progress = Progress(lambda done, total, message: seen.append((done, total)))
-    gradient_map(detector, masked_set.test[:1], iterations=2, progress=progress)
+    gradient_map(detector, masked_set.test[:1], iterations=2, progress=progress, scale=1.0)
     assert seen[-1][0] == seen[-1][1] and [d for d, _ in seen] == sorted(d for d, _ in seen)
 
     calls = []
@@ -115,15 +130,18 @@ def test_gradient_map_reports_progress_and_can_be_cancelled(fitted, masked_set) 
 
     cancelling = Progress(cancel_after_first)
     with pytest.raises(Cancelled):
-        gradient_map(detector, masked_set.test[:1], iterations=5, progress=cancelling)
+        gradient_map(detector, masked_set.test[:1], iterations=5, progress=cancelling, scale=1.0)
     assert len(calls) == 2
 
 
-def test_gradient_map_works_inside_inference_mode(fitted, masked_set) -> None:
+def test_gradient_map_works_inside_inference_mode(fitted, masked_set, scale) -> None:
     detector, _ = fitted
     with torch.inference_mode():
-        maps = gradient_map(detector, masked_set.test[:1], iterations=1)
+        maps = gradient_map(detector, masked_set.test[:1], iterations=1, scale=scale)
+        weighted = gradient_map(detector, masked_set.test[:1], iterations=1, scale=scale,
+                                weight_maps=np.ones((1, 56, 56), np.float32))
     assert np.isfinite(maps).all() and maps.max() > 0
+    assert np.allclose(maps, weighted, atol=1e-6)
 
 
 def test_smoothing_keeps_mass_and_shape() -> None:

@@ -7,7 +7,11 @@ import json
 import numpy as np
 import pytest
 
-from inspector.segmentation.pixel_calibration import PixelCalibration, fit_pixel_calibration, normalize_map
+from inspector.segmentation.pixel_calibration import (
+    PixelCalibration,
+    fit_pixel_calibration,
+    normalize_map,
+)
 
 
 def _held_out(count: int = 20, seed: int = 0) -> np.ndarray:
