@@ -6,7 +6,9 @@ station swaps in between frames (and keeps the old one for undo).
 
 from __future__ import annotations
 
+
 import logging
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,10 +66,13 @@ class FitWorker(QObject):
     def __init__(self) -> None:
         super().__init__()
         self._progress: Progress | None = None
+        # A cancel that arrives while the fit request is still queued applies to that fit.
+        self._cancel_pending = threading.Event()
         self._last_emit = 0.0
 
     def cancel(self) -> None:
         """Ask the running fit to stop at its next step (call from any thread)."""
+        self._cancel_pending.set()
         progress = self._progress
         if progress is not None:
             progress.cancel()
@@ -77,6 +82,8 @@ class FitWorker(QObject):
         """Load the images, fit, calibrate, optionally save; report by signals."""
         progress = Progress(self._report)
         self._progress = progress
+        if self._cancel_pending.is_set():
+            progress.cancel()
         try:
             model, saved = self._fit(request, progress)
         except Cancelled:
@@ -88,6 +95,7 @@ class FitWorker(QObject):
             self.fit_finished.emit(model, saved)
         finally:
             self._progress = None
+            self._cancel_pending.clear()
 
     def _fit(self, request: FitRequest, progress: Progress) -> tuple[Any, str]:
         from inspector.core.model import InspectionModel
