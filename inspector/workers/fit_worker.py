@@ -6,7 +6,6 @@ station swaps in between frames (and keeps the old one for undo).
 
 from __future__ import annotations
 
-
 import logging
 import threading
 import time
