@@ -7,7 +7,9 @@ B_BACKBONES = tuple(f"b{i}" for i in range(8))
 BACKBONES = LITE_BACKBONES + B_BACKBONES
 """``lite0``-``lite2`` ship their ImageNet weights; ``b0``-``b7`` need a user-provided weights file."""
 
-DETECTORS = ("gaussian", "ae-l2", "ae-ssim", "vae", "anogan")
-"""``gaussian`` needs no training; the others train on the reference images."""
+DETECTORS = ("fusion", "gaussian", "ae-l2", "ae-ssim", "vae", "anogan")
+"""``fusion`` (the default) and ``gaussian`` need no training; the others train on the reference images."""
+
+DEFAULT_DETECTOR = DETECTORS[0]
 
 SEGMENTERS = ("fast", "gradient")

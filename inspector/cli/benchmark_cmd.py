@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from inspector.catalog import DEFAULT_DETECTOR, DETECTORS
 from inspector.cli.common import add_device, add_quiet
 from inspector.cli.progress_bar import progress_bar
 
@@ -18,8 +19,8 @@ def add_arguments(parser) -> None:
     """Arguments of ``inspector benchmark``."""
     parser.add_argument("root", metavar="ROOT")
     parser.add_argument("--format", choices=("text", "json"), default="text")
-    parser.add_argument("--detector", nargs="+", default=["gaussian"], metavar="KIND",
-                        help="one or more of gaussian, ae-l2, ae-ssim, vae, anogan (several give a comparison)")
+    parser.add_argument("--detector", nargs="+", default=[DEFAULT_DETECTOR], metavar="KIND",
+                        choices=DETECTORS, help="one or more of " + ", ".join(DETECTORS) + " (several give a comparison)")
     parser.add_argument("--segmenter", choices=("fast", "gradient"), help="also measure pixel AUROC and AUPRO")
     parser.add_argument("--image-size", type=int, metavar="N")
     parser.add_argument("--backbone", default="lite0")

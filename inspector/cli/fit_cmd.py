@@ -13,18 +13,19 @@ HELP = "fit a detector on good reference images and write a calibrated model fil
 def add_arguments(parser) -> None:
     """Arguments of ``inspector fit``."""
     from inspector.backbones.efficientnet import BACKBONE_NAMES
+    from inspector.catalog import DEFAULT_DETECTOR, DETECTORS
 
     parser.add_argument("ref_dir", metavar="REF_DIR", help="folder of good reference images (searched recursively)")
     parser.add_argument("-o", "--output", required=True, metavar="MODEL", help="model file to write (.safetensors)")
-    parser.add_argument("--detector", default="gaussian",
-                        help="gaussian (default, no training), ae-l2, ae-ssim, vae or anogan")
+    parser.add_argument("--detector", default=DEFAULT_DETECTOR, choices=DETECTORS,
+                        help=f"{DEFAULT_DETECTOR} (default, no training), " + ", ".join(DETECTORS[1:]))
     parser.add_argument("--backbone", default="lite0", choices=BACKBONE_NAMES, help="EfficientNet variant (default lite0)")
     parser.add_argument("--weights", metavar="PATH", help="ImageNet weights file (required for b0..b7)")
     parser.add_argument("--image-size", type=int, metavar="N", help="network input size (default: the model's own)")
     parser.add_argument("--folds", type=int, default=5, help="k for the held-out calibration scores (default 5)")
     parser.add_argument("--bad", metavar="DIR", help="known-bad images: the threshold then maximizes F1")
     parser.add_argument("--frr", type=float, default=None, help="target false-reject rate (default 0.01)")
-    parser.add_argument("--no-fast-map", action="store_true", help="gaussian: skip the patch-level map")
+    parser.add_argument("--no-fast-map", action="store_true", help="gaussian detector: skip the patch-level map")
     parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                         help="detector option, repeatable (e.g. epochs=50, max_seconds=300, seed=1, levels=[4,5,6,7,8])")
     add_device(parser)

@@ -19,6 +19,7 @@ import torch
 
 import inspector
 from inspector.calibration.policies import Calibration, calibrate
+from inspector.catalog import DEFAULT_DETECTOR
 from inspector.core.imageio import image_digest
 from inspector.core.policy import is_anomalous, normalize, validate_threshold
 from inspector.core.progress import Progress, silent
@@ -94,7 +95,7 @@ class InspectionModel:
 
     # ---- building ------------------------------------------------------------------------
     @classmethod
-    def fit(cls, images: Sequence[np.ndarray], *, detector: str = "gaussian", backbone: str = "lite0",
+    def fit(cls, images: Sequence[np.ndarray], *, detector: str = DEFAULT_DETECTOR, backbone: str = "lite0",
             weights: str | None = None, image_size: int | None = None, folds: int = 5,
             bad_images: Sequence[np.ndarray] | None = None, policy: str | None = None,
             target: float | None = None, progress: Progress | None = None,
@@ -115,7 +116,7 @@ class InspectionModel:
         progress = progress or silent()
         started = time.perf_counter()
         cls_ = detector_class(detector)
-        if detector == "gaussian":
+        if cls_.uses_backbone:
             options.update(backbone=backbone, weights=weights, image_size=image_size)
         elif image_size:
             options["image_size"] = image_size

@@ -42,6 +42,8 @@ class Detector(ABC):
     """
 
     kind: ClassVar[str] = ""
+    uses_backbone: ClassVar[bool] = False
+    """Whether the detector runs on a pretrained backbone (takes ``backbone``, ``weights``, ``image_size``)."""
     preprocessing: Preprocessing
     device: torch.device
 
@@ -104,7 +106,7 @@ def register(cls: type[Detector]) -> type[Detector]:
 def _load_builtin_detectors() -> None:
     import importlib
 
-    for module in ("gaussian", "autoencoder", "vae", "anogan"):
+    for module in ("fusion", "gaussian", "autoencoder", "vae", "anogan"):
         try:
             importlib.import_module(f"inspector.detectors.{module}")
         except ModuleNotFoundError as exc:

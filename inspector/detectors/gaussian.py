@@ -47,6 +47,7 @@ class GaussianDetector(Detector):
     """
 
     kind = "gaussian"
+    uses_backbone = True
 
     def __init__(self, backbone: str = "lite0", weights: str | None = None, image_size: int | None = None,
                  levels: Sequence[int] = ALL_LEVELS, fast_map: bool = True, batch_size: int = 16,

@@ -15,6 +15,7 @@ from typing import Sequence
 
 import numpy as np
 
+from inspector.catalog import DEFAULT_DETECTOR
 from inspector.core.imageio import read_image
 from inspector.core.progress import Progress, silent
 from inspector.datasets.mvtec import Category, find_categories, load_category, load_mask
@@ -25,7 +26,7 @@ LATENCY_FRAMES = 20
 MAP_FRAMES_GRADIENT = 24
 
 
-def benchmark(root: str | Path, detectors: Sequence[str] = ("gaussian",), segmenter: str | None = None,
+def benchmark(root: str | Path, detectors: Sequence[str] = (DEFAULT_DETECTOR,), segmenter: str | None = None,
               image_size: int | None = None, backbone: str = "lite0", progress: Progress | None = None,
               device=None, detector_options: dict | None = None) -> dict:
     """Benchmark each detector on each category under ``root``.

@@ -77,6 +77,13 @@ def smooth_maps(maps: torch.Tensor, sigma: float = SMOOTH_SIGMA) -> torch.Tensor
     return x.squeeze(1)
 
 
+def grid_to_map(grid: torch.Tensor, image_size: int, sigma: float = SMOOTH_SIGMA) -> torch.Tensor:
+    """Upsample ``(N, h, w)`` grids bilinearly to ``image_size`` squared and Gaussian-smooth them."""
+    full = F.interpolate(grid.unsqueeze(1), size=(image_size, image_size), mode="bilinear",
+                         align_corners=False).squeeze(1)
+    return smooth_maps(full, sigma)
+
+
 def default_levels(info: BackboneInfo, strides: Sequence[int] = LEVEL_STRIDES) -> tuple[int, ...]:
     """For each stride, the first backbone level with that stride.
 
@@ -134,6 +141,26 @@ class PatchMapModel:
         return torch.cat(parts, dim=1)
 
     # ---- fitting --------------------------------------------------------------------------
+    def features(self, spatial: Sequence[torch.Tensor]) -> torch.Tensor:
+        """``(N, C, h, w)`` float32 pooled multi-level features on the finest level's grid."""
+        return self._features(spatial)
+
+    @staticmethod
+    def statistics_of(features: torch.Tensor) -> tuple[int, torch.Tensor, torch.Tensor]:
+        """Image count, per-position sums ``(C, h, w)`` and summed outer products ``(C, C)`` of features."""
+        sums, outer = None, None
+        for start in range(0, len(features), _CHUNK):
+            part = features[start:start + _CHUNK].double()
+            flat = part.permute(0, 2, 3, 1).reshape(-1, part.shape[1])
+            part_sums, part_outer = part.sum(0), flat.T @ flat
+            sums = part_sums if sums is None else sums + part_sums
+            outer = part_outer if outer is None else outer + part_outer
+        return len(features), sums, outer
+
+    def set_statistics(self, count: int, sums: torch.Tensor, outer: torch.Tensor) -> None:
+        """Fit from :meth:`statistics_of` results (sums of them for unions of image sets)."""
+        self._set_from_statistics(count, sums, outer)
+
     def _statistics(self, spatial: Sequence[torch.Tensor], rows: np.ndarray) -> tuple[int, torch.Tensor, torch.Tensor]:
         """Image count, per-position feature sums ``(C, h, w)`` and the summed outer products ``(C, C)``."""
         index = torch.as_tensor(rows, dtype=torch.long)
@@ -196,25 +223,30 @@ class PatchMapModel:
         return torch.cat(maps).numpy().astype(np.float32, copy=False)
 
     # ---- maps -----------------------------------------------------------------------------
-    def maps(self, spatial: Sequence[torch.Tensor], image_size: int) -> torch.Tensor:
-        """Raw maps ``(N, S, S)`` float32 on the model's device, upsampled and smoothed.
+    def grids(self, spatial: Sequence[torch.Tensor]) -> torch.Tensor:
+        """Raw per-cell distances ``(N, h, w)`` float32 on the feature grid.
 
         Raises:
             RuntimeError: if the model is not fitted or the feature grid does not match.
         """
+        return self.grids_from_features(self._features(spatial))
+
+    def grids_from_features(self, features: torch.Tensor) -> torch.Tensor:
+        """Like :meth:`grids`, from ``(N, C, h, w)`` features already pooled onto the grid."""
         if self.mean is None or self.precision is None:
             raise RuntimeError("the patch map is not fitted")
         with torch.inference_mode():
-            features = self._features(spatial)
+            features = features.to(self.device, torch.float32)
             if features.shape[1:] != self.mean.shape:
                 raise RuntimeError(f"patch features {tuple(features.shape[1:])} do not match the fitted grid "
                                    f"{tuple(self.mean.shape)}; the input size must be the one fitted")
             centred = (features - self.mean).permute(0, 2, 3, 1)
             squared = ((centred @ self.precision) * centred).sum(-1)
-            grid = squared.clamp_min(0).sqrt()
-            full = F.interpolate(grid.unsqueeze(1), size=(image_size, image_size), mode="bilinear",
-                                 align_corners=False).squeeze(1)
-            return smooth_maps(full, self.sigma)
+            return squared.clamp_min(0).sqrt()
+
+    def maps(self, spatial: Sequence[torch.Tensor], image_size: int) -> torch.Tensor:
+        """Raw maps ``(N, S, S)`` float32 on the model's device, upsampled and smoothed."""
+        return grid_to_map(self.grids(spatial), image_size, self.sigma)
 
     # ---- state ----------------------------------------------------------------------------
     def config(self) -> dict:

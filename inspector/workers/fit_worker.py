@@ -15,6 +15,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Signal, Slot
 
+from inspector.catalog import DEFAULT_DETECTOR
 from inspector.core.progress import Cancelled, Progress
 
 logger = logging.getLogger(__name__)
@@ -39,7 +40,7 @@ class FitRequest:
 
     reference_dir: str
     bad_dir: str | None = None
-    detector: str = "gaussian"
+    detector: str = DEFAULT_DETECTOR
     backbone: str = "lite0"
     weights: str | None = None
     folds: int = 5

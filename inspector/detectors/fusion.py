@@ -1,0 +1,237 @@
+"""The default detector: global and patch-level evidence from one forward pass, fused.
+
+Three kinds of evidence come from the same EfficientNet pass:
+
+- **global**: the Gaussian detector's score, the sum over levels of Mahalanobis
+  distances of pooled features (Rippel et al., 2020): overall appearance;
+- **position**: a Gaussian per grid position with a shared covariance on the
+  stride-8/16 patch features (:mod:`inspector.segmentation.patch_map`), each cell's
+  distance standardized by that cell's mean and spread over the reference images,
+  so that busy places of an aligned part do not drown quiet ones: catches what is
+  wrong *for its place* (a hole where none belongs);
+- **bank**: the distance of each stride-16 patch to its nearest neighbour in a
+  coreset of good patches (:mod:`inspector.detectors.memory_bank`), blind to place:
+  catches patches unlike any good patch anywhere (textures, unaligned parts).
+
+The two patch evidences are maps (upsampled, smoothed) and contribute their
+maximum. Each evidence is standardized with the mean and standard deviation of its
+*held-out* values (k-fold: every reference image scored by models fitted without
+its fold), and the raw score is ``1 + mean(z) / 3``: about 1 for a typical good
+part. The fast map is the mean of the standardized patch maps, the same evidence
+drawn as a map. The choice of components was made on the benchmark suite (README).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from inspector.backbones.preprocessing import Preprocessing
+from inspector.core.progress import Progress
+from inspector.detectors.base import FitResult, batches, kfold_indices, register
+from inspector.detectors.gaussian import ALL_LEVELS, MIN_IMAGES, WARN_IMAGES, GaussianDetector, log
+from inspector.detectors.gaussian_fit import fit_gaussian
+from inspector.detectors.memory_bank import CORESET, DIMENSIONS, MemoryBank
+from inspector.segmentation.patch_map import PatchMapModel, grid_to_map
+
+COMPONENTS = ("global", "position", "bank")
+SPREAD = 3.0
+_MAP_COMPONENTS = ("position", "bank")
+
+
+def bank_features(patch_features: torch.Tensor) -> torch.Tensor:
+    """Stride-16 bank features: 2x2 average of the stride-8 patch features."""
+    return F.avg_pool2d(patch_features, 2)
+
+
+@register
+class FusionDetector(GaussianDetector):
+    """Global Gaussian + per-position patch Gaussian + patch memory bank, fused on held-out statistics.
+
+    Args:
+        backbone, weights, image_size, levels, batch_size, device: as for
+            :class:`~inspector.detectors.gaussian.GaussianDetector`.
+        components: Which evidences to fuse (a subset of ``global``, ``position``, ``bank``).
+        bank_coreset: Coreset size of the memory bank.
+        bank_dimensions: Principal components of the bank's features.
+    """
+
+    kind = "fusion"
+
+    def __init__(self, backbone: str = "lite0", weights: str | None = None, image_size: int | None = None,
+                 levels: Sequence[int] = ALL_LEVELS, batch_size: int = 16, device: torch.device | str | None = None,
+                 components: Sequence[str] = COMPONENTS, bank_coreset: int = CORESET,
+                 bank_dimensions: int = DIMENSIONS, _net=None) -> None:
+        super().__init__(backbone, weights, image_size, levels, fast_map=True, batch_size=batch_size,
+                         device=device, _net=_net)
+        unknown = set(components) - set(COMPONENTS)
+        if unknown or not components:
+            raise ValueError(f"components must be a non-empty subset of {', '.join(COMPONENTS)}")
+        self.components = tuple(c for c in COMPONENTS if c in components)
+        self.bank = MemoryBank(dimensions=bank_dimensions, coreset=bank_coreset, device=self.device)
+        self.position_mean: torch.Tensor | None = None   # (h, w)
+        self.position_std: torch.Tensor | None = None    # (h, w)
+        self.norms: dict[str, tuple[float, float]] = {}  # component -> held-out (mean, std)
+
+    # ---- evidence -------------------------------------------------------------------------
+    def _position_map(self, features: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+        grid = (self.patch_map.grids_from_features(features) - mean) / std
+        return grid_to_map(grid, self.preprocessing.image_size, self.patch_map.sigma)
+
+    def _bank_map(self, features: torch.Tensor, exclude: np.ndarray | None = None) -> torch.Tensor:
+        grid = self.bank.distances(bank_features(features), exclude)
+        return grid_to_map(grid, self.preprocessing.image_size, self.patch_map.sigma)
+
+    def _standardize(self, component: str, values: torch.Tensor) -> torch.Tensor:
+        mean, std = self.norms[component]
+        return (values - mean) / std
+
+    def _fuse(self, evidence: dict[str, torch.Tensor]) -> torch.Tensor:
+        z = torch.stack([self._standardize(c, evidence[c].double()) for c in self.components])
+        return (1.0 + z.mean(0) / SPREAD).clamp_min(1e-6)
+
+    def _fused_map(self, maps: dict[str, torch.Tensor]) -> torch.Tensor | None:
+        parts = [self._standardize(c, maps[c]) for c in _MAP_COMPONENTS if c in maps]
+        return torch.stack(parts).mean(0) if parts else None
+
+    # ---- fitting --------------------------------------------------------------------------
+    def fit(self, images: Sequence[np.ndarray], progress: Progress, folds: int = 5) -> FitResult:
+        """Fit all evidences on good images and standardize them on k-fold held-out values.
+
+        The backbone runs once per image; every held-out value comes from models
+        fitted without the image's fold (the bank leaves the fold's patches out).
+
+        Raises:
+            ValueError: with fewer than 10 images or fewer images than folds.
+        """
+        count = len(images)
+        if count < MIN_IMAGES:
+            raise ValueError(f"the {self.kind} detector needs at least {MIN_IMAGES} good images, got {count}")
+        if count < WARN_IMAGES:
+            log.warning("only %d reference images: fitting works, but 20 or more give steadier thresholds", count)
+        splits = kfold_indices(count, folds)
+        steps = len(splits) + 3
+        pooled, spatial = self._extract(images, progress)
+        with torch.inference_mode():
+            features = torch.cat([self.patch_map.features([m[i:i + 32] for m in spatial])
+                                  for i in range(0, count, 32)])
+            del spatial
+            progress.update(0, steps, "building the patch memory bank")
+            if "bank" in self.components:
+                flat = bank_features(features)
+                cells = flat.shape[2] * flat.shape[3]
+                sources = torch.arange(count).repeat_interleave(cells)
+                self.bank.fit(flat.permute(0, 2, 3, 1).reshape(-1, flat.shape[1]), sources)
+                del flat
+            fold_stats = [PatchMapModel.statistics_of(features[torch.as_tensor(held)]) for held in splits]
+            total = tuple(sum(parts) for parts in zip(*fold_stats))
+            held_out = {c: np.zeros(count) for c in COMPONENTS}
+            first_maps: dict[str, torch.Tensor] = {}
+            for fold, held in enumerate(splits):
+                progress.update(fold + 1, steps, "calibrating (k-fold)")
+                train = np.setdiff1d(np.arange(count), held)
+                gaussians = [fit_gaussian(level[train]) for level in pooled]
+                held_out["global"][held] = self._distances(pooled, gaussians, held)
+                if fold == 0:
+                    self._first_fold = (held, gaussians)
+                self.patch_map.set_statistics(*(a - b for a, b in zip(total, fold_stats[fold])))
+                mean, std = self._position_statistics(features[torch.as_tensor(train)])
+                position = self._position_map(features[torch.as_tensor(held)], mean, std)
+                held_out["position"][held] = position.amax((1, 2)).double().cpu().numpy()
+                bank = self._bank_map(features[torch.as_tensor(held)], exclude=held) if "bank" in self.components \
+                    else torch.zeros_like(position)
+                held_out["bank"][held] = bank.amax((1, 2)).double().cpu().numpy()
+                if fold == 0:
+                    first_maps = {"position": position.cpu(), "bank": bank.cpu()}
+            progress.update(len(splits) + 1, steps, "fitting the final model")
+            self._set_gaussians([fit_gaussian(level) for level in pooled])
+            self.patch_map.set_statistics(*total)
+            self.position_mean, self.position_std = self._position_statistics(features)
+        self.norms = {c: (float(np.mean(held_out[c])), float(max(np.std(held_out[c]), 1e-9))) for c in COMPONENTS}
+        fused = self._fuse({c: torch.from_numpy(held_out[c]) for c in COMPONENTS}).numpy()
+        maps = self._fused_map({c: first_maps[c] for c in _MAP_COMPONENTS if c in self.components}
+                               or {"position": first_maps["position"]})
+        self.held_out_evidence = held_out
+        progress.update(steps, steps, "done")
+        return FitResult(held_out_scores=fused, held_out_maps=maps.numpy().astype(np.float32, copy=False))
+
+    def _position_statistics(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean and spread of each cell's distance over ``features`` under the current patch Gaussian."""
+        total, squares, count = None, None, 0
+        for start in range(0, len(features), 64):
+            grid = self.patch_map.grids_from_features(features[start:start + 64]).double()
+            total = grid.sum(0) if total is None else total + grid.sum(0)
+            squares = (grid ** 2).sum(0) if squares is None else squares + (grid ** 2).sum(0)
+            count += len(grid)
+        mean = total / count
+        std = (squares / count - mean ** 2).clamp_min(0).sqrt()
+        floor = std.mean().clamp_min(1e-6) * 0.1
+        return mean.float(), torch.maximum(std, floor).float()
+
+    # ---- scoring --------------------------------------------------------------------------
+    def _run(self, images: Sequence[np.ndarray], with_maps: bool):
+        if not self.means or not self.norms:
+            raise RuntimeError("the detector is not fitted")
+        scores, maps = [], []
+        with torch.inference_mode():
+            for chunk in batches(images, self.batch_size):
+                pooled, spatial = self._forward(self.preprocessing.to_tensor(chunk, self.device))
+                features = self.patch_map.features(spatial)
+                component_maps = {"position": self._position_map(features, self.position_mean, self.position_std)}
+                if "bank" in self.components:
+                    component_maps["bank"] = self._bank_map(features)
+                evidence = {"global": self._score_pooled(pooled)}
+                evidence.update({c: m.amax((1, 2)) for c, m in component_maps.items()})
+                scores.append(self._fuse(evidence).cpu())
+                if with_maps:
+                    used = {c: m for c, m in component_maps.items() if c in self.components} or component_maps
+                    maps.append(self._fused_map(used).float().cpu())
+        score_array = torch.cat(scores).numpy()
+        return score_array, (torch.cat(maps).numpy() if with_maps else None)
+
+    # ---- state ----------------------------------------------------------------------------
+    def config(self) -> dict:
+        """The Gaussian detector's configuration plus the fusion's components and statistics."""
+        out = super().config()
+        out.update({
+            "components": list(self.components),
+            "fusion": f"1 + mean of held-out-standardized evidences / {SPREAD:g}",
+            "norms": {c: list(v) for c, v in self.norms.items()},
+            "bank": self.bank.config(),
+        })
+        return out
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        """Gaussian and patch-map tensors, per-cell statistics and the memory bank."""
+        out = super().tensors()
+        out["position.mean"] = self.position_mean
+        out["position.std"] = self.position_std
+        if "bank" in self.components:
+            out.update({f"bank.{k}": v for k, v in self.bank.tensors().items()})
+        return out
+
+    @classmethod
+    def from_state(cls, config: dict, tensors: dict[str, torch.Tensor], device: torch.device,
+                   weights: str | None = None) -> "FusionDetector":
+        """Rebuild from a model file; the backbone weights come from the installed packages."""
+        bank_config = config["bank"]
+        detector = cls(backbone=config["backbone"], weights=weights,
+                       image_size=int(config["preprocessing"]["image_size"]), levels=config["levels"],
+                       batch_size=int(config.get("batch_size", 16)), device=device,
+                       components=config["components"], bank_coreset=int(bank_config["coreset"]),
+                       bank_dimensions=int(bank_config["dimensions"]))
+        detector.preprocessing = Preprocessing.from_dict(config["preprocessing"])
+        detector.means = [tensors[f"gaussian.level{lvl}.mean"].to(device) for lvl in detector.levels]
+        detector.precisions = [tensors[f"gaussian.level{lvl}.precision"].to(device) for lvl in detector.levels]
+        own = {k[len("patch_map."):]: v for k, v in tensors.items() if k.startswith("patch_map.")}
+        detector.patch_map = PatchMapModel.from_state(config["patch_map"], own, device)
+        detector.position_mean = tensors["position.mean"].to(device)
+        detector.position_std = tensors["position.std"].to(device)
+        if "bank" in detector.components:
+            own = {k[len("bank."):]: v for k, v in tensors.items() if k.startswith("bank.")}
+            detector.bank = MemoryBank.from_state(bank_config, own, device)
+        detector.norms = {c: (float(v[0]), float(v[1])) for c, v in config["norms"].items()}
+        return detector
