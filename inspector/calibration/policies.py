@@ -13,6 +13,7 @@ from typing import Sequence
 
 import numpy as np
 
+from inspector.calibration.intervals import RateEstimate, escape_estimate, frr_estimate, small_sample_warning
 from inspector.core.policy import validate_threshold
 
 POLICIES = ("frr", "f1", "escape", "manual")
@@ -50,7 +51,30 @@ class Calibration:
             "bad_scores": list(self.bad_scores),
             "expected_frr": self.expected_frr,
             "expected_escape": self.expected_escape,
+            "expected_frr_interval": [self.frr.low, self.frr.high],
+            "n_held_out": len(self.good_scores),
+            "expected_escape_interval": None if self.escape is None else [self.escape.low, self.escape.high],
+            "n_bad": len(self.bad_scores),
         }
+
+    @property
+    def frr(self) -> RateEstimate:
+        """The false-reject rate on the held-out good scores, with its 95 % interval for unseen parts."""
+        above = int(np.sum(np.asarray(self.good_scores, dtype=np.float64) > self.threshold))
+        return frr_estimate(above, len(self.good_scores))
+
+    @property
+    def escape(self) -> RateEstimate | None:
+        """The escape rate on the known-bad scores with its 95 % interval; ``None`` without bad images."""
+        if not self.bad_scores:
+            return None
+        escaped = int(np.sum(np.asarray(self.bad_scores, dtype=np.float64) <= self.threshold))
+        return escape_estimate(escaped, len(self.bad_scores))
+
+    @property
+    def warning(self) -> str | None:
+        """Why the rates shown cannot be as good as asked (too few held-out images), if so."""
+        return small_sample_warning(self.target if self.policy == "frr" else None, self.frr)
 
     @classmethod
     def from_dict(cls, data: dict) -> "Calibration":

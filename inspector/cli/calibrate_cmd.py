@@ -6,6 +6,7 @@ import numpy as np
 
 from inspector.cli.common import add_device, add_quiet, load_folder, load_model
 from inspector.cli.progress_bar import progress_bar
+from inspector.cli.rates import print_rates
 from inspector.core.imageio import image_digest
 
 HELP = "set a model's threshold from held-out good images (and known-bad ones)"
@@ -22,6 +23,8 @@ def add_arguments(parser) -> None:
     group.add_argument("--policy", choices=("frr", "f1", "escape", "manual"), help="threshold policy")
     parser.add_argument("--escape", type=float, help="target escape rate for --policy escape (default 0)")
     parser.add_argument("--threshold", type=float, help="raw threshold for --policy manual")
+    parser.add_argument("--with-references", action="store_true",
+                        help="pool the new good images with the model's stored held-out scores")
     parser.add_argument("-o", "--output", metavar="MODEL", help="write here instead of updating MODEL in place")
     add_device(parser)
     add_quiet(parser)
@@ -48,6 +51,12 @@ def held_out_good_scores(model, images: list[np.ndarray]) -> tuple[np.ndarray, i
     return scores, reused
 
 
+def reused_mask(model, images: list[np.ndarray]) -> np.ndarray:
+    """True for images that are not references of the model (their stored score is already pooled)."""
+    stored = model.info.get("reference_held_out", {})
+    return np.array([image_digest(image) not in stored for image in images], dtype=bool)
+
+
 def run(args) -> int:
     """Score the good/bad folders, apply the policy and save the calibrated model."""
     from inspector.calibration.policies import calibrate
@@ -62,6 +71,12 @@ def run(args) -> int:
     with progress_bar(args.quiet, "calibrate") as progress:
         good_images = load_folder([args.good], progress, "good").images
         good, reused = held_out_good_scores(model, good_images)
+        fresh, pooled = len(good) - reused, 0
+        if args.with_references:
+            stored = np.asarray(model.calibration.good_scores, dtype=np.float64)
+            pooled = len(stored)
+            good = np.concatenate([stored, good[reused_mask(model, good_images)]]) if reused else \
+                np.concatenate([stored, good])
         bad = np.array([])
         if args.bad:
             bad_images = load_folder([args.bad], progress, "bad").images
@@ -69,11 +84,7 @@ def run(args) -> int:
     calibration = calibrate(good, bad, policy=policy, target=target, threshold=args.threshold)
     output = args.output or args.model
     model.with_calibration(calibration).save(output)
-    print(f"threshold:    {calibration.threshold:.4f} raw (policy {calibration.policy}"
-          + (f", target {calibration.target:g}" if calibration.target is not None else "") + ")")
-    print(f"expected FRR: {calibration.expected_frr:.2%} on {len(good)} good images "
-          f"({reused} reference images scored held-out, {len(good) - reused} new)")
-    if calibration.expected_escape is not None:
-        print(f"escape rate:  {calibration.expected_escape:.2%} on {len(bad)} bad images")
+    print_rates(calibration, f"good images ({reused} reference images scored held-out, {fresh} new"
+                + (f", {pooled} stored held-out scores pooled" if pooled else "") + ")")
     print(f"model:        {output}")
     return 0

@@ -6,6 +6,7 @@ import os
 
 from inspector.cli.common import add_device, add_quiet, load_folder, warn
 from inspector.cli.progress_bar import progress_bar
+from inspector.cli.rates import print_rates
 
 HELP = "fit a detector on good reference images and write a calibrated model file"
 
@@ -75,11 +76,7 @@ def run(args) -> int:
     print(f"model:        {args.output} ({size_mb:.1f} MB, hash {model_hash[:16]})")
     print(f"detector:     {model.detector_kind}" + (f" on {model.backbone}" if model.backbone else ""))
     print(f"references:   {len(references.images)} images, fitted in {model.info['fit_seconds']:.1f} s")
-    print(f"threshold:    {cal.threshold:.4f} raw (policy {cal.policy}"
-          + (f", target {cal.target:g}" if cal.target is not None else "") + ")")
-    print(f"expected FRR: {cal.expected_frr:.2%} on {len(cal.good_scores)} held-out good images")
-    if cal.expected_escape is not None:
-        print(f"escape rate:  {cal.expected_escape:.2%} on {len(cal.bad_scores)} bad images")
+    print_rates(cal)
     if len(references.images) < 20:
         warn(f"only {len(references.images)} reference images; 20 or more give steadier thresholds")
     return 0

@@ -1,0 +1,99 @@
+"""How far a rate measured on held-out images can be trusted: 95 % intervals.
+
+**False-reject rate.** The threshold is set on ``n`` held-out good scores, ``r``
+of which lie above it. If future good parts are exchangeable with the held-out
+ones (same production, references drawn fairly), the false-reject rate the
+threshold will have in production is a random variable over the draw of the
+references, distributed as ``Beta(r + 1, n - r)`` (the order-statistic result
+behind conformal prediction; exact for continuous scores). Its 2.5 % and 97.5 %
+quantiles are the interval shown. It is wide with few references: with 30 and
+none above the threshold, 0.1 % to 11.2 %.
+
+**Escape rate.** ``k`` of ``m`` known-bad images at or below the threshold:
+Clopper-Pearson interval of a binomial proportion (defects of the kinds given).
+
+Neither interval holds when the references do not represent production (one
+lot, one shift): that is what :mod:`inspector.calibration.drift` watches for.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from scipy import stats
+
+CONFIDENCE = 0.95
+# A held-out set "supports" a target rate when the interval's upper end is within this factor of it.
+SUPPORT_FACTOR = 3.0
+
+
+@dataclass(frozen=True)
+class RateEstimate:
+    """A rate with its interval.
+
+    Attributes:
+        rate: The fraction measured on the held-out (or known-bad) images.
+        low, high: The 95 % interval of the rate to expect on unseen parts.
+        count: Images above (FRR) or at/below (escape) the threshold.
+        total: Images the rate was measured on.
+    """
+
+    rate: float
+    low: float
+    high: float
+    count: int
+    total: int
+
+    def to_dict(self) -> dict:
+        """JSON-ready form."""
+        return {"rate": self.rate, "interval": [self.low, self.high], "count": self.count, "total": self.total}
+
+    def describe(self) -> str:
+        """``1.0 % (95 % interval 0.4-2.4 %, 4 of 411)``."""
+        return (f"{self.rate:.1%} (95% interval {self.low:.1%}-{self.high:.1%}, "
+                f"{self.count} of {self.total})")
+
+
+def frr_estimate(above: int, total: int, confidence: float = CONFIDENCE) -> RateEstimate:
+    """The false-reject rate of a threshold with ``above`` of ``total`` held-out good scores above it."""
+    if total <= 0:
+        return RateEstimate(0.0, 0.0, 1.0, 0, 0)
+    above = int(min(max(above, 0), total))
+    tail = (1.0 - confidence) / 2.0
+    distribution = stats.beta(above + 1, total - above) if above < total else None
+    low = float(distribution.ppf(tail)) if distribution else 1.0
+    high = float(distribution.ppf(1.0 - tail)) if distribution else 1.0
+    return RateEstimate(above / total, low, high, above, total)
+
+
+def escape_estimate(escaped: int, total: int, confidence: float = CONFIDENCE) -> RateEstimate:
+    """Clopper-Pearson interval of ``escaped`` of ``total`` known-bad images passing."""
+    if total <= 0:
+        return RateEstimate(0.0, 0.0, 1.0, 0, 0)
+    tail = (1.0 - confidence) / 2.0
+    low = 0.0 if escaped == 0 else float(stats.beta.ppf(tail, escaped, total - escaped + 1))
+    high = 1.0 if escaped == total else float(stats.beta.ppf(1.0 - tail, escaped + 1, total - escaped))
+    return RateEstimate(escaped / total, low, high, int(escaped), int(total))
+
+
+def references_needed(target: float, confidence: float = CONFIDENCE, limit: int = 100_000) -> int:
+    """Fewest held-out good images for which a threshold at ``target`` has an interval within SUPPORT_FACTOR x target."""
+    if target <= 0:
+        return limit
+    n = max(10, int(1.0 / target))
+    while n < limit:
+        if frr_estimate(int(math.floor(target * n + 1e-9)), n, confidence).high <= SUPPORT_FACTOR * target:
+            return n
+        n = int(n * 1.1) + 1
+    return limit
+
+
+def small_sample_warning(target: float | None, estimate: RateEstimate) -> str | None:
+    """A sentence for the engineer when the held-out set is too small for the target rate, else ``None``."""
+    if target is None or estimate.total == 0 or estimate.high <= SUPPORT_FACTOR * max(target, 1e-12):
+        return None
+    need = references_needed(target)
+    return (f"{estimate.total} held-out good images cannot support a {target:.1%} false-reject rate: "
+            f"expect up to {estimate.high:.1%} (95% interval {estimate.low:.1%}-{estimate.high:.1%}); "
+            f"about {need} reference images are needed for {target:.1%} with an interval under {SUPPORT_FACTOR * target:.1%}")
