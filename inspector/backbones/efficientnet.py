@@ -153,6 +153,8 @@ def _probe_levels(net: nn.Module, stage_ends: list[int], size: int) -> tuple[tup
     nn.Module.__init__(probe)
     probe.net, probe._stage_ends = net, stage_ends
     probe.info = BackboneInfo("probe", "", tuple(str(i) for i in range(9)), (), (), size)
+    # Eval mode first: a forward pass in training mode would move the BatchNorm running statistics.
+    net.eval()
     with torch.no_grad():
         maps = probe.forward(torch.zeros(1, 3, 64, 64))
     return tuple(m.shape[1] for m in maps), tuple(64 // m.shape[-1] for m in maps)

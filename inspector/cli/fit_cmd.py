@@ -23,7 +23,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--backbone", default="lite0", choices=BACKBONE_NAMES, help="EfficientNet variant (default lite0)")
     parser.add_argument("--weights", metavar="PATH", help="ImageNet weights file (required for b0..b7)")
     parser.add_argument("--image-size", type=int, metavar="N", help="network input size (default: the model's own)")
-    parser.add_argument("--folds", type=int, default=5, help="k for the held-out calibration scores (default 5)")
+    parser.add_argument("--folds", type=int, default=None,
+                        help="k for the held-out calibration scores (default: leave-one-out up to 40 images, else 10)")
     parser.add_argument("--bad", metavar="DIR", help="known-bad images: the threshold then maximizes F1")
     parser.add_argument("--frr", type=float, default=None, help="target false-reject rate (default 0.01)")
     parser.add_argument("--no-fast-map", action="store_true", help="gaussian detector: skip the patch-level map")

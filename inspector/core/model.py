@@ -24,7 +24,7 @@ from inspector.core.imageio import image_digest
 from inspector.core.policy import is_anomalous, normalize, validate_threshold
 from inspector.core.progress import Progress, silent
 from inspector.core.records import Frame, Heatmap, InspectionResult
-from inspector.detectors.base import Detector, detector_class, pick_device
+from inspector.detectors.base import Detector, detector_class, pick_device, resolve_folds
 from inspector.storage.model_file import ModelFileError, load_model_file, save_model_file
 
 SEGMENTERS = ("fast", "gradient")
@@ -96,7 +96,7 @@ class InspectionModel:
     # ---- building ------------------------------------------------------------------------
     @classmethod
     def fit(cls, images: Sequence[np.ndarray], *, detector: str = DEFAULT_DETECTOR, backbone: str = "lite0",
-            weights: str | None = None, image_size: int | None = None, folds: int = 5,
+            weights: str | None = None, image_size: int | None = None, folds: int | None = None,
             bad_images: Sequence[np.ndarray] | None = None, policy: str | None = None,
             target: float | None = None, progress: Progress | None = None,
             device: torch.device | str | None = None, **options) -> "InspectionModel":
@@ -106,7 +106,7 @@ class InspectionModel:
             images: Good RGB uint8 reference images.
             detector: Registered detector kind.
             backbone, weights, image_size: Backbone choice (for backbone-based detectors).
-            folds: k for the k-fold held-out scores.
+            folds: k for the k-fold held-out scores (default: leave-one-out up to 40 images, else 10).
             bad_images: Optional known-bad images; with them the default policy is best F1.
             policy, target: Threshold policy (default: 1% false-reject rate).
             progress: Progress sink (cancellable).
@@ -124,6 +124,7 @@ class InspectionModel:
             det = cls_(device=pick_device(device), **options)
         except TypeError as exc:
             raise ValueError(f"invalid option for the {detector} detector: {exc}") from exc
+        folds = resolve_folds(len(images), folds)
         result = det.fit(images, progress, folds=folds)
         bad_scores = det.score(bad_images) if bad_images else np.array([])
         chosen = policy or ("f1" if len(bad_scores) else "frr")

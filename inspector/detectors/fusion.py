@@ -31,7 +31,7 @@ import torch.nn.functional as F
 
 from inspector.backbones.preprocessing import Preprocessing
 from inspector.core.progress import Progress
-from inspector.detectors.base import FitResult, batches, kfold_indices, register
+from inspector.detectors.base import FitResult, batches, kfold_indices, register, resolve_folds
 from inspector.detectors.gaussian import ALL_LEVELS, MIN_IMAGES, WARN_IMAGES, GaussianDetector, log
 from inspector.detectors.gaussian_fit import fit_gaussian
 from inspector.detectors.memory_bank import CORESET, DIMENSIONS, MemoryBank
@@ -98,7 +98,7 @@ class FusionDetector(GaussianDetector):
         return torch.stack(parts).mean(0) if parts else None
 
     # ---- fitting --------------------------------------------------------------------------
-    def fit(self, images: Sequence[np.ndarray], progress: Progress, folds: int = 5) -> FitResult:
+    def fit(self, images: Sequence[np.ndarray], progress: Progress, folds: int | None = None) -> FitResult:
         """Fit all evidences on good images and standardize them on k-fold held-out values.
 
         The backbone runs once per image; every held-out value comes from models
@@ -107,18 +107,21 @@ class FusionDetector(GaussianDetector):
         Raises:
             ValueError: with fewer than 10 images or fewer images than folds.
         """
-        count = len(images)
+        return self.fit_extracted(*self._extract(images, progress), progress, folds)
+
+    def fit_extracted(self, pooled: list[np.ndarray], spatial: list[torch.Tensor], progress: Progress,
+                      folds: int | None = None) -> FitResult:
+        """:meth:`fit` on backbone outputs already extracted (:meth:`extract`), e.g. cached for many refits."""
+        count = len(pooled[0])
         if count < MIN_IMAGES:
             raise ValueError(f"the {self.kind} detector needs at least {MIN_IMAGES} good images, got {count}")
         if count < WARN_IMAGES:
             log.warning("only %d reference images: fitting works, but 20 or more give steadier thresholds", count)
-        splits = kfold_indices(count, folds)
+        splits = kfold_indices(count, resolve_folds(count, folds))
         steps = len(splits) + 3
-        pooled, spatial = self._extract(images, progress)
         with torch.inference_mode():
             features = torch.cat([self.patch_map.features([m[i:i + 32] for m in spatial])
                                   for i in range(0, count, 32)])
-            del spatial
             progress.update(0, steps, "building the patch memory bank")
             if "bank" in self.components:
                 flat = bank_features(features)
@@ -172,6 +175,20 @@ class FusionDetector(GaussianDetector):
         return mean.float(), torch.maximum(std, floor).float()
 
     # ---- scoring --------------------------------------------------------------------------
+    def extract(self, images: Sequence[np.ndarray], progress: Progress | None = None):
+        """Backbone outputs of images (pooled per level, spatial maps) for :meth:`fit_extracted` / :meth:`score_extracted`."""
+        return self._extract(images, progress)
+
+    def score_extracted(self, pooled: list[np.ndarray], spatial: list[torch.Tensor]) -> np.ndarray:
+        """Scores from :meth:`extract` outputs (the same numbers as :meth:`score` on the images)."""
+        scores = []
+        with torch.inference_mode():
+            for start in range(0, len(pooled[0]), self.batch_size):
+                rows = slice(start, start + self.batch_size)
+                part = [torch.from_numpy(level[rows]).to(self.device) for level in pooled]
+                scores.append(self._evaluate(part, [m[rows] for m in spatial], False)[0].cpu())
+        return torch.cat(scores).numpy()
+
     def _run(self, images: Sequence[np.ndarray], with_maps: bool):
         if not self.means or not self.norms:
             raise RuntimeError("the detector is not fitted")
@@ -179,18 +196,26 @@ class FusionDetector(GaussianDetector):
         with torch.inference_mode():
             for chunk in batches(images, self.batch_size):
                 pooled, spatial = self._forward(self.preprocessing.to_tensor(chunk, self.device))
-                features = self.patch_map.features(spatial)
-                component_maps = {"position": self._position_map(features, self.position_mean, self.position_std)}
-                if "bank" in self.components:
-                    component_maps["bank"] = self._bank_map(features)
-                evidence = {"global": self._score_pooled(pooled)}
-                evidence.update({c: m.amax((1, 2)) for c, m in component_maps.items()})
-                scores.append(self._fuse(evidence).cpu())
+                score, fused = self._evaluate(pooled, spatial, with_maps)
+                scores.append(score.cpu())
                 if with_maps:
-                    used = {c: m for c, m in component_maps.items() if c in self.components} or component_maps
-                    maps.append(self._fused_map(used).float().cpu())
+                    maps.append(fused.float().cpu())
         score_array = torch.cat(scores).numpy()
         return score_array, (torch.cat(maps).numpy() if with_maps else None)
+
+    def _evaluate(self, pooled: list[torch.Tensor], spatial: list[torch.Tensor], with_maps: bool):
+        """Fused scores (and the fused map) of one batch of backbone outputs."""
+        features = self.patch_map.features(spatial)
+        component_maps = {"position": self._position_map(features, self.position_mean, self.position_std)}
+        if "bank" in self.components:
+            component_maps["bank"] = self._bank_map(features)
+        evidence = {"global": self._score_pooled(pooled)}
+        evidence.update({c: m.amax((1, 2)) for c, m in component_maps.items()})
+        fused_map = None
+        if with_maps:
+            used = {c: m for c, m in component_maps.items() if c in self.components} or component_maps
+            fused_map = self._fused_map(used)
+        return self._fuse(evidence), fused_map
 
     # ---- state ----------------------------------------------------------------------------
     def config(self) -> dict:

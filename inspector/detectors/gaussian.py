@@ -22,7 +22,7 @@ import torch
 from inspector.backbones.efficientnet import FeatureBackbone, build_backbone, default_preprocessing
 from inspector.backbones.preprocessing import Preprocessing
 from inspector.core.progress import Progress
-from inspector.detectors.base import Detector, FitResult, batches, kfold_indices, pick_device, register
+from inspector.detectors.base import Detector, FitResult, batches, kfold_indices, pick_device, register, resolve_folds
 from inspector.detectors.gaussian_fit import fit_gaussian, mahalanobis
 
 log = logging.getLogger(__name__)
@@ -104,7 +104,7 @@ class GaussianDetector(Detector):
         return pooled_all, spatial_all
 
     # ---- fitting --------------------------------------------------------------------------
-    def fit(self, images: Sequence[np.ndarray], progress: Progress, folds: int = 5) -> FitResult:
+    def fit(self, images: Sequence[np.ndarray], progress: Progress, folds: int | None = None) -> FitResult:
         """Fit per-level Gaussians (and the patch map) on good images.
 
         Held-out scores come from k-fold refits on the cached features, so the
@@ -118,7 +118,7 @@ class GaussianDetector(Detector):
             raise ValueError(f"the Gaussian detector needs at least {MIN_IMAGES} good images, got {count}")
         if count < WARN_IMAGES:
             log.warning("only %d reference images: fitting works, but 20 or more give steadier thresholds", count)
-        splits = kfold_indices(count, folds)
+        splits = kfold_indices(count, resolve_folds(count, folds))
         pooled, spatial = self._extract(images, progress)
         held_out = np.zeros(count)
         for fold, held in enumerate(splits):

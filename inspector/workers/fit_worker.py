@@ -43,7 +43,7 @@ class FitRequest:
     detector: str = DEFAULT_DETECTOR
     backbone: str = "lite0"
     weights: str | None = None
-    folds: int = 5
+    folds: int | None = None
     image_size: int | None = None
     save_path: str | None = None
 
@@ -101,9 +101,9 @@ class FitWorker(QObject):
         from inspector.core.model import InspectionModel
 
         images = load_folder(request.reference_dir, progress, "reference")
-        if len(images) < max(2, request.folds):
+        if len(images) < max(2, request.folds or 2):
             raise ValueError(
-                f"{request.reference_dir}: {len(images)} readable images; at least {max(2, request.folds)} are needed"
+                f"{request.reference_dir}: {len(images)} readable images; at least {max(2, request.folds or 2)} are needed"
             )
         bad = load_folder(request.bad_dir, progress, "bad") if request.bad_dir else None
         model = InspectionModel.fit(
