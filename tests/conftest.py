@@ -122,3 +122,22 @@ def fitted_model(texture_set: TextureSet):
     with limited_threads(1):
         return InspectionModel.fit(texture_set.train, detector="gaussian", backbone="lite0",
                                    image_size=TEXTURE_IMAGE_SIZE, folds=5, device="cpu", fast_map=False)
+
+
+@dataclass(frozen=True)
+class RealCells:
+    """Real electroluminescence images of solar cells (ELPV, mono type), in file-name order."""
+
+    good: list[Path]
+    defective: list[Path]
+
+
+@pytest.fixture(scope="session")
+def elpv_mono() -> RealCells:
+    """The ELPV package's mono cells: good (probability 0) and defective (2/3 or 1). Skips if not installed."""
+    pytest.importorskip("elpv_dataset")
+    from inspector.datasets.elpv import load_cells
+
+    cells = [c for c in load_cells() if c.cell_type == "mono"]
+    return RealCells(good=sorted((c.path for c in cells if c.good), key=lambda p: p.name),
+                     defective=sorted((c.path for c in cells if c.defective), key=lambda p: p.name))

@@ -110,3 +110,36 @@ def drift_test(held_out: Sequence[float], threshold: float, recent: Sequence[flo
         message = f"parts match the references ({rejected} of {frames} rejected, {expected:.1%} expected)"
     return DriftReport(shifted or too_many, frames, rejected, expected, reject_p, shift_stat, shift_p, alpha,
                        message)
+
+
+class DriftMonitor:
+    """Keeps the scores of the last frames since a model was put in use and tests them every few frames.
+
+    Args:
+        held_out: The model's held-out good scores.
+        threshold: The raw threshold in use.
+        window: Recent frames kept (the test looks at these).
+        every: Test again after this many new frames.
+    """
+
+    def __init__(self, held_out: Sequence[float], threshold: float, window: int = 200, every: int = 10,
+                 alpha: float = ALPHA) -> None:
+        import collections
+
+        self.held_out = np.asarray(held_out, dtype=np.float64)
+        self.threshold = float(threshold)
+        self.alpha = alpha
+        self.every = max(1, int(every))
+        self._recent: collections.deque[float] = collections.deque(maxlen=max(MIN_FRAMES, int(window)))
+        self._since = 0
+        self.report: DriftReport | None = None
+
+    def add(self, raw_score: float) -> DriftReport | None:
+        """Record one decided frame; returns a fresh report when one was computed, else ``None``."""
+        self._recent.append(float(raw_score))
+        self._since += 1
+        if self._since < self.every and self.report is not None and len(self._recent) > MIN_FRAMES:
+            return None
+        self._since = 0
+        self.report = drift_test(self.held_out, self.threshold, list(self._recent), alpha=self.alpha)
+        return self.report

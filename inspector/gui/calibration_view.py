@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from inspector.calibration.intervals import escape_estimate, frr_estimate, small_sample_warning
 from inspector.calibration.policies import calibrate, expected_rates
 from inspector.gui.theme import MUTED, NG_COLOR, OK_COLOR, PANEL, WARN_COLOR
 
@@ -66,6 +67,11 @@ class CalibrationView(QWidget):
 
         self.frr_label = QLabel("—")
         self.escape_label = QLabel("—")
+        self.warning_label = QLabel("")
+        self.warning_label.setWordWrap(True)
+        self.warning_label.setStyleSheet(f"color: {WARN_COLOR};")
+        self.warning_label.setVisible(False)
+        self._target: float | None = None
         for label in (self.frr_label, self.escape_label):
             label.setStyleSheet("font-size: 16pt; font-weight: 700;")
         self.info_label = QLabel("No model")
@@ -78,6 +84,7 @@ class CalibrationView(QWidget):
         rates_layout.addWidget(QLabel("Expected escapes (bad parts)"))
         rates_layout.addWidget(self.escape_label)
         rates_layout.addWidget(self.info_label)
+        rates_layout.addWidget(self.warning_label)
 
         self.frr_target = QDoubleSpinBox()
         self.frr_target.setRange(0.0, 50.0)
@@ -115,6 +122,7 @@ class CalibrationView(QWidget):
             self._good, self._bad = np.zeros(0), np.zeros(0)
             self._set_enabled(False)
             return
+        self._target = calibration.target if calibration.policy == "frr" else None
         self._good = np.asarray(calibration.good_scores, dtype=np.float64)
         self._bad = np.asarray(calibration.bad_scores, dtype=np.float64)
         value = calibration.threshold if threshold is None else threshold
@@ -145,8 +153,19 @@ class CalibrationView(QWidget):
         if not self._good.size:
             return
         frr, escape = expected_rates(float(threshold), self._good, self._bad)
-        self.frr_label.setText(f"{frr * 100:.1f} %")
-        self.escape_label.setText("no bad images" if escape is None else f"{escape * 100:.1f} %")
+        frr_rate = frr_estimate(int(np.sum(self._good > threshold)), self._good.size)
+        self.frr_label.setText(f"{frr * 100:.1f} %  (at most {frr_rate.high * 100:.1f} %)")
+        self.frr_label.setToolTip(f"{frr_rate.describe()}: one-sided 95 % bound for unseen good parts")
+        if escape is None:
+            self.escape_label.setText("no bad images")
+        else:
+            escape_rate = escape_estimate(int(np.sum(self._bad <= threshold)), self._bad.size)
+            self.escape_label.setText(f"{escape * 100:.1f} %  ({escape_rate.low * 100:.1f}-"
+                                      f"{escape_rate.high * 100:.1f} %)")
+            self.escape_label.setToolTip(f"{escape_rate.describe()} of the known-bad images")
+        warning = small_sample_warning(self._target, frr_rate)
+        self.warning_label.setText(warning or "")
+        self.warning_label.setVisible(bool(warning))
         self.escape_label.setStyleSheet(
             f"font-size: {'10' if escape is None else '16'}pt; font-weight: 700; color: "
             f"{MUTED if escape is None else (NG_COLOR if escape > 0 else OK_COLOR)};")

@@ -253,8 +253,26 @@ class MainWindow(QMainWindow):
         self._latest = result
         self.history.add_score(result.raw_score)
         self.status.note_result(result.latency_ms)
+        self._watch_drift(result.raw_score)
         if not self._paint_timer.isActive():
             self._paint_timer.start()
+
+    def _watch_drift(self, raw_score: float) -> None:
+        monitor = getattr(self, "_drift", None)
+        if monitor is None:
+            return
+        was = monitor.report.drift if monitor.report is not None else None
+        report = monitor.add(raw_score)
+        if report is not None:
+            self.status.set_drift(report)
+            if report.drift and not was:
+                self.status.show_message(report.message, 20000)
+
+    def _reset_drift(self, model: Any) -> None:
+        from inspector.calibration.drift import DriftMonitor
+
+        self._drift = DriftMonitor(model.calibration.good_scores, self.station.threshold)
+        self.status.set_drift(None)
 
     def _paint(self) -> None:
         result = self._latest
@@ -302,6 +320,7 @@ class MainWindow(QMainWindow):
         if previous is None or getattr(previous, "detector", previous) is not getattr(model, "detector", model):
             self.history.clear_history()
             self._heatmaps.clear()
+            self._reset_drift(model)
         if path:
             self.settings.last_model = path
             self.settings.add_recent_model(path)
@@ -318,6 +337,8 @@ class MainWindow(QMainWindow):
             self._on_threshold(self.station.threshold)
 
     def _on_threshold(self, threshold: float) -> None:
+        if getattr(self, "_drift", None) is not None:
+            self._drift.threshold = float(threshold)
         self.operator.set_threshold(threshold)
         self.history.set_threshold(threshold)
         self.calibration.set_threshold(threshold)

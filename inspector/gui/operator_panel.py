@@ -129,9 +129,10 @@ class OperatorPanel(QWidget):
         """Scale the slider to a model's calibration and describe it under the threshold."""
         scores = list(calibration.good_scores) + list(calibration.bad_scores) + [calibration.threshold]
         note = (f"calibrated {calibration.threshold:.4g} ({calibration.policy}); "
-                f"expected FRR {calibration.expected_frr * 100:.1f} %")
-        if calibration.expected_escape is not None:
-            note += f", escape {calibration.expected_escape * 100:.1f} %"
+                f"expected FRR {calibration.expected_frr * 100:.1f} % (at most {calibration.frr.high * 100:.1f} %)")
+        if calibration.escape is not None:
+            note += (f", escape {calibration.escape.rate * 100:.1f} % ({calibration.escape.low * 100:.1f}-"
+                     f"{calibration.escape.high * 100:.1f} %)")
         self.set_scale(calibration.threshold, min(scores) * 0.5, max(scores) * 2.0, note)
 
     def flush(self) -> None:

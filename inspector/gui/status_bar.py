@@ -30,9 +30,12 @@ class StationStatusBar(QStatusBar):
         self.fps_label = QLabel("— fps")
         self.latency_label = QLabel("— ms")
         self.model_label = QLabel("no model")
+        self.drift_label = QLabel("refs —")
+        self.drift_label.setToolTip("Whether recent parts look like the model's references (drift watch)")
         for label in (self.fps_label, self.latency_label):
             label.setMinimumWidth(80)
         self.addPermanentWidget(self.model_label)
+        self.addPermanentWidget(self.drift_label)
         self.addPermanentWidget(self.fps_label)
         self.addPermanentWidget(self.latency_label)
         self.addPermanentWidget(self.source_label)
@@ -76,6 +79,19 @@ class StationStatusBar(QStatusBar):
     def fps_text(self) -> str:
         """The frames/s label text."""
         return self.fps_label.text()
+
+    def set_drift(self, report) -> None:
+        """Show the drift watch's state: watching, references OK, or DRIFT with the evidence as tooltip."""
+        if report is None or report.drift is None:
+            text, color = "refs: watching", IDLE_COLOR
+        elif report.drift:
+            text, color = "REFS DO NOT MATCH", WARN_COLOR
+        else:
+            text, color = "refs OK", OK_COLOR
+        self.drift_label.setText(f" {text} ")
+        self.drift_label.setStyleSheet(
+            f"background: {color}; color: white; font-weight: 700; border-radius: 3px; padding: 2px 8px;")
+        self.drift_label.setToolTip(report.message if report is not None else "no frames yet")
 
     def set_model_text(self, text: str) -> None:
         """Describe the model in use."""

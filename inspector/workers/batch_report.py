@@ -118,6 +118,29 @@ td,th{border:1px solid #d5d9de;padding:4px 8px;text-align:left} th{background:#e
 """
 
 
+def _rates_section(calibration, rows: Sequence[BatchRow], threshold: float) -> list[str]:
+    """What the threshold promises (with intervals) and whether this batch looks like the references."""
+    if calibration is None or not calibration.good_scores:
+        return []
+    from inspector.calibration.drift import drift_test
+    from inspector.calibration.intervals import frr_estimate
+
+    good = np.asarray(calibration.good_scores, dtype=np.float64)
+    frr = frr_estimate(int(np.sum(good > threshold)), good.size)
+    lines = [f"Expected false rejects at this threshold: {frr.describe()} held-out good images"]
+    if calibration.bad_scores:
+        from inspector.calibration.intervals import escape_estimate
+
+        bad = np.asarray(calibration.bad_scores, dtype=np.float64)
+        lines.append(f"Expected escapes: {escape_estimate(int(np.sum(bad <= threshold)), bad.size).describe()} "
+                     "known-bad images")
+    scores = [row.raw_score for row in rows if np.isfinite(row.raw_score)]
+    if scores:
+        report = drift_test(good, threshold, scores)
+        lines.append(f"Drift test on this batch: {report.message}")
+    return ["<div class='meta'>" + "<br>".join(html.escape(line) for line in lines) + "</div>"]
+
+
 def write_html(
     path: str | os.PathLike,
     rows: Sequence[BatchRow],
@@ -125,6 +148,7 @@ def write_html(
     ng_images: Iterable[tuple[BatchRow, np.ndarray, np.ndarray | None]],
     title: str = "Inspection batch report",
     source: str = "",
+    calibration=None,
 ) -> Path:
     """Write a single-file HTML report.
 
@@ -135,6 +159,8 @@ def write_html(
         ng_images: For each NG file: its row, the image, and its overlay (or ``None``).
         title: The report's heading.
         source: What was inspected (shown under the heading).
+        calibration: The model's calibration: its expected rates (with their 95 % intervals)
+            and a drift test of this batch's scores against its held-out scores are shown.
     """
     path = Path(path)
     verdicts = [row.verdict(threshold) for row in rows]
@@ -148,8 +174,9 @@ def write_html(
         "<div class='summary'>",
         f"<span class='ok'>OK {counts['OK']}</span><span class='ng'>NG {counts['NG']}</span>",
         f"<span class='err'>ERROR {counts['ERROR']}</span></div>",
-        "<h2>Rejected parts</h2>",
     ]
+    parts += _rates_section(calibration, rows, threshold)
+    parts.append("<h2>Rejected parts</h2>")
     any_ng = False
     for row, image, overlay in ng_images:
         any_ng = True

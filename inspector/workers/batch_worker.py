@@ -129,7 +129,8 @@ class BatchWorker(QObject):
                 yield row, image, (make_overlay(image, heatmap) if heatmap is not None else None)
 
         try:
-            write_html(path, self._rows, threshold, ng_images(), source=self._source_name)
+            write_html(path, self._rows, threshold, ng_images(), source=self._source_name,
+                       calibration=getattr(self._model, "calibration", None))
         except Exception as exc:
             logger.exception("HTML export failed")
             self.error_occurred.emit(f"HTML export failed: {exc}")

@@ -19,7 +19,7 @@ def _jsonl(capsys) -> list[dict]:
 
 def test_fit_writes_a_calibrated_model(model_path):
     model = InspectionModel.load(model_path)
-    assert model.detector_kind == "gaussian" and model.backbone == "lite0"
+    assert model.detector_kind == "fusion" and model.backbone == "lite0"
     assert model.info["n_reference"] == 30
     assert len(model.calibration.good_scores) == 30
     assert model.calibration.expected_frr <= 0.01 + 1e-9
