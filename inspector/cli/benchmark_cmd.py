@@ -10,7 +10,8 @@ from inspector.cli.progress_bar import progress_bar
 
 HELP = "fit on ROOT/train/good and evaluate on ROOT/test (one MVTec-AD category or a folder of them)"
 
-COLUMNS = [("image_auroc", "img AUROC", "{:.3f}"), ("f1", "F1", "{:.3f}"), ("pixel_auroc", "px AUROC", "{:.3f}"),
+COLUMNS = [("image_auroc", "img AUROC", "{:.3f}"), ("f1", "F1", "{:.3f}"), ("escape", "escape", "{:.1%}"),
+           ("frr", "FRR", "{:.1%}"), ("pixel_auroc", "px AUROC", "{:.3f}"),
            ("aupro", "AUPRO", "{:.3f}"), ("fit_s", "fit s", "{:.1f}"), ("ms_per_image", "ms/img", "{:.1f}"),
            ("images_per_s", "img/s", "{:.1f}"), ("ms_per_map", "ms/map", "{:.0f}")]
 
@@ -52,6 +53,6 @@ def format_table(report: dict) -> str:
     for kind, data in report["detectors"].items():
         rows = list(data["categories"].items()) + [("mean", data["mean"])]
         for name, metrics in rows:
-            cells = "".join(f"{fmt.format(metrics[key]) if key in metrics else '-':>11}" for key, _, fmt in present)
+            cells = "".join(f"{fmt.format(metrics[key]) if metrics.get(key) is not None else '-':>11}" for key, _, fmt in present)
             lines.append(f"{kind:<10}{name:<14}{cells}")
     return "\n".join(lines)

@@ -75,6 +75,10 @@ def benchmark_category(category: Category, kind: str, segmenter: str | None, ima
     result = {
         "image_auroc": round(auroc(labels, scores), 4),
         "f1": round(f1_at(labels, scores, model.threshold), 4),
+        # What users live with: the default threshold's escapes and false rejects on the test images.
+        "escape": round(float(np.mean(scores[labels == 1] <= model.threshold)), 4) if labels.any() else None,
+        "frr": round(float(np.mean(scores[labels == 0] > model.threshold)), 4) if (labels == 0).any() else None,
+        "frr_shown_max": round(model.calibration.frr.high, 4),
         "fit_s": round(fit_s, 2),
         "ms_per_image": round(statistics.median(latencies), 2),
         "images_per_s": round(images_per_s, 1),
@@ -129,10 +133,11 @@ def _relabel(progress: Progress, label: str) -> Progress:
 
 
 def _mean(per_category: dict) -> dict:
-    keys = ("image_auroc", "f1", "fit_s", "ms_per_image", "images_per_s", "pixel_auroc", "aupro", "ms_per_map")
+    keys = ("image_auroc", "f1", "escape", "frr", "fit_s", "ms_per_image", "images_per_s", "pixel_auroc", "aupro", "ms_per_map")
     mean = {}
     for key in keys:
         values = [m[key] for m in per_category.values() if key in m]
         if values:
-            mean[key] = round(float(np.mean(values)), 4)
+            mean[key] = round(float(np.mean([v for v in values if v is not None])), 4) if any(
+                v is not None for v in values) else None
     return mean
