@@ -164,14 +164,12 @@ class PatchMapModel:
     def _statistics(self, spatial: Sequence[torch.Tensor], rows: np.ndarray) -> tuple[int, torch.Tensor, torch.Tensor]:
         """Image count, per-position feature sums ``(C, h, w)`` and the summed outer products ``(C, C)``."""
         index = torch.as_tensor(rows, dtype=torch.long)
-        sums, outer = None, None
+        total = None
         for start in range(0, len(index), _CHUNK):
-            features = self._features([m[index[start:start + _CHUNK].to(m.device)] for m in spatial]).double()
-            flat = features.permute(0, 2, 3, 1).reshape(-1, features.shape[1])
-            part_sums, part_outer = features.sum(0), flat.T @ flat
-            sums = part_sums if sums is None else sums + part_sums
-            outer = part_outer if outer is None else outer + part_outer
-        return len(index), sums, outer
+            features = self._features([m[index[start:start + _CHUNK].to(m.device)] for m in spatial])
+            part = self.statistics_of(features)
+            total = part if total is None else tuple(a + b for a, b in zip(total, part))
+        return total
 
     def _set_from_statistics(self, count: int, sums: torch.Tensor, outer: torch.Tensor) -> None:
         channels, cells = sums.shape[0], sums.shape[1] * sums.shape[2]
