@@ -29,7 +29,7 @@ def add_arguments(parser) -> None:
         help="what to write (default synthetic). --categories, --defects, --train, --test-good and"
              " --test-defect apply to synthetic only; --seed to every kind; --size to synthetic and"
              " the defect-synthesis textures (ELPV cells keep their 300 px). elpv and"
-             " defect-synthesis need: pip install 'inspector[eval]'",
+             " defect-synthesis need: pip install 'inspector[eval]' and pip install --no-deps defect-synthesis==0.1.0",
     )
 
 

@@ -31,7 +31,7 @@ retried with the next seed, so the same arguments always give the same bytes.
 The generators work in OpenCV's BGR order (their stain and burn colours are
 BGR), so they are handed BGR images.
 
-Install the generator with ``pip install defect-synthesis==0.1.0`` (or
+Install the generator with ``pip install --no-deps defect-synthesis==0.1.0`` (its opencv-python requirement clashes with PySide6; or
 ``pip install 'inspector[eval]'``).
 """
 
@@ -62,7 +62,8 @@ ELPV_BASE = "elpv"
 BASES: tuple[str, ...] = (*TEXTURE_BASES, ELPV_BASE)
 # Defect types in the order the generators take turns.
 DEFECT_TYPES: tuple[str, ...] = ("scratch", "crack", "stain", "pit", "burn", "warp")
-INSTALL_HINT = "pip install defect-synthesis==0.1.0 (or pip install 'inspector[eval]')"
+INSTALL_HINT = ("pip install --no-deps defect-synthesis==0.1.0 (--no-deps: it asks for opencv-python, "
+                "whose bundled Qt plugins clash with PySide6; Inspector's OpenCV serves it)")
 
 # Side of the texture square (source pixels) that becomes one image, whatever its size.
 SOURCE_CROP = 192
