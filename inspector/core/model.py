@@ -124,7 +124,8 @@ class InspectionModel:
             det = cls_(device=pick_device(device), **options)
         except TypeError as exc:
             raise ValueError(f"invalid option for the {detector} detector: {exc}") from exc
-        folds = resolve_folds(len(images), folds)
+        # Cheap refits (backbone detectors): leave-one-out for small sets; trained detectors hold out 1/k.
+        folds = resolve_folds(len(images), folds) if cls_.uses_backbone else (folds or 5)
         result = det.fit(images, progress, folds=folds)
         bad_scores = det.score(bad_images) if bad_images else np.array([])
         chosen = policy or ("f1" if len(bad_scores) else "frr")

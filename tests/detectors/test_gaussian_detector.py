@@ -121,7 +121,9 @@ def test_fewer_than_ten_images(detector, texture_set) -> None:
     with pytest.raises(ValueError, match="at least 10"):
         fresh.fit(texture_set.train[:9], silent(), folds=3)
     with pytest.raises(ValueError, match="at least 10"):
-        InspectionModel.fit(texture_set.train[:4], image_size=32, device="cpu", fast_map=False)
+        InspectionModel.fit(texture_set.train[:4], detector="gaussian", image_size=32, device="cpu", fast_map=False)
+    with pytest.raises(ValueError, match="at least 10"):
+        InspectionModel.fit(texture_set.train[:4], image_size=32, device="cpu")
 
 
 def test_fewer_images_than_folds(detector, texture_set) -> None:
