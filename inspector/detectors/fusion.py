@@ -157,7 +157,6 @@ class FusionDetector(GaussianDetector):
         fused = self._fuse({c: torch.from_numpy(held_out[c]) for c in COMPONENTS}).numpy()
         maps = self._fused_map({c: first_maps[c] for c in _MAP_COMPONENTS if c in self.components}
                                or {"position": first_maps["position"]})
-        self.held_out_evidence = held_out
         progress.update(steps, steps, "done")
         return FitResult(held_out_scores=fused, held_out_maps=maps.numpy().astype(np.float32, copy=False))
 
