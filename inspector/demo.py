@@ -33,7 +33,7 @@ def ensure_demo(progress: Progress | None = None) -> tuple[Path, str]:
     defects) and fits the default Gaussian detector: about a minute on a 2-core CPU.
     """
     from inspector.core.imageio import read_images, list_images
-    from inspector.core.model import InspectionModel
+    from inspector.pipeline.model import InspectionModel
     from inspector.datasets.synthetic import make_demo_images
 
     progress = progress or silent()

@@ -117,7 +117,7 @@ def texture_set(tmp_path_factory: pytest.TempPathFactory) -> TextureSet:
 @pytest.fixture(scope="session")
 def fitted_model(texture_set: TextureSet):
     """An :class:`InspectionModel` (Gaussian, lite0, 128 px, 5 folds) fitted on ``texture_set.train``."""
-    from inspector.core.model import InspectionModel
+    from inspector.pipeline.model import InspectionModel
 
     with limited_threads(1):
         return InspectionModel.fit(texture_set.train, detector="gaussian", backbone="lite0",

@@ -50,7 +50,7 @@ def report_skipped(skipped: Sequence[Path], errors: Sequence[tuple[Path, str]]) 
 
 
 def load_model(path: str, device: str | None = None, weights: str | None = None):
-    """Load an :class:`~inspector.core.model.InspectionModel` (imports torch lazily)."""
-    from inspector.core.model import InspectionModel
+    """Load an :class:`~inspector.pipeline.model.InspectionModel` (imports torch lazily)."""
+    from inspector.pipeline.model import InspectionModel
 
     return InspectionModel.load(path, device=device, weights=weights)

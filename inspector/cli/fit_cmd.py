@@ -56,7 +56,7 @@ def parse_options(pairs: list[str]) -> dict:
 
 def run(args) -> int:
     """Fit, calibrate on held-out scores and save."""
-    from inspector.core.model import InspectionModel
+    from inspector.pipeline.model import InspectionModel
 
     if args.image_size is not None and not 32 <= args.image_size <= 1024:
         raise ValueError(f"--image-size must be between 32 and 1024, got {args.image_size}")

@@ -33,10 +33,10 @@ def add_arguments(parser) -> None:
 
 def run(args) -> int:
     """Score every image; one record per image, errors included, in input order."""
-    from inspector.core.policy import validate_threshold
+    from inspector.core.policy import Threshold
 
     model = load_model(args.model, args.device)
-    threshold = validate_threshold(args.threshold if args.threshold is not None else model.threshold)
+    threshold = Threshold(args.threshold) if args.threshold is not None else model.decision
     if args.heatmaps and args.segmenter not in model.supported_segmenters:
         raise ValueError(f"this model has no {args.segmenter!r} map (available: "
                          f"{', '.join(model.supported_segmenters) or 'none'})")
@@ -49,47 +49,57 @@ def run(args) -> int:
         total = len(listing.images)
         for start in range(0, total, max(1, args.batch_size)):
             chunk = listing.images[start:start + args.batch_size]
-            for record in _score_chunk(model, chunk, threshold, out_dir, args, progress):
+            for record in _score_chunk(model, chunk, threshold, out_dir, args):
                 counts["error" if "error" in record else ("NG" if record["anomalous"] else "OK")] += 1
                 writer.write(record)
             progress.update(min(start + len(chunk), total), total, "scoring images")
     report_skipped(listing.skipped, [])
     print(f"inspector: {counts['OK']} OK, {counts['NG']} NG, {counts['error']} unreadable "
-          f"(threshold {threshold:.4f} raw)", file=sys.stderr)
+          f"(threshold {threshold.raw:.4f} raw)", file=sys.stderr)
     return 0
 
 
-def _score_chunk(model, paths, threshold, out_dir, args, progress):
-    images, records = [], []
+def _score_chunk(model, paths, threshold, out_dir, args):
+    """Records of one chunk: the pipeline decides each readable image (with its fast map when asked)."""
+    from inspector.core.records import Frame
+
+    frames, records = [], []
     for path in paths:
         try:
-            images.append(read_image(path))
+            frames.append(Frame(read_image(path), "cli", len(frames), path=str(path)))
             records.append({"path": str(path)})
         except ImageReadError as exc:
             records.append({"path": str(path), "error": str(exc)})
     readable = [r for r in records if "error" not in r]
-    if images:
-        raw = model.score_images(images)
-        for record, value in zip(readable, raw):
-            record.update(score=round(float(value) / threshold, 6), raw_score=round(float(value), 6),
-                          anomalous=bool(value > threshold), threshold=round(threshold, 6))
+    if frames:
+        # The fast map (for the overlays, or to weight the gradient map) comes from the scoring pass.
+        maps = "fast" if out_dir is not None and "fast" in model.supported_segmenters else None
+        results = model.inspect(frames, maps=maps, threshold=threshold, maps_on="all" if args.all else "ng")
+        for record, result in zip(readable, results):
+            record.update(score=round(result.score, 6), raw_score=round(result.raw_score, 6),
+                          anomalous=result.anomalous, threshold=round(result.threshold, 6))
         if out_dir is not None:
-            _write_heatmaps(model, images, readable, out_dir, args, progress)
+            _write_heatmaps(model, results, readable, out_dir, args)
     return records
 
 
-def _write_heatmaps(model, images, records, out_dir: Path, args, progress) -> None:
+def _write_heatmaps(model, results, records, out_dir: Path, args) -> None:
     from inspector.segmentation.overlay import render_overlay
 
-    wanted = [i for i, r in enumerate(records) if args.all or r["anomalous"]]
+    wanted = [i for i, result in enumerate(results) if args.all or result.anomalous]
     if not wanted:
         return
-    heatmaps = model.heatmaps([images[i] for i in wanted], method=args.segmenter)
+    if args.segmenter == "fast":
+        heatmaps = [results[i].heatmap for i in wanted]
+    else:
+        fast = [results[i].heatmap for i in wanted]
+        heatmaps = model.heatmaps([results[i].frame.image for i in wanted], method=args.segmenter,
+                                  fast=fast if all(h is not None for h in fast) else None)
     for index, heatmap in zip(wanted, heatmaps):
-        record = records[index]
+        record, image = records[index], results[index].frame.image
         stem = _unique_stem(args.used_stems, Path(record["path"]))
         overlay_path = out_dir / f"{stem}_overlay.png"
-        write_image(overlay_path, render_overlay(images[index], heatmap, opacity=args.opacity))
+        write_image(overlay_path, render_overlay(image, heatmap, opacity=args.opacity))
         np.save(out_dir / f"{stem}_map.npy", heatmap.values.astype(np.float32), allow_pickle=False)
         record["heatmap"] = str(overlay_path)
         record["regions"] = [region.as_dict() for region in heatmap.regions]

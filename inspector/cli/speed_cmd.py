@@ -31,7 +31,7 @@ def run(args) -> int:
     tuned = os.environ.get("INSPECTOR_MALLOC_TUNING", "1") != "0"
     import torch
 
-    from inspector.core.model import InspectionModel
+    from inspector.pipeline.model import InspectionModel
     from inspector.evaluation.speed import measure_speed, model_file_mb
 
     with progress_bar(args.quiet, "speed") as progress:

@@ -1,8 +1,17 @@
-"""The threshold policy: a pure function from raw score and threshold to a verdict."""
+"""The one decision rule: a raw score strictly above the threshold is NG.
+
+Every place that turns a raw score into a verdict or a normalized score (the
+pipeline, the CLI, the workers, the batch report, the verdict panel, the score
+history, the batch table) goes through a :class:`Threshold`, so the rule is
+written once.
+"""
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+
+import numpy as np
 
 
 class ThresholdError(ValueError):
@@ -20,11 +29,53 @@ def validate_threshold(threshold: float) -> float:
     return value
 
 
-def normalize(raw_score: float, threshold: float) -> float:
-    """Map a raw score onto the normalized scale on which the threshold is exactly 1.0."""
-    return float(raw_score) / threshold
+@dataclass(frozen=True)
+class Threshold:
+    """A raw image threshold and the rule that decides with it.
 
+    Attributes:
+        raw: The threshold in the detector's raw score units (positive, finite).
 
-def is_anomalous(raw_score: float, threshold: float) -> bool:
-    """The decision: strictly above the threshold is NG."""
-    return float(raw_score) > threshold
+    Raises:
+        ThresholdError: for a threshold that is not a positive finite number.
+    """
+
+    raw: float
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "raw", validate_threshold(self.raw))
+
+    @classmethod
+    def of(cls, value: "Threshold | float") -> "Threshold":
+        """``value`` itself if it is a :class:`Threshold`, else a new one around the raw number."""
+        return value if isinstance(value, Threshold) else cls(value)
+
+    def decide(self, raw_score: float) -> bool:
+        """``True`` (NG) when ``raw_score`` is strictly above the threshold."""
+        return bool(float(raw_score) > self.raw)
+
+    def decide_many(self, raw_scores) -> np.ndarray:
+        """Boolean NG mask of an array of raw scores (NaN is never NG)."""
+        return np.asarray(raw_scores, dtype=np.float64) > self.raw
+
+    def verdict(self, raw_score: float) -> str:
+        """``"NG"`` or ``"OK"``."""
+        return "NG" if self.decide(raw_score) else "OK"
+
+    def normalize(self, raw_score: float) -> float:
+        """The score on the normalized scale, on which the threshold is exactly 1.0."""
+        return float(raw_score) / self.raw
+
+    def normalize_many(self, raw_scores) -> np.ndarray:
+        """:meth:`normalize` of an array of raw scores."""
+        return np.asarray(raw_scores, dtype=np.float64) / self.raw
+
+    def counts(self, raw_scores) -> tuple[int, int]:
+        """OK and NG counts of finite raw scores."""
+        scores = np.asarray(raw_scores, dtype=np.float64)
+        scores = scores[np.isfinite(scores)]
+        ng = int(np.count_nonzero(self.decide_many(scores)))
+        return int(scores.size) - ng, ng
+
+    def __float__(self) -> float:
+        return self.raw

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Callable, ClassVar, Sequence
+from typing import ClassVar, Sequence
 
 import numpy as np
 import torch
@@ -65,8 +65,13 @@ class Detector(ABC):
 
     @property
     def has_maps(self) -> bool:
-        """Whether :meth:`score_and_maps` returns maps."""
+        """Whether :meth:`score_and_maps` returns maps (the fast map, from the scoring pass)."""
         return False
+
+    @property
+    def supports_gradient(self) -> bool:
+        """Whether the detector has a :meth:`differentiable_score`, so gradient maps can be drawn."""
+        return type(self).differentiable_score is not Detector.differentiable_score
 
     @property
     def backbone_name(self) -> str | None:
@@ -92,14 +97,12 @@ class Detector(ABC):
         """Rebuild a fitted detector from :meth:`config` and :meth:`tensors`."""
 
 
-_REGISTRY: dict[str, Callable[..., Detector]] = {}
 _CLASSES: dict[str, type[Detector]] = {}
 
 
 def register(cls: type[Detector]) -> type[Detector]:
     """Class decorator that makes a detector available by its ``kind``."""
     _CLASSES[cls.kind] = cls
-    _REGISTRY[cls.kind] = cls
     return cls
 
 

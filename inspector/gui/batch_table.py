@@ -9,8 +9,9 @@ import numpy as np
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, QSortFilterProxyModel, Qt
 from PySide6.QtGui import QBrush, QColor, QPixmap
 
+from inspector.core.policy import Threshold
 from inspector.gui.theme import MUTED, NG_COLOR, OK_COLOR, to_pixmap
-from inspector.workers.batch_report import BatchRow
+from inspector.reports.batch_report import BatchRow
 
 COLUMNS = ("", "File", "Score", "Verdict", "Time")
 THUMB, FILE, SCORE, VERDICT, TIME = range(len(COLUMNS))
@@ -27,7 +28,7 @@ class BatchTableModel(QAbstractTableModel):
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
         self.rows: list[BatchRow] = []
-        self.threshold = 1.0
+        self.threshold = Threshold(1.0)
         self._pixmaps: dict[int, QPixmap] = {}
 
     def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: N802 - Qt's name
@@ -57,7 +58,7 @@ class BatchTableModel(QAbstractTableModel):
             if column == FILE:
                 return Path(row.path).name
             if column == SCORE:
-                return f"{row.raw_score / self.threshold:.3f}" if np.isfinite(row.raw_score) else "—"
+                return f"{row.normalized(self.threshold):.3f}" if np.isfinite(row.raw_score) else "—"
             if column == VERDICT:
                 return verdict
             if column == TIME:
@@ -96,9 +97,9 @@ class BatchTableModel(QAbstractTableModel):
         self._pixmaps.clear()
         self.endResetModel()
 
-    def set_threshold(self, threshold: float) -> None:
+    def set_threshold(self, threshold: Threshold | float) -> None:
         """Re-decide every row at ``threshold`` (no rescoring)."""
-        self.threshold = float(threshold)
+        self.threshold = Threshold.of(threshold)
         if self.rows:
             self.dataChanged.emit(self.index(0, SCORE), self.index(len(self.rows) - 1, VERDICT))
 

@@ -1,7 +1,9 @@
 """The station window: frame view, verdict, score history, operator controls, calibration, batch review.
 
-It only paints what the station hands it. Results arrive as queued signals and
-are coalesced: at most one repaint per display tick, always of the newest frame.
+It only paints what the station hands it: each result arrives complete (verdict,
+score, threshold, fast map) as a queued signal and is shown as recorded, never
+re-decided. Results are coalesced: at most one repaint per display tick, always
+of the newest frame.
 """
 
 from __future__ import annotations
@@ -62,7 +64,6 @@ class MainWindow(QMainWindow):
         self._save_settings = save_settings
         self._latest: Any = None
         self._shown: Any = None
-        self._heatmaps: dict[Any, Any] = {}
         self._source = ""
         self._run_state = "idle"
         self._override_for = (settings.last_model, settings.threshold_override)
@@ -176,7 +177,6 @@ class MainWindow(QMainWindow):
         w.source_opened.connect(self._on_source_opened)
         w.source_state_changed.connect(self._on_source_state)
         w.run_state_changed.connect(self._on_run_state)
-        s.segmentation.heatmap_ready.connect(self._on_heatmap)
         s.segmentation.overlay_ready.connect(self._on_overlay)
         s.model_changed.connect(self._on_model_changed)
         s.threshold_changed.connect(self._on_threshold)
@@ -196,7 +196,6 @@ class MainWindow(QMainWindow):
         """Open ``spec`` on the inspection worker (and start it if asked)."""
         self.source_bar.set_spec(spec)
         self.settings.last_source = spec
-        self._heatmaps.clear()
         self.station.open_source(spec)
         if start:
             self.station.start()
@@ -282,15 +281,13 @@ class MainWindow(QMainWindow):
             self._shown = result
             frame = result.frame
             name = os.path.basename(frame.path) if frame.path else f"frame {frame.frame_id}"
-            self.frame_view.show_frame(frame.image, self._heatmaps.get(frame.frame_id), caption=name,
-                                       frame_id=frame.frame_id)
+            self.frame_view.show_frame(frame.image, result.heatmap, caption=name, frame_id=frame.frame_id)
         self._show_verdict()
         self.history.refresh()
         self.frame_painted.emit(result)
 
     def _show_verdict(self) -> None:
         result = self._shown
-        threshold = self.station.threshold
         if self.status.state in ("lost", "reconnecting"):
             # Frames captured before the loss may still arrive: no verdict until the source is back.
             self.verdict.set_verdict(None, detail=self.status.source_label.text().strip())
@@ -299,15 +296,8 @@ class MainWindow(QMainWindow):
         else:
             frame = result.frame
             name = os.path.basename(frame.path) if frame.path else f"frame {frame.frame_id}"
-            self.verdict.set_verdict(result.raw_score, threshold, f"{name}  ·  {result.latency_ms:.0f} ms")
+            self.verdict.set_verdict(result, f"{name}  ·  {result.latency_ms:.0f} ms", self.station.threshold)
         self.verdict.set_counts(*self.history.counts())
-
-    def _on_heatmap(self, frame_id: Any, heatmap: Any) -> None:
-        self._heatmaps[frame_id] = heatmap
-        while len(self._heatmaps) > 16:
-            self._heatmaps.pop(next(iter(self._heatmaps)))
-        if self.frame_view.frame_id == frame_id:
-            self.frame_view.show_heatmap(heatmap)
 
     def _on_overlay(self, result: Any, overlay: Any) -> None:
         frame = result.frame
@@ -319,7 +309,6 @@ class MainWindow(QMainWindow):
         self._model = model
         if previous is None or getattr(previous, "detector", previous) is not getattr(model, "detector", model):
             self.history.clear_history()
-            self._heatmaps.clear()
             self._reset_drift(model)
         if path:
             self.settings.last_model = path
@@ -347,7 +336,6 @@ class MainWindow(QMainWindow):
 
     def _on_source_opened(self, description: str) -> None:
         self._source = description
-        self._heatmaps.clear()
 
     def _on_source_state(self, state: str, message: str) -> None:
         self.status.set_source_state(state, message, self._source)

@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (
 )
 
 from inspector.gui.theme import MUTED
-from inspector.workers.segmentation_worker import SEGMENTATION_MODES
+from inspector.workers.map_plan import SEGMENTATION_MODES
 
 SLIDER_STEPS = 1000
 DEBOUNCE_MS = 120

@@ -10,6 +10,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtWidgets import QWidget
 
+from inspector.core.policy import Threshold
 from inspector.gui.theme import MUTED, NG_COLOR, OK_COLOR, PANEL, WARN_COLOR
 
 
@@ -33,7 +34,7 @@ class ScoreHistory(pg.PlotWidget):
         self._count = 0
         self._x_start = -1
         self._y_top = 0.0
-        self._threshold = 1.0
+        self._rule = Threshold(1.0)
         self._dirty = False
         self.setBackground(PANEL)
         self.setMenuEnabled(False)
@@ -50,7 +51,7 @@ class ScoreHistory(pg.PlotWidget):
         self.addItem(self._ok)
         self.addItem(self._ng)
         self.threshold_line = pg.InfiniteLine(
-            pos=self._threshold, angle=0, movable=False,
+            pos=self._rule.raw, angle=0, movable=False,
             pen=pg.mkPen(WARN_COLOR, width=2, style=pg.QtCore.Qt.PenStyle.DashLine),
             label="threshold {value:.4g}", labelOpts={"position": 0.98, "color": WARN_COLOR, "anchors": [(1, 1), (1, 1)]},
         )
@@ -77,17 +78,17 @@ class ScoreHistory(pg.PlotWidget):
         self._dirty = True
         self.refresh()
 
-    def set_threshold(self, threshold: float) -> None:
+    def set_threshold(self, threshold: Threshold | float) -> None:
         """Re-decide the kept scores at ``threshold`` and redraw at once."""
-        self._threshold = float(threshold)
-        self.threshold_line.setValue(self._threshold)
+        self._rule = Threshold.of(threshold)
+        self.threshold_line.setValue(self._rule.raw)
         self._y_top = 0.0  # rescale to the new threshold
         self._dirty = True
         self.refresh()
 
     def counts(self) -> tuple[int, int]:
         """OK and NG counts of the kept scores at the current threshold."""
-        ng = int(np.count_nonzero(self._buffer[: self._count] > self._threshold))
+        ng = int(np.count_nonzero(self._rule.decide_many(self._buffer[: self._count])))
         return self._count - ng, ng
 
     def refresh(self) -> None:
@@ -98,7 +99,7 @@ class ScoreHistory(pg.PlotWidget):
         start = max(0, self._count - self.capacity)
         scores = self._buffer[start : self._count]
         index = np.arange(start, self._count)
-        flagged = scores > self._threshold
+        flagged = self._rule.decide_many(scores)
         self._line.setData(index, scores)
         self._ok.setData(index[~flagged], scores[~flagged])
         self._ng.setData(index[flagged], scores[flagged])
@@ -107,7 +108,7 @@ class ScoreHistory(pg.PlotWidget):
         if x_start != self._x_start or not self._y_top:
             self._x_start = x_start
             self.setXRange(x_start, x_start + self.capacity, padding=0.01)
-        top = max(float(scores.max()) if len(scores) else 0.0, self._threshold) * 1.15
+        top = max(float(scores.max()) if len(scores) else 0.0, self._rule.raw) * 1.15
         if top > self._y_top or top < self._y_top * 0.5:
             self._y_top = top * 1.2
             self.setYRange(0, self._y_top, padding=0)

@@ -6,11 +6,12 @@ import numpy as np
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFrame, QGridLayout, QLabel, QVBoxLayout, QWidget
 
+from inspector.core.records import InspectionResult
 from inspector.gui.theme import IDLE_COLOR, MUTED, NG_COLOR, OK_COLOR, to_pixmap
 
 
 class VerdictPanel(QWidget):
-    """Shows the decision on the newest frame, re-decided whenever the threshold moves."""
+    """Shows the decision recorded for the newest frame, exactly as the results database has it."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -72,15 +73,23 @@ class VerdictPanel(QWidget):
         """The verdict shown: ``OK``, ``NG`` or ``—``."""
         return self.verdict_label.text()
 
-    def set_verdict(self, raw_score: float | None, threshold: float | None = None, detail: str = "") -> None:
-        """Show the decision of ``raw_score`` at ``threshold`` (``None``: nothing inspected yet)."""
-        if raw_score is None or threshold is None:
+    def set_verdict(self, result: InspectionResult | None, detail: str = "",
+                    current_threshold: float | None = None) -> None:
+        """Show the decision recorded in ``result`` (``None``: nothing to show).
+
+        The verdict, the score and the threshold are the record's own: the panel
+        never re-decides. When the station decides later frames at another
+        threshold (``current_threshold``), a line says so.
+        """
+        if result is None:
             text, color, score = "—", IDLE_COLOR, "score —"
         else:
-            anomalous = raw_score > threshold
-            text, color = ("NG", NG_COLOR) if anomalous else ("OK", OK_COLOR)
-            score = f"score {raw_score / threshold:.3f}"
-            detail = f"raw {raw_score:.4g} / threshold {threshold:.4g}" + (f"\n{detail}" if detail else "")
+            text, color = ("NG", NG_COLOR) if result.anomalous else ("OK", OK_COLOR)
+            score = f"score {result.score:.3f}"
+            lines = [f"raw {result.raw_score:.4g} / threshold {result.threshold:.4g}"]
+            if current_threshold is not None and float(current_threshold) != result.threshold:
+                lines.append(f"next frames at threshold {float(current_threshold):.4g}")
+            detail = "\n".join(lines + ([detail] if detail else []))
         if text != self.verdict_label.text() or not self.verdict_label.styleSheet():
             # Restyling re-polishes the widget: only when the verdict flips, not on every frame.
             self.verdict_label.setText(text)

@@ -17,7 +17,6 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
@@ -102,8 +101,3 @@ def load_model_file(path: str | os.PathLike) -> ModelFileContents:
     if content_hash(metadata, tensors) != metadata.get("content_sha256"):
         raise ModelFileError(f"{path}: content does not match its checksum (file modified or damaged)")
     return ModelFileContents(metadata=metadata, tensors=tensors)
-
-
-def to_tensor(array: np.ndarray) -> torch.Tensor:
-    """A numpy array as a CPU tensor for storing."""
-    return torch.from_numpy(np.ascontiguousarray(array))

@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
-from inspector.workers.batch_report import BatchRow, thumbnail, utc_now, write_csv, write_html
+from inspector.reports.batch_report import BatchRow, thumbnail, utc_now, write_csv, write_html
 
 logger = logging.getLogger(__name__)
 

@@ -98,7 +98,7 @@ class FitWorker(QObject):
             self._cancel_pending.clear()
 
     def _fit(self, request: FitRequest, progress: Progress) -> tuple[Any, str]:
-        from inspector.core.model import InspectionModel
+        from inspector.pipeline.model import InspectionModel
 
         images = load_folder(request.reference_dir, progress, "reference")
         if len(images) < max(2, request.folds or 2):
@@ -121,7 +121,6 @@ class FitWorker(QObject):
             progress.update(1, 1, f"saving {request.save_path}")
             model.save(request.save_path)
             saved = str(request.save_path)
-        _ = model.model_hash  # computed here, never on the GUI thread
         return model, saved
 
     def _report(self, done: int, total: int, message: str) -> None:

@@ -1,5 +1,9 @@
 """The detection worker: pulls frames from a source, inspects them, records and emits results.
 
+Each frame is decided by one ``InspectionModel.inspect`` call that also draws the
+fast map when the segmentation mode asks for it (one backbone pass), so the
+record it emits, records and hands on is complete: nothing is joined later.
+
 One :class:`InspectionWorker` lives on its own QThread for the whole session.
 It reads frames with a short timeout from a timer tick, so its slots (a new
 model, a new threshold, pause, step) run between frames: a model swap never
@@ -16,6 +20,7 @@ from typing import Any, Callable
 from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
 from inspector.core.records import InspectionResult
+from inspector.workers.map_plan import MapPlan
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +41,8 @@ class InspectionWorker(QObject):
         store_factory: Returns the (thread-safe) ResultStore; first called on this thread.
         on_result: Called on the worker thread as ``on_result(result, row_id, image_path)``
             for every result (e.g. the segmentation worker's thread-safe ``submit``).
+        map_plan: Returns the current :class:`MapPlan` (thread-safe; e.g. the segmentation
+            worker's ``plan``); ``None``: no maps.
 
     Signals:
         result_ready(InspectionResult): a frame was decided.
@@ -58,11 +65,13 @@ class InspectionWorker(QObject):
         source_factory: SourceFactory | None = None,
         store_factory: StoreFactory | None = None,
         on_result: Callable[[InspectionResult, int | None, str | None], None] | None = None,
+        map_plan: Callable[[], MapPlan] | None = None,
     ) -> None:
         super().__init__()
         self._source_factory = source_factory
         self._store_factory = store_factory
         self._on_result = on_result
+        self._map_plan = map_plan
         self._model: Any = None
         self._threshold: float | None = None
         self._source: Any = None
@@ -178,8 +187,12 @@ class InspectionWorker(QObject):
 
     def _inspect(self, frame: Any) -> bool:
         started = time.perf_counter()
+        model = self._model
+        plan = self._map_plan() if self._map_plan is not None else MapPlan()
+        # The plan may still be of the previous model for a frame: never ask for a map this one lacks.
+        maps = plan.inline if plan.inline in model.supported_segmenters else None
         try:
-            result = self._model.inspect([frame], threshold=self._threshold)[0]
+            result = model.inspect([frame], maps=maps, threshold=self._threshold, maps_on=plan.inline_on)[0]
         except Exception as exc:
             self._errors += 1
             logger.exception("inspection failed")

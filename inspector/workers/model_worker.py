@@ -70,7 +70,6 @@ class ModelWorker(QObject):
         """A new model sharing ``model``'s detector, deciding with ``calibration``."""
         try:
             new = model.with_calibration(calibration)
-            _ = new.model_hash
         except Exception as exc:
             self.job_failed.emit(f"cannot apply the calibration: {exc}")
             return
@@ -101,8 +100,7 @@ class ModelWorker(QObject):
 
     @staticmethod
     def _load(path: str) -> Any:
-        from inspector.core.model import InspectionModel
+        from inspector.pipeline.model import InspectionModel
 
         model = InspectionModel.load(path)
-        _ = model.model_hash
         return model

@@ -1,7 +1,10 @@
-"""The segmentation worker: anomaly maps for flagged frames, on its own thread.
+"""The segmentation worker: follow-up maps and NG overlays, on its own thread.
 
-Jobs go into a bounded queue that keeps the newest: when the maps cannot keep
-up with a live camera, the oldest jobs are dropped, never the detection. The
+The fast map comes with the frame's record from the inspection pass; this worker
+only does what follows for NG frames: the gradient map (handed the frame and its
+fast map, so no second backbone pass), the overlay image, and saving it beside the
+NG frame. Jobs go into a bounded queue that keeps the newest: when the maps cannot
+keep up with a live camera, the oldest jobs are dropped, never the detection. The
 model decides the device (CUDA when present, the CPU otherwise).
 """
 
@@ -17,24 +20,18 @@ import numpy as np
 from PySide6.QtCore import QObject, Qt, Signal, Slot
 
 from inspector.core.records import Heatmap, InspectionResult
+from inspector.workers.map_plan import SEGMENTATION_MODES, MapPlan, plan_maps
 
 logger = logging.getLogger(__name__)
-
-SEGMENTATION_MODES: dict[str, str] = {
-    "off": "Off",
-    "fast": "Fast map on NG",
-    "gradient": "Gradient map on NG",
-    "fast+gradient": "Fast always + gradient on NG",
-}
 
 
 @dataclass(frozen=True)
 class SegmentationJob:
-    """One map to compute.
+    """One NG frame to finish.
 
     Attributes:
-        result: The decided frame.
-        method: ``"fast"`` or ``"gradient"``.
+        result: The decided frame, with its inline fast map if it has one.
+        method: ``"gradient"`` (compute that map) or ``"overlay"`` (draw ``result.heatmap``).
         row_id: Its row in the results database, if recorded.
         image_path: Where the NG frame was saved, if it was.
     """
@@ -45,19 +42,8 @@ class SegmentationJob:
     image_path: str | None = None
 
 
-def methods_for(mode: str, anomalous: bool) -> str | None:
-    """The map method a frame gets in ``mode`` (``None``: no map)."""
-    if mode == "fast":
-        return "fast" if anomalous else None
-    if mode == "gradient":
-        return "gradient" if anomalous else None
-    if mode == "fast+gradient":
-        return "gradient" if anomalous else "fast"
-    return None
-
-
 class SegmentationWorker(QObject):
-    """Computes heatmaps and NG overlays off the detection thread.
+    """Computes follow-up maps and NG overlays off the detection thread.
 
     Args:
         capacity: Jobs kept waiting; older ones are dropped first.
@@ -66,12 +52,11 @@ class SegmentationWorker(QObject):
         overlay_opacity: Heatmap opacity in saved NG images.
 
     Signals:
-        heatmap_ready(frame_id, Heatmap): a map for that frame of the current source.
-        overlay_ready(InspectionResult, ndarray): an NG result with its heatmap, and the overlay image.
+        overlay_ready(InspectionResult, ndarray): an NG result with its final map (the gradient map
+            when the mode asks for one, else its fast map) and the overlay image.
         error_occurred(str): a message for the status bar.
     """
 
-    heatmap_ready = Signal(object, object)
     overlay_ready = Signal(object, object)
     error_occurred = Signal(str)
     _job_queued = Signal()
@@ -88,12 +73,13 @@ class SegmentationWorker(QObject):
             raise ValueError("capacity must be at least 1")
         self._lock = threading.Lock()
         self._jobs: collections.deque[SegmentationJob] = collections.deque(maxlen=capacity)
+        self._model: Any = None
+        self._supported: tuple[str, ...] = ()
+        self._warned: set[str] = set()
         self._mode = "off"
         self.set_mode(mode)
-        self._model: Any = None
         self._store_factory = store_factory
         self._opacity = overlay_opacity
-        self._warned: set[str] = set()
         self._broken: set[str] = set()
         self.dropped = 0
         self.done = 0
@@ -113,9 +99,18 @@ class SegmentationWorker(QObject):
             raise ValueError(f"unknown segmentation mode {mode!r}; choose one of {', '.join(SEGMENTATION_MODES)}")
         with self._lock:
             self._mode = mode
+        self._warn_once()
+
+    def plan(self) -> MapPlan:
+        """The maps the current mode gives frames of the current model (thread-safe)."""
+        with self._lock:
+            return plan_maps(self._mode, self._supported)
 
     def submit(self, result: InspectionResult, row_id: int | None = None, image_path: str | None = None) -> bool:
-        """Queue a map for ``result`` if the mode asks for one (thread-safe, never blocks).
+        """Queue the follow-up of an NG ``result`` (thread-safe, never blocks).
+
+        NG frames get the gradient map when the mode asks for one, else an overlay
+        of the fast map they carry; OK frames need nothing here.
 
         Args:
             result: The decision.
@@ -125,8 +120,11 @@ class SegmentationWorker(QObject):
         Returns:
             True if a job was queued.
         """
+        if not result.anomalous:
+            return False
         with self._lock:
-            method = methods_for(self._mode, result.anomalous)
+            plan = plan_maps(self._mode, self._supported)
+            method = plan.followup or ("overlay" if result.heatmap is not None else None)
             if method is None:
                 return False
             if len(self._jobs) == self._jobs.maxlen:
@@ -147,9 +145,12 @@ class SegmentationWorker(QObject):
         """Compute maps with ``model``; queued jobs of other models are dropped."""
         self._model = model
         self._broken.clear()
-        self._warned.clear()
+        supported = tuple(model.supported_segmenters) if model is not None else ()
         with self._lock:
             self._jobs.clear()
+            self._supported = supported
+            self._warned.clear()
+        self._warn_once()
 
     @Slot()
     def shutdown(self) -> None:
@@ -171,37 +172,34 @@ class SegmentationWorker(QObject):
         model = self._model
         if model is None:
             return
-        method = self._usable_method(model, job.method)
-        if method is None or method in self._broken:
-            return
-        try:
-            heatmap = model.heatmaps([job.result.frame.image], method=method)[0]
-        except Exception as exc:
-            # One message, not one per frame: the method stays off until the model changes.
-            logger.exception("segmentation failed")
-            self._broken.add(method)
-            self.error_occurred.emit(f"{method} maps failed ({exc}); they stay off for this model")
+        heatmap = job.result.heatmap
+        if job.method == "gradient" and "gradient" not in self._broken:
+            try:
+                fast = [heatmap] if heatmap is not None else None
+                heatmap = model.heatmaps([job.result.frame.image], method="gradient", fast=fast)[0]
+            except Exception as exc:
+                # One message, not one per frame: the method stays off until the model changes.
+                logger.exception("segmentation failed")
+                self._broken.add("gradient")
+                self.error_occurred.emit(f"gradient maps failed ({exc}); they stay off for this model")
+                heatmap = job.result.heatmap
+        if heatmap is None:
             return
         self.done += 1
+        result = replace(job.result, heatmap=heatmap)
+        overlay = make_overlay(result.frame.image, heatmap, self._opacity)
+        self._save(job, overlay)
         if emit:
-            self.heatmap_ready.emit(job.result.frame.frame_id, heatmap)
-        if job.result.anomalous:
-            result = replace(job.result, heatmap=heatmap)
-            overlay = make_overlay(result.frame.image, heatmap, self._opacity)
-            self._save(job, overlay)
-            if emit:
-                self.overlay_ready.emit(result, overlay)
+            self.overlay_ready.emit(result, overlay)
 
-    def _usable_method(self, model: Any, method: str) -> str | None:
-        supported = tuple(getattr(model, "supported_segmenters", ("fast", "gradient")))
-        if method in supported:
-            return method
-        fallback = supported[0] if supported else None
-        if method not in self._warned:
-            self._warned.add(method)
-            note = f"using {fallback!r}" if fallback else "no maps"
-            self.error_occurred.emit(f"this model has no {method!r} map; {note}")
-        return fallback
+    def _warn_once(self) -> None:
+        """Say once per model why the mode cannot be followed as asked."""
+        with self._lock:
+            note = plan_maps(self._mode, self._supported).note if self._model is not None else ""
+            fresh = bool(note) and note not in self._warned
+            self._warned.add(note)
+        if fresh:
+            self.error_occurred.emit(note)
 
     def _save(self, job: SegmentationJob, overlay: np.ndarray) -> None:
         """Write the overlay beside the saved NG frame, attached to its row when the store can."""

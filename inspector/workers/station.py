@@ -83,7 +83,8 @@ class Station(QObject):
         self.operator_threshold: float | None = None
         self._undo: list[tuple[Any, str]] = []
         self.segmentation = SegmentationWorker(mode=segmentation_mode, store_factory=store)
-        self.inspection = InspectionWorker(source_factory, store, on_result=self.segmentation.submit)
+        self.inspection = InspectionWorker(source_factory, store, on_result=self.segmentation.submit,
+                                          map_plan=self.segmentation.plan)
         self.models = ModelWorker()
         self.fitter = FitWorker()
         self.batch = BatchWorker(store)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 
 import numpy as np
 import pytest
@@ -17,12 +16,7 @@ from inspector.calibration.policies import (
     threshold_for_f1,
     threshold_for_frr,
 )
-from inspector.core.policy import (
-    ThresholdError,
-    is_anomalous,
-    normalize,
-    validate_threshold,
-)
+from inspector.core.policy import ThresholdError, validate_threshold
 
 
 def _frr(threshold: float, good) -> float:
@@ -292,17 +286,3 @@ def test_calibration_is_frozen() -> None:
     calibration = _calibration()
     with pytest.raises(AttributeError):
         calibration.threshold = 1.0  # type: ignore[misc]
-
-
-# ---- verdicts ------------------------------------------------------------------------------
-
-def test_verdict_is_strictly_above_threshold() -> None:
-    assert not is_anomalous(2.0, 2.0)
-    assert is_anomalous(math.nextafter(2.0, 3.0), 2.0)
-    assert not is_anomalous(1.0, 2.0)
-
-
-def test_normalized_threshold_is_one() -> None:
-    assert normalize(2.0, 2.0) == 1.0
-    assert normalize(3.0, 2.0) == 1.5
-    assert normalize(0.0, 4.0) == 0.0

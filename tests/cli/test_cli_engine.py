@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from inspector.cli.main import main
-from inspector.core.model import InspectionModel
 from inspector.metrics.image import auroc
+from inspector.pipeline.model import InspectionModel
 
 
 def _jsonl(capsys) -> list[dict]:

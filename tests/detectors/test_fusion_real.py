@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from inspector.core.imageio import read_image
-from inspector.core.model import InspectionModel
 from inspector.metrics.image import auroc
+from inspector.pipeline.model import InspectionModel
 
 pytestmark = pytest.mark.slow
 

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from inspector.core.model import InspectionModel
 from inspector.core.progress import Cancelled, Progress, silent
 from inspector.detectors.base import detector_class, kfold_indices
 from inspector.detectors.gaussian import GaussianDetector
+from inspector.pipeline.model import InspectionModel
 
 pytestmark = pytest.mark.usefixtures("single_threaded")
 

@@ -15,12 +15,12 @@ import pytest
 import torch
 from torch import nn
 
-from inspector.core.model import InspectionModel
 from inspector.core.progress import Cancelled, Progress, silent
 from inspector.detectors.base import detector_class, detector_kinds
 from inspector.detectors.ssim import dssim_map, ssim_map
 from inspector.detectors.training import TrainingSettings, map_scores, split_validation, train
 from inspector.metrics.pixel import pixel_auroc
+from inspector.pipeline.model import InspectionModel
 
 pytestmark = pytest.mark.usefixtures("single_threaded")
 

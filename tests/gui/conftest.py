@@ -73,7 +73,7 @@ def demo_images(tmp_path_factory: pytest.TempPathFactory):
 def real_model_path(demo_images, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A real InspectionModel fitted on the reference images and saved (once per session)."""
     from inspector.core.imageio import list_images, read_image
-    from inspector.core.model import InspectionModel
+    from inspector.pipeline.model import InspectionModel
 
     images = [read_image(p) for p in list_images([demo_images.reference_dir]).images]
     model = InspectionModel.fit(images, detector="gaussian", backbone="lite0", image_size=96, folds=3)
@@ -85,7 +85,7 @@ def real_model_path(demo_images, tmp_path_factory: pytest.TempPathFactory) -> Pa
 @pytest.fixture(scope="session")
 def real_model(real_model_path: Path):
     """The real model, loaded once (tests must not change it)."""
-    from inspector.core.model import InspectionModel
+    from inspector.pipeline.model import InspectionModel
 
     return InspectionModel.load(real_model_path)
 

@@ -1,23 +1,31 @@
-"""Small stand-ins for the GUI tests: a stub model, a fake camera capture, a signal recorder."""
+"""Small stand-ins for the GUI tests: a tiny registered detector, a fake camera capture, a signal recorder.
+
+The station tests run the real :class:`~inspector.pipeline.model.InspectionModel`
+facade around :class:`BrightnessDetector`, a registered detector without a
+backbone: score = mean brightness / 255, fast map = brightness / 128.
+"""
 
 from __future__ import annotations
 
-import hashlib
-import json
 import threading
 import time
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
+import torch
 from PySide6.QtCore import QObject
 
+from inspector.backbones.preprocessing import Preprocessing
 from inspector.calibration.policies import calibrate
 from inspector.core.imageio import write_image
-from inspector.core.records import Heatmap, InspectionResult, Region
+from inspector.detectors.base import Detector, FitResult, register
+from inspector.pipeline.model import InspectionModel
+from inspector.segmentation.pixel_calibration import PixelCalibration
 
 
 class CallCounter:
-    """A thread-safe counter shared by a stub model and its recalibrated copies."""
+    """A thread-safe counter shared by a detector and the models built around it."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -28,63 +36,89 @@ class CallCounter:
             self.value += n
 
 
-class StubModel:
-    """Implements the parts of the InspectionModel facade the GUI uses; score = mean brightness / 255."""
+@register
+class BrightnessDetector(Detector):
+    """A detector for station tests: no backbone, one "pass" per scoring call.
 
-    detector_kind = "stub"
-    backbone = None
-    device = "cpu"
-    supported_segmenters = ("fast",)
+    Args:
+        name: Part of the config, so differently named detectors have different model hashes.
+        delay: Seconds each pass sleeps (a slow model), not part of the config.
+        image_size: The map's square size.
+        device: Torch device (only the CPU is used).
+    """
 
-    def __init__(self, threshold: float = 0.5, good=None, bad=(), delay: float = 0.0, name: str = "stub",
-                 counter: CallCounter | None = None, detector: object | None = None, calibration=None) -> None:
-        good = np.linspace(0.2, 0.45, 40) if good is None else good
-        self.calibration = calibration or calibrate(good, bad, policy="manual", threshold=threshold)
-        self.delay = delay
+    kind = "test-brightness"
+    MAP_SIZE = 16
+
+    def __init__(self, name: str = "stub", delay: float = 0.0, image_size: int | None = None,
+                 device: torch.device | str | None = None) -> None:
         self.name = name
-        self.score_calls = counter or CallCounter()
-        self.map_calls = CallCounter()
+        self.delay = delay
+        self.preprocessing = Preprocessing(image_size=image_size or self.MAP_SIZE)
+        self.device = torch.device("cpu")
+        self.passes = CallCounter()
         self.images_scored = CallCounter()
-        self.detector = detector or object()
-        self.info = {"n_reference": len(good)}
-        self.model_hash = hashlib.sha256(f"{name}{self.calibration.threshold}".encode()).hexdigest()
 
-    @property
-    def threshold(self) -> float:
-        return self.calibration.threshold
-
-    def score_images(self, images) -> np.ndarray:
-        self.score_calls.add()
+    def _pass(self, images: Sequence[np.ndarray], with_maps: bool):
+        self.passes.add()
         self.images_scored.add(len(images))
         if self.delay:
             time.sleep(self.delay)
-        return np.array([float(np.mean(image)) / 255.0 for image in images])
+        scores = np.array([float(np.mean(image)) / 255.0 for image in images], dtype=np.float64)
+        if not with_maps:
+            return scores, None
+        size = self.preprocessing.image_size
+        maps = np.stack([np.asarray(torch.nn.functional.interpolate(
+            torch.from_numpy(image.mean(axis=2, dtype=np.float32))[None, None], size=(size, size),
+            mode="area")[0, 0]) / 128.0 for image in images])
+        return scores, maps
 
-    def inspect(self, frames, threshold=None):
-        limit = self.threshold if threshold is None else threshold
-        started = time.perf_counter()
-        scores = self.score_images([f.image for f in frames])
-        latency = (time.perf_counter() - started) * 1000 / max(len(frames), 1)
-        return [InspectionResult(frame=f, raw_score=float(s), score=float(s) / limit, threshold=limit,
-                                 anomalous=bool(s > limit), model_hash=self.model_hash, latency_ms=latency)
-                for f, s in zip(frames, scores)]
+    def fit(self, images, progress, folds=5) -> FitResult:
+        """Nothing to learn; the held-out values are the images' own."""
+        scores, maps = self._pass(images, True)
+        return FitResult(scores, maps)
 
-    def heatmaps(self, images, method="fast", progress=None):
-        self.map_calls.add()
-        maps = []
-        for image in images:
-            values = image.mean(axis=2).astype(np.float32) / 128.0
-            h, w = values.shape
-            maps.append(Heatmap(values, method, (Region(w // 4, h // 4, w // 2, h // 2, h * w // 4, float(values.max())),)))
-        return maps
+    def score(self, images) -> np.ndarray:
+        """Mean brightness / 255."""
+        return self._pass(images, False)[0]
 
-    def with_calibration(self, calibration) -> "StubModel":
-        return StubModel(name=self.name, counter=self.score_calls, detector=self.detector, calibration=calibration,
-                         delay=self.delay)
+    def score_and_maps(self, images):
+        """Scores and brightness maps from one pass."""
+        return self._pass(images, True)
 
-    def save(self, path) -> str:
-        Path(path).write_text(json.dumps({"stub": self.name, "threshold": self.threshold}))
-        return self.model_hash
+    def differentiable_score(self, x: torch.Tensor) -> torch.Tensor:
+        """Mean brightness of preprocessed inputs (in [-1, 1]), so gradient maps can be drawn."""
+        return (x * 0.5 + 0.5).mean(dim=(1, 2, 3))
+
+    @property
+    def has_maps(self) -> bool:
+        """It draws a fast map."""
+        return True
+
+    def config(self) -> dict:
+        """Name and map size."""
+        return {"name": self.name, "image_size": self.preprocessing.image_size}
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        """A token tensor (the model file needs one)."""
+        return {"size": torch.tensor([self.preprocessing.image_size])}
+
+    @classmethod
+    def from_state(cls, config, tensors, device) -> "BrightnessDetector":
+        """Rebuild from :meth:`config`."""
+        return cls(config["name"], image_size=int(config["image_size"]), device=device)
+
+
+def stub_model(threshold: float = 0.5, good=None, bad=(), delay: float = 0.0,
+              name: str = "stub", calibration=None) -> InspectionModel:
+    """The real facade around a :class:`BrightnessDetector`, with a manual threshold.
+
+    Its pixel calibration maps brightness 128 to the pixel threshold (1.0).
+    """
+    good = np.linspace(0.2, 0.45, 40) if good is None else good
+    calibration = calibration or calibrate(good, bad, policy="manual", threshold=threshold)
+    return InspectionModel(BrightnessDetector(name, delay), calibration,
+                           {"fast": PixelCalibration(floor=0.0, threshold=1.0)}, {"n_reference": len(good)})
 
 
 def gray_folder(folder: Path, levels) -> list[Path]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 
-from gui_stubs import Recorder, StubModel, gray_folder
+from gui_stubs import Recorder, gray_folder, stub_model
 from PySide6.QtCore import Qt
 
 from inspector.gui.batch_table import SCORE, VERDICT
@@ -23,7 +23,7 @@ def test_batch_fills_table_shows_detail_and_exports(make_window, qtbot, tmp_path
     gray_folder(folder, [60, 200, 70, 220, 90])
     (folder / "broken.png").write_bytes(b"not a png")
     window = make_window()
-    window.station.set_model(StubModel(threshold=0.5), "")
+    window.station.set_model(stub_model(threshold=0.5), "")
     window.tabs.setCurrentWidget(window.batch)
     summary = _run_to_end(window, qtbot, folder)
 
@@ -66,7 +66,7 @@ def test_batch_resumes_without_rescoring(make_window, qtbot, tmp_path):
     folder = tmp_path / "lot8"
     gray_folder(folder, [60 + i * 7 for i in range(24)])
     first = make_window()
-    slow = StubModel(threshold=0.5, delay=0.15)
+    slow = stub_model(threshold=0.5, delay=0.15)
     first.station.set_model(slow, "")
     rows = Recorder()
     first.station.batch.rows_ready.connect(rows.record)
@@ -77,16 +77,16 @@ def test_batch_resumes_without_rescoring(make_window, qtbot, tmp_path):
     first.batch.stop_button.click()
     qtbot.waitUntil(lambda: bool(finished.calls), timeout=5000)
     assert "resume" in finished.calls[-1][0]
-    done_before = slow.images_scored.value
+    done_before = slow.detector.images_scored.value
     assert 0 < done_before < 24
     first.close()  # the app stops mid-batch
 
     second = make_window()
-    again = StubModel(threshold=0.5)  # same model (same hash), new process
+    again = stub_model(threshold=0.5)  # same model (same hash), new process
     second.station.set_model(again, "")
     started = Recorder()
     second.station.batch.batch_started.connect(started.record)
     _run_to_end(second, qtbot, folder)
     assert started.calls[-1][1:] == (24 - done_before, done_before)
-    assert again.images_scored.value == 24 - done_before, "files already done are not scored twice"
+    assert again.detector.images_scored.value == 24 - done_before, "files already done are not scored twice"
     assert len(second.batch.model.rows) == 24

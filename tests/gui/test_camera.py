@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gui_stubs import FlakyCapture, Recorder, StubModel
+from gui_stubs import FlakyCapture, Recorder, stub_model
 
 from inspector.sources.base import parse_source_spec
 from inspector.sources.camera import CameraSource
@@ -23,7 +23,7 @@ def test_camera_lost_then_recovers(make_window, qtbot):
         return parse_source_spec(spec)
 
     window = make_window(source_factory=factory)
-    window.station.set_model(StubModel(threshold=0.5), "")
+    window.station.set_model(stub_model(threshold=0.5), "")
     labels = Recorder()
     window.station.inspection.source_state_changed.connect(labels.record)
     results = Recorder()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 
 import pytest
-from gui_stubs import Recorder, StubModel, gray_folder
+from gui_stubs import Recorder, gray_folder, stub_model
 
 
 def test_folder_run_shows_verdicts_and_records_them(make_window, qtbot, tmp_path):
@@ -13,7 +13,7 @@ def test_folder_run_shows_verdicts_and_records_them(make_window, qtbot, tmp_path
     gray_folder(folder, [60, 70, 200, 80, 210, 50])  # two bright = NG at threshold 0.5
     (folder / "img_003b.png").write_bytes(b"truncated")  # a file that cannot be read
     window = make_window()
-    model = StubModel(threshold=0.5)
+    model = stub_model(threshold=0.5)
     window.station.set_model(model, "stub.safetensors")
     painted = Recorder()
     window.frame_painted.connect(painted.record)
@@ -27,7 +27,7 @@ def test_folder_run_shows_verdicts_and_records_them(make_window, qtbot, tmp_path
 
     assert window.verdict.verdict == "OK"  # the last file (level 50) is the one on screen
     assert window.verdict.ng_count.text() == "2"
-    assert model.score_calls.value == 6
+    assert model.detector.passes.value == 6
     qtbot.waitUntil(lambda: window.verdict.last_ng_caption.text().startswith("Last reject  img_00"), timeout=3000)
     db = tmp_path / "data" / "results.sqlite3"
     rows = sqlite3.connect(db).execute("SELECT verdict, image_path FROM decisions ORDER BY id").fetchall()
@@ -39,7 +39,7 @@ def test_threshold_redecides_history_without_rescoring(make_window, qtbot, tmp_p
     folder = tmp_path / "parts"
     gray_folder(folder, [60, 100, 140, 180])  # scores ~0.24 .. 0.70
     window = make_window()
-    model = StubModel(threshold=0.5)
+    model = stub_model(threshold=0.5)
     window.station.set_model(model, "")
     done = Recorder()
     window.station.inspection.run_state_changed.connect(done.record)
@@ -47,7 +47,7 @@ def test_threshold_redecides_history_without_rescoring(make_window, qtbot, tmp_p
     qtbot.waitUntil(lambda: ("finished",) in done.calls, timeout=5000)
     qtbot.waitUntil(lambda: len(window.history.scores) == 4, timeout=2000)
     assert window.history.counts() == (2, 2)
-    calls = model.score_calls.value
+    calls = model.detector.passes.value
 
     window.operator.spin.setValue(0.3)  # debounced: nothing yet
     assert window.station.threshold == pytest.approx(0.5)
@@ -62,4 +62,4 @@ def test_threshold_redecides_history_without_rescoring(make_window, qtbot, tmp_p
     window.operator.reset_button.click()
     assert window.station.threshold == pytest.approx(0.5)
     assert window.history.counts() == (2, 2)
-    assert model.score_calls.value == calls, "moving the threshold must not rescore"
+    assert model.detector.passes.value == calls, "moving the threshold must not rescore"

@@ -9,22 +9,22 @@ import sys
 from pathlib import Path
 
 import pytest
-from gui_stubs import Recorder, StubModel
+from gui_stubs import Recorder, stub_model
 
 from inspector.core.imageio import list_images
 
 
 @pytest.fixture
 def scoring_calls(real_model, monkeypatch):
-    """Counts the real model's scoring calls (the instance attribute shadows the method until teardown)."""
+    """Counts the real detector's backbone passes (the instance attribute shadows the method until teardown)."""
     calls = []
-    original = real_model.score_images
+    original = real_model.detector._forward
 
-    def counted(images):
-        calls.append(len(images))
-        return original(images)
+    def counted(x):
+        calls.append(len(x))
+        return original(x)
 
-    monkeypatch.setattr(real_model, "score_images", counted, raising=False)
+    monkeypatch.setattr(real_model.detector, "_forward", counted, raising=False)
     return calls
 
 
@@ -35,13 +35,15 @@ def test_folder_run_with_real_model_then_threshold_redecides(make_window, qtbot,
     window.station.set_model(real_model, "")
     done = Recorder()
     window.station.inspection.run_state_changed.connect(done.record)
-    heatmaps = Recorder()
-    window.station.segmentation.heatmap_ready.connect(heatmaps.record)
+    overlays = Recorder()
+    window.station.segmentation.overlay_ready.connect(overlays.record)
+    painted = Recorder()
+    window.frame_painted.connect(painted.record)
 
     window.open_source(f"folder:{demo_images.inspect_dir}", start=True)
     qtbot.waitUntil(lambda: ("finished",) in done.calls, timeout=60000)
     qtbot.waitUntil(lambda: len(window.history.scores) == 10, timeout=5000)
-    assert len(calls) == 10
+    assert len(calls) == 10, "one backbone pass per frame, fast map included"
     ok, ng = window.history.counts()
     assert ng >= 2, "most of the 4 defective parts are flagged"
     assert window.verdict.verdict in ("OK", "NG")
@@ -51,16 +53,24 @@ def test_folder_run_with_real_model_then_threshold_redecides(make_window, qtbot,
     flagged = {Path(r[0]).name for r in rows if r[1] == "NG"}
     defective = {p.name for p in demo_images.defective}
     assert len(flagged & defective) >= 2
-    qtbot.waitUntil(lambda: len(heatmaps.calls) >= 1, timeout=30000)  # NG frames got maps
+    qtbot.waitUntil(lambda: len(overlays.calls) >= 1, timeout=30000)  # NG frames got overlays
+    assert all(result.heatmap is not None and result.anomalous for result, _ in overlays.calls)
+    qtbot.waitUntil(lambda: bool(painted.calls), timeout=2000)
+    shown = painted.calls[-1][0]
+    if shown.anomalous:
+        assert shown.heatmap is not None, "an NG frame is painted with the fast map its record carries"
+    recorded = dict((Path(r[0]).name, r[1]) for r in rows)
+    assert window.verdict.verdict == recorded[Path(shown.frame.path).name] == shown.verdict
 
     scores = window.history.scores
     window.operator.spin.setValue(float(scores.max()) * 1.01)
     qtbot.waitUntil(lambda: window.history.counts() == (10, 0), timeout=2000)
-    assert window.verdict.verdict == "OK"
+    assert window.verdict.verdict == shown.verdict, "the verdict shown stays the one recorded"
+    assert "next frames at threshold" in window.verdict.detail_label.text()
     window.operator.spin.setValue(float(scores.min()) * 0.99)
     qtbot.waitUntil(lambda: window.history.counts() == (0, 10), timeout=2000)
-    assert window.verdict.verdict == "NG"
-    assert len(calls) == 10, "a threshold change re-decides; it never rescores"
+    assert window.verdict.verdict == shown.verdict
+    assert len(calls) == 10, "a threshold change re-decides the history; it never rescores"
 
 
 def test_refit_swaps_model_saves_it_and_undo_restores(make_window, qtbot, real_model, demo_images, tmp_path):
@@ -96,7 +106,7 @@ def test_refit_swaps_model_saves_it_and_undo_restores(make_window, qtbot, real_m
 
 def test_refit_cancel_keeps_model(make_window, qtbot, demo_images):
     window = make_window()
-    model = StubModel()
+    model = stub_model()
     window.station.set_model(model, "")
     dialog = window.open_refit()
     dialog.reference.set_path(str(demo_images.reference_dir))
@@ -114,7 +124,7 @@ def test_refit_cancel_keeps_model(make_window, qtbot, demo_images):
 
 def test_refit_rejects_missing_folder(make_window):
     window = make_window()
-    window.station.set_model(StubModel(), "")
+    window.station.set_model(stub_model(), "")
     dialog = window.open_refit()
     dialog.reference.set_path("/nonexistent/folder")
     dialog.fit_button.click()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from gui_stubs import FlakyCapture, Recorder, StubModel
+from gui_stubs import FlakyCapture, Recorder, stub_model
 from PySide6.QtCore import QTimer
 
 from inspector.sources.camera import CameraSource
@@ -14,8 +14,8 @@ def test_event_loop_keeps_beating_while_a_slow_model_inspects(make_window, qtbot
     camera = FlakyCapture()
     window = make_window(source_factory=lambda spec: CameraSource(0, capture_factory=lambda: camera),
                          segmentation_mode="fast+gradient")
-    slow = StubModel(delay=0.3)  # 300 ms a frame: any of it on the GUI thread shows as a stall
-    slow.supported_segmenters = ("fast", "gradient")
+    slow = stub_model(delay=0.3)  # 300 ms a frame: any of it on the GUI thread shows as a stall
+    assert slow.supported_segmenters == ("fast", "gradient")
     window.station.set_model(slow, "")
     results = Recorder()
     window.station.inspection.result_ready.connect(results.record)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from gui_stubs import Recorder, StubModel
+from gui_stubs import Recorder, stub_model
 
 from inspector.storage.settings import default_settings_path, load_settings
 
@@ -12,7 +12,7 @@ def test_settings_persist_between_sessions(make_window, qtbot, tmp_path):
     model_file = tmp_path / "m.safetensors"
     model_file.write_text("stub")
     first = make_window()
-    first.station.set_model(StubModel(threshold=0.5), str(model_file))
+    first.station.set_model(stub_model(threshold=0.5), str(model_file))
     first.source_bar.set_spec(f"folder:{tmp_path}")
     first.open_source(f"folder:{tmp_path}")
     first.operator.spin.setValue(0.42)
@@ -34,9 +34,9 @@ def test_settings_persist_between_sessions(make_window, qtbot, tmp_path):
     assert (second.width(), second.height()) == (701, 503)
     assert second.operator.mode_combo.currentData() == "fast+gradient"
     assert second.source_bar.spec() == f"folder:{tmp_path}"
-    second.station.set_model(StubModel(threshold=0.5), str(model_file))
+    second.station.set_model(stub_model(threshold=0.5), str(model_file))
     assert second.station.threshold == pytest.approx(0.42)  # the operator's threshold for this model
-    second.station.set_model(StubModel(threshold=0.5, name="other"), "")
+    second.station.set_model(stub_model(threshold=0.5, name="other"), "")
     assert second.station.threshold == pytest.approx(0.5)  # another model: its own threshold
 
 
@@ -54,7 +54,7 @@ def test_calibration_policy_swaps_model_and_undo_restores(make_window, qtbot):
     window = make_window()
     good = [0.1 + 0.01 * i for i in range(40)]  # 0.10 .. 0.49
     bad = [0.45, 0.6, 0.7, 0.8]
-    original = StubModel(threshold=0.55, good=good, bad=bad)
+    original = stub_model(threshold=0.55, good=good, bad=bad)
     window.station.set_model(original, "orig.safetensors")
     view = window.calibration
     assert view.f1_button.isEnabled()

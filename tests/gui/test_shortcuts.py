@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gui_stubs import Recorder, StubModel, gray_folder
+from gui_stubs import Recorder, gray_folder, stub_model
 from PySide6.QtCore import Qt
 
 
@@ -12,7 +12,7 @@ def test_step_and_space(make_window, qtbot, tmp_path):
     window = make_window()
     window.activateWindow()
     qtbot.waitUntil(lambda: window.isActiveWindow(), timeout=2000)
-    window.station.set_model(StubModel(), "")
+    window.station.set_model(stub_model(), "")
     states = Recorder()
     window.station.inspection.run_state_changed.connect(states.record)
     window.open_source(f"folder:{folder}")

@@ -14,8 +14,8 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 import inspector
-from inspector.core.model import InspectionModel
 from inspector.core.records import Frame
+from inspector.pipeline.model import InspectionModel
 from inspector.storage.model_file import (
     FORMAT_VERSION,
     MAGIC,

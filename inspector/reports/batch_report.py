@@ -18,6 +18,8 @@ from typing import Iterable, Sequence
 import cv2
 import numpy as np
 
+from inspector.core.policy import Threshold
+
 THUMBNAIL_SIZE = 72
 REPORT_IMAGE_SIZE = 360
 
@@ -46,11 +48,15 @@ class BatchRow:
     error: str | None = None
     resumed: bool = False
 
-    def verdict(self, threshold: float) -> str:
+    def verdict(self, threshold: Threshold | float) -> str:
         """``OK``/``NG`` at ``threshold`` (re-decided, never rescored), or ``ERROR``."""
         if self.error is not None or not np.isfinite(self.raw_score):
             return "ERROR"
-        return "NG" if self.raw_score > threshold else "OK"
+        return Threshold.of(threshold).verdict(self.raw_score)
+
+    def normalized(self, threshold: Threshold | float) -> float:
+        """The normalized score at ``threshold`` (``nan`` for unreadable files)."""
+        return Threshold.of(threshold).normalize(self.raw_score)
 
 
 def thumbnail(image: np.ndarray, size: int = THUMBNAIL_SIZE) -> np.ndarray:
@@ -73,9 +79,10 @@ def utc_now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
-def write_csv(path: str | os.PathLike, rows: Sequence[BatchRow], threshold: float) -> Path:
+def write_csv(path: str | os.PathLike, rows: Sequence[BatchRow], threshold: Threshold | float) -> Path:
     """Write one line per file: file, score, raw score, threshold, verdict, time, latency, model, error."""
     path = Path(path)
+    rule = Threshold.of(threshold)
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="", encoding="utf-8") as stream:
         writer = csv.writer(stream)
@@ -85,10 +92,10 @@ def write_csv(path: str | os.PathLike, rows: Sequence[BatchRow], threshold: floa
             finite = np.isfinite(row.raw_score)
             writer.writerow([
                 row.path,
-                f"{row.raw_score / threshold:.4f}" if finite else "",
+                f"{row.normalized(rule):.4f}" if finite else "",
                 f"{row.raw_score:.6g}" if finite else "",
-                f"{threshold:.6g}",
-                row.verdict(threshold),
+                f"{rule.raw:.6g}",
+                row.verdict(rule),
                 row.time,
                 f"{row.latency_ms:.1f}",
                 row.model_hash,
@@ -118,7 +125,7 @@ td,th{border:1px solid #d5d9de;padding:4px 8px;text-align:left} th{background:#e
 """
 
 
-def _rates_section(calibration, rows: Sequence[BatchRow], threshold: float) -> list[str]:
+def _rates_section(calibration, rows: Sequence[BatchRow], rule: Threshold) -> list[str]:
     """What the threshold promises (with intervals) and whether this batch looks like the references."""
     if calibration is None or not calibration.good_scores:
         return []
@@ -126,17 +133,17 @@ def _rates_section(calibration, rows: Sequence[BatchRow], threshold: float) -> l
     from inspector.calibration.intervals import frr_estimate
 
     good = np.asarray(calibration.good_scores, dtype=np.float64)
-    frr = frr_estimate(int(np.sum(good > threshold)), good.size)
+    frr = frr_estimate(int(np.sum(rule.decide_many(good))), good.size)
     lines = [f"Expected false rejects at this threshold: {frr.describe()} held-out good images"]
     if calibration.bad_scores:
         from inspector.calibration.intervals import escape_estimate
 
         bad = np.asarray(calibration.bad_scores, dtype=np.float64)
-        lines.append(f"Expected escapes: {escape_estimate(int(np.sum(bad <= threshold)), bad.size).describe()} "
+        lines.append(f"Expected escapes: {escape_estimate(int(np.sum(~rule.decide_many(bad))), bad.size).describe()} "
                      "known-bad images")
     scores = [row.raw_score for row in rows if np.isfinite(row.raw_score)]
     if scores:
-        report = drift_test(good, threshold, scores)
+        report = drift_test(good, rule.raw, scores)
         lines.append(f"Drift test on this batch: {report.message}")
     return ["<div class='meta'>" + "<br>".join(html.escape(line) for line in lines) + "</div>"]
 
@@ -144,7 +151,7 @@ def _rates_section(calibration, rows: Sequence[BatchRow], threshold: float) -> l
 def write_html(
     path: str | os.PathLike,
     rows: Sequence[BatchRow],
-    threshold: float,
+    threshold: Threshold | float,
     ng_images: Iterable[tuple[BatchRow, np.ndarray, np.ndarray | None]],
     title: str = "Inspection batch report",
     source: str = "",
@@ -163,25 +170,26 @@ def write_html(
             and a drift test of this batch's scores against its held-out scores are shown.
     """
     path = Path(path)
-    verdicts = [row.verdict(threshold) for row in rows]
+    rule = Threshold.of(threshold)
+    verdicts = [row.verdict(rule) for row in rows]
     counts = {v: verdicts.count(v) for v in ("OK", "NG", "ERROR")}
     esc = html.escape
     parts = [
         "<!DOCTYPE html><html><head><meta charset='utf-8'>",
         f"<title>{esc(title)}</title><style>{_STYLE}</style></head><body>",
         f"<h1>{esc(title)}</h1>",
-        f"<div class='meta'>{esc(source)} &middot; generated {esc(utc_now())} &middot; threshold {threshold:.6g}</div>",
+        f"<div class='meta'>{esc(source)} &middot; generated {esc(utc_now())} &middot; threshold {rule.raw:.6g}</div>",
         "<div class='summary'>",
         f"<span class='ok'>OK {counts['OK']}</span><span class='ng'>NG {counts['NG']}</span>",
         f"<span class='err'>ERROR {counts['ERROR']}</span></div>",
     ]
-    parts += _rates_section(calibration, rows, threshold)
+    parts += _rates_section(calibration, rows, rule)
     parts.append("<h2>Rejected parts</h2>")
     any_ng = False
     for row, image, overlay in ng_images:
         any_ng = True
         parts.append("<div class='card'>")
-        parts.append(f"<div><b>{esc(Path(row.path).name)}</b> &middot; score {row.raw_score / threshold:.3f}"
+        parts.append(f"<div><b>{esc(Path(row.path).name)}</b> &middot; score {row.normalized(rule):.3f}"
                      f" &middot; {esc(row.path)}</div>")
         parts.append(f"<img alt='image' src='{png_data_uri(image)}'>")
         if overlay is not None:
@@ -191,7 +199,7 @@ def write_html(
         parts.append("<p>No rejected parts.</p>")
     parts.append("<h2>All files</h2><table><tr><th>File</th><th>Score</th><th>Verdict</th><th>Time</th></tr>")
     for row, verdict in zip(rows, verdicts):
-        score = f"{row.raw_score / threshold:.3f}" if np.isfinite(row.raw_score) else esc(row.error or "")
+        score = f"{row.normalized(rule):.3f}" if np.isfinite(row.raw_score) else esc(row.error or "")
         css = {"OK": "", "NG": " class='ng'", "ERROR": " class='err'"}[verdict]
         parts.append(f"<tr><td>{esc(row.path)}</td><td>{score}</td><td{css}>{verdict}</td><td>{esc(row.time)}</td></tr>")
     parts.append("</table></body></html>")

@@ -1,0 +1,69 @@
+"""Fitting a model: a detector fitted on good images, calibrated on its held-out scores."""
+
+from __future__ import annotations
+
+import datetime as dt
+import platform
+import time
+from typing import Sequence
+
+import numpy as np
+import torch
+
+import inspector
+from inspector.calibration.policies import Calibration, calibrate
+from inspector.core.imageio import image_digest
+from inspector.core.progress import Progress, silent
+from inspector.detectors.base import Detector, detector_class, pick_device, resolve_folds
+
+
+def fit_parts(images: Sequence[np.ndarray], *, detector: str, backbone: str, weights: str | None,
+              image_size: int | None, folds: int | None, bad_images: Sequence[np.ndarray] | None,
+              policy: str | None, target: float | None, progress: Progress | None,
+              device: torch.device | str | None, **options) -> tuple[Detector, Calibration, dict, dict]:
+    """Fit a detector and calibrate it; returns ``(detector, calibration, pixel_calibration, info)``.
+
+    See :meth:`inspector.pipeline.model.InspectionModel.fit` for the arguments.
+    """
+    progress = progress or silent()
+    started = time.perf_counter()
+    cls_ = detector_class(detector)
+    if cls_.uses_backbone:
+        options.update(backbone=backbone, weights=weights, image_size=image_size)
+    elif image_size:
+        options["image_size"] = image_size
+    try:
+        det = cls_(device=pick_device(device), **options)
+    except TypeError as exc:
+        raise ValueError(f"invalid option for the {detector} detector: {exc}") from exc
+    # Cheap refits (backbone detectors): leave-one-out for small sets; trained detectors hold out 1/k.
+    folds = resolve_folds(len(images), folds) if cls_.uses_backbone else (folds or 5)
+    result = det.fit(images, progress, folds=folds)
+    bad_scores = det.score(bad_images) if bad_images else np.array([])
+    chosen = policy or ("f1" if len(bad_scores) else "frr")
+    calibration = calibrate(result.held_out_scores, bad_scores, policy=chosen, target=target)
+    pixel = {}
+    if result.held_out_maps is not None:
+        from inspector.segmentation.pixel_calibration import fit_pixel_calibration
+
+        pixel["fast"] = fit_pixel_calibration(result.held_out_maps)
+    gradient_info = {}
+    if det.supports_gradient:
+        from inspector.segmentation.calibrate_gradient import calibrate_gradient
+
+        progress.update(0, 1, "calibrating gradient maps")
+        gradient_info, pixel["gradient"] = calibrate_gradient(det, images, pixel.get("fast"))
+    info = {
+        "n_reference": len(images),
+        "folds": folds,
+        "fit_seconds": round(time.perf_counter() - started, 3),
+        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "software_version": inspector.__version__,
+        "torch_version": torch.__version__,
+        "fitted_on": f"{det.device.type} ({platform.machine()})",
+        **gradient_info,
+        # Lets `calibrate` reuse the unbiased held-out score of a reference image it is given again.
+        "reference_held_out": {image_digest(image): float(score)
+                               for image, score in zip(images, result.held_out_scores)},
+    }
+    return det, calibration, pixel, info

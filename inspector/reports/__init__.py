@@ -1,0 +1,1 @@
+"""Reports of decisions, written without Qt: the batch review's CSV and HTML exports."""
