@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
 
 from inspector.calibration.intervals import escape_estimate, frr_estimate, small_sample_warning
 from inspector.calibration.policies import calibrate, expected_rates
+from inspector.core.policy import Threshold
 from inspector.gui.theme import MUTED, NG_COLOR, OK_COLOR, PANEL, WARN_COLOR
 
 
@@ -153,13 +154,14 @@ class CalibrationView(QWidget):
         if not self._good.size:
             return
         frr, escape = expected_rates(float(threshold), self._good, self._bad)
-        frr_rate = frr_estimate(int(np.sum(self._good > threshold)), self._good.size)
+        rule = Threshold(threshold)
+        frr_rate = frr_estimate(int(np.sum(rule.decide_many(self._good))), self._good.size)
         self.frr_label.setText(f"{frr * 100:.1f} %  (at most {frr_rate.high * 100:.1f} %)")
         self.frr_label.setToolTip(f"{frr_rate.describe()}: one-sided 95 % bound for unseen good parts")
         if escape is None:
             self.escape_label.setText("no bad images")
         else:
-            escape_rate = escape_estimate(int(np.sum(self._bad <= threshold)), self._bad.size)
+            escape_rate = escape_estimate(int(np.sum(~rule.decide_many(self._bad))), self._bad.size)
             self.escape_label.setText(f"{escape * 100:.1f} %  ({escape_rate.low * 100:.1f}-"
                                       f"{escape_rate.high * 100:.1f} %)")
             self.escape_label.setToolTip(f"{escape_rate.describe()} of the known-bad images")

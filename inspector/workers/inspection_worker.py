@@ -37,7 +37,7 @@ class InspectionWorker(QObject):
 
     Args:
         source_factory: Builds an unopened FrameSource from a spec string
-            (``inspector.sources.base.parse_source_spec`` by default).
+            (``inspector.sources.spec.parse_source_spec`` by default).
         store_factory: Returns the (thread-safe) ResultStore; first called on this thread.
         on_result: Called on the worker thread as ``on_result(result, row_id, image_path)``
             for every result (e.g. the segmentation worker's thread-safe ``submit``).
@@ -261,6 +261,6 @@ class InspectionWorker(QObject):
 
 
 def _default_source_factory(spec: str) -> Any:
-    from inspector.sources.base import parse_source_spec
+    from inspector.sources.spec import parse_source_spec
 
     return parse_source_spec(spec)

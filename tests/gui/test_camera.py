@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from gui_stubs import FlakyCapture, Recorder, stub_model
 
-from inspector.sources.base import parse_source_spec
+from inspector.sources.spec import parse_source_spec
 from inspector.sources.camera import CameraSource
 
 

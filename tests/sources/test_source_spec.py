@@ -1,13 +1,14 @@
-"""parse_source_spec: every kind, options, and clear errors."""
+"""parse_source_spec (inspector.sources.spec): every kind, options, and clear errors."""
 
 from __future__ import annotations
 
 import pytest
 
-from inspector.sources.base import SourceState, parse_source_spec
+from inspector.sources.base import SourceState
 from inspector.sources.camera import CameraSource, StreamSource, VideoFileSource
 from inspector.sources.folder import FolderSource
 from inspector.sources.hotfolder import HotFolderSource
+from inspector.sources.spec import parse_source_spec
 
 
 def test_kinds(tmp_path):
