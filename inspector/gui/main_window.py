@@ -307,7 +307,7 @@ class MainWindow(QMainWindow):
     def _on_model_changed(self, model: Any, path: str) -> None:
         previous = getattr(self, "_model", None)
         self._model = model
-        if previous is None or getattr(previous, "detector", previous) is not getattr(model, "detector", model):
+        if previous is None or previous.detector is not model.detector:
             self.history.clear_history()
             self._reset_drift(model)
         if path:

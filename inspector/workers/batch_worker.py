@@ -15,6 +15,7 @@ from typing import Any, Callable
 
 from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
+from inspector.pipeline.protocol import InspectingModel
 from inspector.reports.batch_report import BatchRow, thumbnail, utc_now, write_csv, write_html
 
 logger = logging.getLogger(__name__)
@@ -49,7 +50,7 @@ class BatchWorker(QObject):
     def __init__(self, store_factory: Callable[[], Any] | None = None) -> None:
         super().__init__()
         self._store_factory = store_factory
-        self._model: Any = None
+        self._model: InspectingModel | None = None
         self._source: Any = None
         self._source_name = ""
         self._rows: list[BatchRow] = []
@@ -64,7 +65,7 @@ class BatchWorker(QObject):
         self._cancel.set()
 
     @Slot(object)
-    def set_model(self, model: Any) -> None:
+    def set_model(self, model: InspectingModel | None) -> None:
         """Score later batches (and details) with ``model``."""
         self._model = model
 

@@ -19,7 +19,8 @@ from typing import Any, Callable
 
 from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
-from inspector.core.records import InspectionResult
+from inspector.core.records import Frame, InspectionResult
+from inspector.pipeline.protocol import InspectingModel
 from inspector.workers.map_plan import MapPlan
 
 logger = logging.getLogger(__name__)
@@ -72,7 +73,7 @@ class InspectionWorker(QObject):
         self._store_factory = store_factory
         self._on_result = on_result
         self._map_plan = map_plan
-        self._model: Any = None
+        self._model: InspectingModel | None = None
         self._threshold: float | None = None
         self._source: Any = None
         self._state = IDLE
@@ -87,7 +88,7 @@ class InspectionWorker(QObject):
     # -- slots (run on the worker thread) ------------------------------------------------
 
     @Slot(object)
-    def set_model(self, model: Any) -> None:
+    def set_model(self, model: InspectingModel | None) -> None:
         """Use ``model`` from the next frame on."""
         self._model = model
 
@@ -185,7 +186,7 @@ class InspectionWorker(QObject):
         if self._state == RUNNING:
             self._timer.start()
 
-    def _inspect(self, frame: Any) -> bool:
+    def _inspect(self, frame: Frame) -> bool:
         started = time.perf_counter()
         model = self._model
         plan = self._map_plan() if self._map_plan is not None else MapPlan()

@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, Signal, Slot
 
 from inspector.core.progress import Progress
+from inspector.pipeline.protocol import InspectingModel
+
+if TYPE_CHECKING:
+    from inspector.calibration.policies import Calibration
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +59,7 @@ class ModelWorker(QObject):
         self.model_loaded.emit(model, path)
 
     @Slot(object, str)
-    def save(self, model: Any, path: str) -> None:
+    def save(self, model: InspectingModel, path: str) -> None:
         """Save ``model`` to ``path``."""
         try:
             model_hash = model.save(path)
@@ -66,7 +70,7 @@ class ModelWorker(QObject):
         self.model_saved.emit(path, str(model_hash or model.model_hash))
 
     @Slot(object, object)
-    def recalibrate(self, model: Any, calibration: Any) -> None:
+    def recalibrate(self, model: InspectingModel, calibration: Calibration) -> None:
         """A new model sharing ``model``'s detector, deciding with ``calibration``."""
         try:
             new = model.with_calibration(calibration)
@@ -99,7 +103,7 @@ class ModelWorker(QObject):
             self.demo_progress.emit(f"preparing the demo: {message} ({done}/{total})")
 
     @staticmethod
-    def _load(path: str) -> Any:
+    def _load(path: str) -> InspectingModel:
         from inspector.pipeline.model import InspectionModel
 
         model = InspectionModel.load(path)

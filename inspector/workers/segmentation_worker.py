@@ -20,6 +20,7 @@ import numpy as np
 from PySide6.QtCore import QObject, Qt, Signal, Slot
 
 from inspector.core.records import Heatmap, InspectionResult
+from inspector.pipeline.protocol import InspectingModel
 from inspector.workers.map_plan import SEGMENTATION_MODES, MapPlan, plan_maps
 
 logger = logging.getLogger(__name__)
@@ -73,7 +74,7 @@ class SegmentationWorker(QObject):
             raise ValueError("capacity must be at least 1")
         self._lock = threading.Lock()
         self._jobs: collections.deque[SegmentationJob] = collections.deque(maxlen=capacity)
-        self._model: Any = None
+        self._model: InspectingModel | None = None
         self._supported: tuple[str, ...] = ()
         self._warned: set[str] = set()
         self._mode = "off"
@@ -141,7 +142,7 @@ class SegmentationWorker(QObject):
     # -- worker thread -------------------------------------------------------------------
 
     @Slot(object)
-    def set_model(self, model: Any) -> None:
+    def set_model(self, model: InspectingModel | None) -> None:
         """Compute maps with ``model``; queued jobs of other models are dropped."""
         self._model = model
         self._broken.clear()

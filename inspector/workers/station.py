@@ -8,10 +8,11 @@ talks to the station only.
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from PySide6.QtCore import QObject, Signal
 
+from inspector.pipeline.protocol import InspectingModel
 from inspector.workers.batch_worker import BatchWorker
 from inspector.workers.fit_worker import FitRequest, FitWorker
 from inspector.workers.inspection_worker import InspectionWorker
@@ -19,6 +20,9 @@ from inspector.workers.model_worker import ModelWorker
 from inspector.workers.segmentation_worker import SegmentationWorker
 from inspector.workers.store_holder import StoreHolder
 from inspector.workers.thread_host import WorkerThread
+
+if TYPE_CHECKING:
+    from inspector.calibration.policies import Calibration
 
 logger = logging.getLogger(__name__)
 
@@ -78,10 +82,10 @@ class Station(QObject):
     ) -> None:
         super().__init__(parent)
         self.store = store
-        self.model: Any = None
+        self.model: InspectingModel | None = None
         self.model_path = ""
         self.operator_threshold: float | None = None
-        self._undo: list[tuple[Any, str]] = []
+        self._undo: list[tuple[InspectingModel, str]] = []
         self.segmentation = SegmentationWorker(mode=segmentation_mode, store_factory=store)
         self.inspection = InspectionWorker(source_factory, store, on_result=self.segmentation.submit,
                                           map_plan=self.segmentation.plan)
@@ -147,7 +151,7 @@ class Station(QObject):
         self.message.emit("preparing the demo (the first start fits a model; this takes a moment) ...")
         self._prepare_demo.emit()
 
-    def set_model(self, model: Any, path: str = "", reason: str = "loaded", undoable: bool = True) -> None:
+    def set_model(self, model: InspectingModel, path: str = "", reason: str = "loaded", undoable: bool = True) -> None:
         """Swap ``model`` in between frames; the previous one is kept for :meth:`undo_model`."""
         if undoable and self.model is not None:
             self._undo.append((self.model, self.model_path))
@@ -167,7 +171,7 @@ class Station(QObject):
             model, path = self._undo.pop()
             self.set_model(model, path, reason="restored", undoable=False)
 
-    def apply_calibration(self, calibration: Any) -> None:
+    def apply_calibration(self, calibration: Calibration) -> None:
         """Swap in the current detector with ``calibration`` (undoable)."""
         if self.model is not None:
             self._recalibrate.emit(self.model, calibration)
@@ -259,13 +263,13 @@ class Station(QObject):
         if self.store is not None:
             self.store.close()
 
-    def _on_loaded(self, model: Any, path: str) -> None:
+    def _on_loaded(self, model: InspectingModel, path: str) -> None:
         self.set_model(model, path)
 
-    def _on_recalibrated(self, model: Any) -> None:
+    def _on_recalibrated(self, model: InspectingModel) -> None:
         self.set_model(model, "", reason="recalibrated")
 
-    def _on_fitted(self, model: Any, path: str) -> None:
+    def _on_fitted(self, model: InspectingModel, path: str) -> None:
         self.set_model(model, path, reason="refitted")
 
     def _on_saved(self, path: str, model_hash: str) -> None:
@@ -273,6 +277,6 @@ class Station(QObject):
         self.model_saved.emit(path)
         self.message.emit(f"model saved to {path} ({model_hash[:12]})")
 
-    def _on_demo(self, model: Any, path: str, spec: str) -> None:
+    def _on_demo(self, model: InspectingModel, path: str, spec: str) -> None:
         self.set_model(model, path, reason="loaded (demo)")
         self.demo_ready.emit(spec)

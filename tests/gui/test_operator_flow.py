@@ -23,9 +23,11 @@ def test_folder_run_shows_verdicts_and_records_them(make_window, qtbot, tmp_path
     window.open_source(f"folder:{folder}", start=True)
     qtbot.waitUntil(lambda: ("finished",) in finished.calls, timeout=5000)
     qtbot.waitUntil(lambda: window.history.counts() == (4, 2), timeout=2000)
-    qtbot.waitUntil(lambda: bool(painted.calls), timeout=2000)
+    # Paints are coalesced: wait until the last file (level 50) is the one on screen.
+    qtbot.waitUntil(lambda: bool(painted.calls) and painted.calls[-1][0].frame.path.endswith("img_005.png"),
+                    timeout=2000)
 
-    assert window.verdict.verdict == "OK"  # the last file (level 50) is the one on screen
+    assert window.verdict.verdict == "OK"
     assert window.verdict.ng_count.text() == "2"
     assert model.detector.passes.value == 6
     qtbot.waitUntil(lambda: window.verdict.last_ng_caption.text().startswith("Last reject  img_00"), timeout=3000)

@@ -55,7 +55,9 @@ def test_folder_run_with_real_model_then_threshold_redecides(make_window, qtbot,
     assert len(flagged & defective) >= 2
     qtbot.waitUntil(lambda: len(overlays.calls) >= 1, timeout=30000)  # NG frames got overlays
     assert all(result.heatmap is not None and result.anomalous for result, _ in overlays.calls)
-    qtbot.waitUntil(lambda: bool(painted.calls), timeout=2000)
+    last_path = sqlite3.connect(tmp_path / "data" / "results.sqlite3").execute(
+        "SELECT path FROM decisions ORDER BY id DESC LIMIT 1").fetchone()[0]
+    qtbot.waitUntil(lambda: bool(painted.calls) and painted.calls[-1][0].frame.path == last_path, timeout=2000)
     shown = painted.calls[-1][0]
     if shown.anomalous:
         assert shown.heatmap is not None, "an NG frame is painted with the fast map its record carries"

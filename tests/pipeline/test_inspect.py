@@ -112,3 +112,11 @@ def test_model_without_fast_map_refuses_inline_maps(fitted_model, texture_set):
     assert "fast" not in fitted_model.supported_segmenters
     with pytest.raises(ValueError, match="no 'fast' map"):
         fitted_model.inspect(_frames(texture_set.test_good[:1]), maps="fast")
+
+
+def test_the_facade_is_what_the_workers_are_typed_against(small_model):
+    from inspector.pipeline.protocol import InspectingModel
+
+    assert isinstance(small_model, InspectingModel)
+    assert isinstance(small_model.with_calibration(small_model.calibration), InspectingModel)
+    assert not isinstance(object(), InspectingModel)
