@@ -23,9 +23,11 @@ import torch
 from inspector.detectors.base import register
 from inspector.detectors.networks import ConvAutoencoder, check_autoencoder_size
 from inspector.detectors.ssim import dssim_map
-from inspector.detectors.training import TrainedDetector, map_scores
+from inspector.detectors.training import (TrainedDetector, fold_windows, map_scores, random_patches,
+                                          sliding_windows)
 
 SSIM_WINDOW = 11
+PATCH_CHUNK = 1024
 
 
 class AutoencoderDetector(TrainedDetector):
@@ -45,6 +47,11 @@ class AutoencoderDetector(TrainedDetector):
         val_fraction: Held-out share of the good images (``1 / folds`` by default).
         latent_dim: Bottleneck size.
         base_channels: Width of the first convolutions.
+        patch_size: Side of the square patches the autoencoder sees (a multiple of 16, at most
+            ``image_size``); ``image_size`` gives the whole-image autoencoder.
+        stride: Step of the sliding window at inference; ``image_size - patch_size`` must be a
+            multiple of it. Overlapping reconstructions are averaged into one image.
+        patches_per_image: Random crops per image and training step.
         score: Map-to-score reduction, ``"top"``, ``"max"`` or ``"mean"``.
         score_fraction: Area fraction for the reduction.
         inference_batch: Images per forward pass when scoring.
@@ -57,18 +64,48 @@ class AutoencoderDetector(TrainedDetector):
                  epochs: int = 100, batch_size: int = 16, learning_rate: float = 1e-3, patience: int = 8,
                  max_seconds: float | None = 420.0, min_steps_per_epoch: int = 20, augment: bool = True,
                  val_fraction: float | None = None, latent_dim: int = 100, base_channels: int = 32,
+                 patch_size: int = 32, stride: int = 8, patches_per_image: int = 8,
                  score: str = "max", score_fraction: float = 0.005, inference_batch: int = 32) -> None:
         super().__init__(device, image_size, seed, epochs, batch_size, learning_rate, patience, max_seconds,
                          min_steps_per_epoch, augment, val_fraction, score, score_fraction, inference_batch,
                          mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0),
-                         latent_dim=int(latent_dim), base_channels=int(base_channels))
+                         latent_dim=int(latent_dim), base_channels=int(base_channels), patch_size=int(patch_size),
+                         stride=int(stride), patches_per_image=int(patches_per_image))
         check_autoencoder_size(int(image_size))
+        check_autoencoder_size(int(patch_size))
+        if patch_size > image_size or stride < 1 or (image_size - patch_size) % stride:
+            raise ValueError(f"the patch size ({patch_size}) must fit the image size ({image_size}) and "
+                             f"image_size - patch_size must be a multiple of the stride ({stride})")
+        if patches_per_image < 1:
+            raise ValueError("patches_per_image must be positive")
         self.latent_dim = int(latent_dim)
         self.base_channels = int(base_channels)
+        self.patch_size, self.stride = int(patch_size), int(stride)
+        self.patches_per_image = int(patches_per_image)
+
+    @property
+    def whole_image(self) -> bool:
+        """Whether the autoencoder sees the whole frame (no patches)."""
+        return self.patch_size == self.preprocessing.image_size
 
     def _build(self) -> None:
-        self.autoencoder = ConvAutoencoder(self.preprocessing.image_size, self.latent_dim,
-                                           self.base_channels).to(self.device)
+        self.autoencoder = ConvAutoencoder(self.patch_size, self.latent_dim, self.base_channels).to(self.device)
+
+    @classmethod
+    def from_state(cls, config: dict, tensors: dict[str, torch.Tensor], device: torch.device):
+        """Rebuild from a model file; files from before patches hold a whole-image autoencoder."""
+        options = dict(config["options"])
+        options.setdefault("patch_size", options["image_size"])
+        options.setdefault("stride", 1)
+        return super().from_state({**config, "options": options}, tensors, device)
+
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+        """Reconstruction of preprocessed frames: the average of the overlapping window reconstructions."""
+        if self.whole_image:
+            return self.autoencoder(x)
+        windows = sliding_windows(x, self.patch_size, self.stride)
+        out = torch.cat([self.autoencoder(chunk) for chunk in windows.split(PATCH_CHUNK)])
+        return fold_windows(out, x.shape[0], x.shape[-1], self.stride)
 
     def residual_maps(self, x: torch.Tensor, reconstruction: torch.Tensor) -> torch.Tensor:
         """Per-pixel residual ``(N, S, S)``: squared error summed over channels, or ``1 - SSIM``."""
@@ -77,6 +114,7 @@ class AutoencoderDetector(TrainedDetector):
         return (x - reconstruction).pow(2).sum(dim=1)
 
     def _loss(self, x: torch.Tensor) -> torch.Tensor:
+        """Mean residual of a batch of patches (or whole frames) and their reconstructions."""
         return self.residual_maps(x, self.autoencoder(x)).mean()
 
     def _trainer(self, train_x: torch.Tensor, val_x: torch.Tensor,
@@ -85,6 +123,8 @@ class AutoencoderDetector(TrainedDetector):
                                      weight_decay=1e-5)
 
         def step(batch: torch.Tensor) -> float:
+            if not self.whole_image:
+                batch = random_patches(batch, self.patches_per_image, self.patch_size, generator)
             optimizer.zero_grad(set_to_none=True)
             loss = self._loss(batch)
             loss.backward()
@@ -93,20 +133,24 @@ class AutoencoderDetector(TrainedDetector):
 
         def validate() -> float:
             with torch.no_grad():
-                losses = [self._loss(val_x[i:i + self.inference_batch]) * len(val_x[i:i + self.inference_batch])
-                          for i in range(0, len(val_x), self.inference_batch)]
+                losses = [self._frame_residuals(val_x[i:i + self.inference_batch]).mean() *
+                          len(val_x[i:i + self.inference_batch]) for i in range(0, len(val_x), self.inference_batch)]
             return float(torch.stack(losses).sum() / len(val_x))
 
         return step, validate
 
+    def _frame_residuals(self, x: torch.Tensor) -> torch.Tensor:
+        """Residual maps ``(N, S, S)`` of preprocessed frames against their reconstruction."""
+        return self.residual_maps(x, self.reconstruct(x))
+
     @torch.no_grad()
     def _scores_and_maps(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        maps = self.residual_maps(x, self.autoencoder(x))
+        maps = self._frame_residuals(x)
         return map_scores(maps, self.score_method, self.score_fraction), maps
 
     def differentiable_score(self, x: torch.Tensor) -> torch.Tensor:
         """Score of preprocessed inputs, differentiable with respect to ``x``."""
-        return map_scores(self.residual_maps(x, self.autoencoder(x)), self.score_method, self.score_fraction)
+        return map_scores(self._frame_residuals(x), self.score_method, self.score_fraction)
 
 
 @register

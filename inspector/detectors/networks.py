@@ -83,6 +83,13 @@ class ConvAutoencoder(nn.Module):
             nn.ConvTranspose2d(b1, b1, 4, 2, 1), _leaky(),
             nn.ConvTranspose2d(b1, channels, 4, 2, 1),
         )
+        # He initialization for LeakyReLU(0.2). PyTorch's default (kaiming_uniform with a=sqrt(5))
+        # shrinks the signal by about 1.5x per layer: after the 18 layers the output hardly depends
+        # on the input, and training stalls at the mean image (validation loss = the image variance).
+        for module in self.modules():
+            if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
+                nn.init.kaiming_normal_(module.weight, a=0.2, nonlinearity="leaky_relu")
+                nn.init.zeros_(module.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Reconstruction of ``x`` (same shape, values in (0, 1))."""

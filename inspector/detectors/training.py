@@ -126,6 +126,35 @@ def random_flips(batch: torch.Tensor, generator: torch.Generator) -> torch.Tenso
     return out
 
 
+def random_patches(images: torch.Tensor, per_image: int, patch: int, generator: torch.Generator) -> torch.Tensor:
+    """``per_image`` random ``patch`` x ``patch`` crops of each image of ``(B, C, S, S)``: ``(B * per_image, C, P, P)``."""
+    count, _, height, width = images.shape
+    n = count * per_image
+    top = torch.randint(0, height - patch + 1, (n,), generator=generator).to(images.device)
+    left = torch.randint(0, width - patch + 1, (n,), generator=generator).to(images.device)
+    offsets = torch.arange(patch, device=images.device)
+    rows = (top[:, None] + offsets)[:, :, None]
+    cols = (left[:, None] + offsets)[:, None, :]
+    which = torch.arange(count, device=images.device).repeat_interleave(per_image)[:, None, None]
+    # Advanced indices around a slice put the indexed dimensions first: (n, P, P, C).
+    return images[which, :, rows, cols].permute(0, 3, 1, 2).contiguous()
+
+
+def sliding_windows(x: torch.Tensor, patch: int, stride: int) -> torch.Tensor:
+    """All ``patch`` x ``patch`` windows of ``(N, C, S, S)`` at ``stride``: ``(N * L, C, P, P)``, image-major."""
+    cols = F.unfold(x, patch, stride=stride)
+    return cols.transpose(1, 2).reshape(-1, x.shape[1], patch, patch)
+
+
+def fold_windows(windows: torch.Tensor, count: int, size: int, stride: int) -> torch.Tensor:
+    """Inverse of :func:`sliding_windows`: ``(N * L, C, P, P)`` to ``(N, C, S, S)``, overlaps averaged."""
+    channels, patch = windows.shape[1], windows.shape[-1]
+    cols = windows.reshape(count, -1, channels * patch * patch).transpose(1, 2)
+    summed = F.fold(cols, size, patch, stride=stride)
+    covered = F.fold(torch.ones_like(cols[:1, :patch * patch]), size, patch, stride=stride)
+    return summed / covered
+
+
 def _snapshot(modules: Sequence[nn.Module]) -> list[dict[str, torch.Tensor]]:
     return [{k: v.detach().clone() for k, v in m.state_dict().items()} for m in modules]
 

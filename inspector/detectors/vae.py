@@ -27,23 +27,9 @@ import torch.nn.functional as F
 
 from inspector.detectors.base import register
 from inspector.detectors.networks import PatchVAE, check_size
-from inspector.detectors.training import TrainedDetector, map_scores
+from inspector.detectors.training import TrainedDetector, map_scores, random_patches, sliding_windows  # noqa: F401
 
 PATCH_CHUNK = 512
-
-
-def random_patches(images: torch.Tensor, per_image: int, patch: int, generator: torch.Generator) -> torch.Tensor:
-    """``per_image`` random ``patch`` x ``patch`` crops of each image of ``(B, C, S, S)``: ``(B * per_image, C, P, P)``."""
-    count, _, height, width = images.shape
-    n = count * per_image
-    top = torch.randint(0, height - patch + 1, (n,), generator=generator).to(images.device)
-    left = torch.randint(0, width - patch + 1, (n,), generator=generator).to(images.device)
-    offsets = torch.arange(patch, device=images.device)
-    rows = (top[:, None] + offsets)[:, :, None]
-    cols = (left[:, None] + offsets)[:, None, :]
-    which = torch.arange(count, device=images.device).repeat_interleave(per_image)[:, None, None]
-    # Advanced indices around a slice put the indexed dimensions first: (n, P, P, C).
-    return images[which, :, rows, cols].permute(0, 3, 1, 2).contiguous()
 
 
 def gaussian_nll(x: torch.Tensor, mean: torch.Tensor, log_var: torch.Tensor) -> torch.Tensor:
@@ -118,8 +104,7 @@ class VAEDetector(TrainedDetector):
 
     def _windows(self, x: torch.Tensor) -> torch.Tensor:
         """All sliding-window patches of ``(N, C, S, S)``: ``(N * L, C, P, P)``, image-major."""
-        cols = F.unfold(x, self.patch_size, stride=self.stride)
-        return cols.transpose(1, 2).reshape(-1, x.shape[1], self.patch_size, self.patch_size)
+        return sliding_windows(x, self.patch_size, self.stride)
 
     def _trainer(self, train_x: torch.Tensor, val_x: torch.Tensor,
                  generator: torch.Generator) -> tuple[Callable[[torch.Tensor], float], Callable[[], float]]:
