@@ -27,6 +27,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 MAX_UNDO = 5
+FOLLOW_UP_NICE = 15
+"""Nice increment of the segmentation thread (the other workers: 5): detection comes first."""
 
 
 class Station(QObject):
@@ -94,7 +96,8 @@ class Station(QObject):
         self.batch = BatchWorker(store)
         self._hosts = [
             WorkerThread("inspection", self.inspection),
-            WorkerThread("segmentation", self.segmentation),
+            # Follow-up maps (gradient descent: ~0.8 s a frame on a CPU) must not slow the detection down.
+            WorkerThread("segmentation", self.segmentation, nice=FOLLOW_UP_NICE),
             WorkerThread("model files", self.models),
             WorkerThread("fit", self.fitter),
             WorkerThread("batch", self.batch),
