@@ -110,8 +110,14 @@ class FusionDetector(GaussianDetector):
         return self.fit_extracted(*self._extract(images, progress), progress, folds)
 
     def fit_extracted(self, pooled: list[np.ndarray], spatial: list[torch.Tensor], progress: Progress,
-                      folds: int | None = None) -> FitResult:
-        """:meth:`fit` on backbone outputs already extracted (:meth:`extract`), e.g. cached for many refits."""
+                      folds: int | None = None, on_fold=None) -> FitResult:
+        """:meth:`fit` on backbone outputs already extracted (:meth:`extract`), e.g. cached for many refits.
+
+        ``on_fold(held, evidence)``, when given, is called inside each fold with the
+        held-out rows and a function ``evidence(pooled, spatial)`` returning the raw
+        evidences (``{component: (N,) array}``) of other images under that fold's
+        model: what a cross-conformal estimate needs (:mod:`inspector.evaluation.coverage`).
+        """
         count = len(pooled[0])
         if count < MIN_IMAGES:
             raise ValueError(f"the {self.kind} detector needs at least {MIN_IMAGES} good images, got {count}")
@@ -149,6 +155,8 @@ class FusionDetector(GaussianDetector):
                 held_out["bank"][held] = bank.amax((1, 2)).double().cpu().numpy()
                 if fold == 0:
                     first_maps = {"position": position.cpu(), "bank": bank.cpu()}
+                if on_fold is not None:
+                    on_fold(held, lambda p, s, g=gaussians, m=mean, d=std, h=held: self._fold_evidence(p, s, g, m, d, h))
             progress.update(len(splits) + 1, steps, "fitting the final model")
             self._set_gaussians([fit_gaussian(level) for level in pooled])
             self.patch_map.set_statistics(*total)
@@ -159,6 +167,24 @@ class FusionDetector(GaussianDetector):
                                or {"position": first_maps["position"]})
         progress.update(steps, steps, "done")
         return FitResult(held_out_scores=fused, held_out_maps=maps.numpy().astype(np.float32, copy=False))
+
+    def _fold_evidence(self, pooled: list[np.ndarray], spatial: list[torch.Tensor], gaussians,
+                       mean: torch.Tensor, std: torch.Tensor, held: np.ndarray) -> dict[str, np.ndarray]:
+        """Raw evidences of other images under the fold model now set (its Gaussians, cell statistics, bank)."""
+        rows = np.arange(len(pooled[0]))
+        out = {c: np.zeros(len(rows)) for c in COMPONENTS}
+        out["global"] = self._distances(pooled, gaussians, rows)
+        for start in range(0, len(rows), 64):
+            part = slice(start, start + 64)
+            features = self.patch_map.features([m[part] for m in spatial])
+            out["position"][part] = self._position_map(features, mean, std).amax((1, 2)).double().cpu().numpy()
+            if "bank" in self.components:
+                out["bank"][part] = self._bank_map(features, exclude=held).amax((1, 2)).double().cpu().numpy()
+        return out
+
+    def fuse_evidence(self, evidence: dict[str, np.ndarray]) -> np.ndarray:
+        """The fused raw score of raw evidences (as :meth:`_fold_evidence` returns them)."""
+        return self._fuse({c: torch.from_numpy(np.asarray(v, dtype=np.float64)) for c, v in evidence.items()}).numpy()
 
     def _position_statistics(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean and spread of each cell's distance over ``features`` under the current patch Gaussian."""

@@ -33,6 +33,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--targets", nargs="+", type=float, default=[0.01, 0.05, 0.10])
     parser.add_argument("--splits", type=int, default=20)
     parser.add_argument("--narrow", type=int, default=30, help="references of the narrow-slice check")
+    parser.add_argument("--cross-conformal", action="store_true",
+                        help="also measure the cross-conformal rule (unseen images scored by the fold models)")
+    parser.add_argument("--unseen-limit", type=int, help="measure on at most N unseen images per split")
+    parser.add_argument("--no-narrow", action="store_true", help="skip the narrow-slice check")
     parser.add_argument("--json", metavar="PATH")
     args = parser.parse_args(argv)
     tune_malloc()
@@ -49,17 +53,24 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr, flush=True)
         outcomes = []
         for references in args.references:
-            outcomes += random_splits(pool, references, args.splits, args.targets, seed=references)
+            outcomes += random_splits(pool, references, args.splits, args.targets, seed=references,
+                                      cross_conformal=args.cross_conformal, unseen_limit=args.unseen_limit)
             print(f"  {references} references done", file=sys.stderr, flush=True)
         table = coverage_table(outcomes)
-        slice_result = narrow_slice(pool, args.narrow)
+        slice_result = None if args.no_narrow else narrow_slice(pool, args.narrow)
         report[category.name] = {"coverage": table, "narrow_slice": slice_result}
         print(f"\n{category.name} ({len(good)} good images; 95% intervals)")
-        print(f"{'refs':>5} {'target':>7} {'splits':>6} {'coverage':>9} {'shown':>7} {'interval (mean)':>17} {'measured':>9}")
+        cross = "  cross-conformal: coverage measured" if args.cross_conformal else ""
+        print(f"{'refs':>5} {'target':>7} {'splits':>6} {'coverage':>9} {'shown':>7} {'interval (mean)':>17} "
+              f"{'measured':>9}{cross}")
         for row in table:
             low, high = row["mean_interval"]
+            extra = (f"  {row['coverage_cross']:>9.0%} {row['mean_measured_cross']:>8.1%}"
+                     if "coverage_cross" in row else "")
             print(f"{row['references']:>5} {row['target']:>7.0%} {row['splits']:>6} {row['coverage']:>9.0%} "
-                  f"{row['mean_shown']:>7.1%} {low:>8.1%}-{high:<8.1%} {row['mean_measured']:>9.1%}")
+                  f"{row['mean_shown']:>7.1%} {low:>8.1%}-{high:<8.1%} {row['mean_measured']:>9.1%}{extra}")
+        if slice_result is None:
+            continue
         drift = slice_result["drift"]
         print(f"narrow slice (first {args.narrow} files): shown FRR {slice_result['shown']['rate']:.1%} "
               f"[{slice_result['shown']['interval'][0]:.1%}, {slice_result['shown']['interval'][1]:.1%}], "
