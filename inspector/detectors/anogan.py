@@ -33,8 +33,9 @@ import torch.nn.functional as F
 
 from inspector.detectors.base import register
 from inspector.detectors.networks import Discriminator, Generator, check_size, init_dcgan_weights
-from inspector.detectors.training import SCORE_METHODS, TrainedDetector, map_scores
+from inspector.detectors.training import SCORE_METHODS, TrainedDetector, map_scores, smooth_maps
 
+MAP_SIGMA = 2.0
 REAL_LABEL = 0.9  # one-sided label smoothing steadies the discriminator on small sets
 
 
@@ -77,6 +78,7 @@ class AnoGANDetector(TrainedDetector):
         score: ``"loss"`` (AnoGAN's score) or a reduction of the map (``"top"``, ``"max"``, ``"mean"``).
         score_fraction: Area fraction for a map reduction.
         inference_batch: Images searched together.
+        map_sigma: Gaussian blur of the residual map, in pixels of the network input (0: none).
     """
 
     kind = "anogan"
@@ -90,19 +92,23 @@ class AnoGANDetector(TrainedDetector):
                  search_steps: int = 50, search_lr: float = 0.05, discrimination_weight: float = 0.1,
                  latent_bank: int = 64, val_images: int = 16, val_search_steps: int = 20,
                  shift_fraction: float = 0.125, score: str = "loss", score_fraction: float = 0.005,
-                 inference_batch: int = 32) -> None:
+                 inference_batch: int = 32, map_sigma: float = MAP_SIGMA) -> None:
         super().__init__(device, image_size, seed, epochs, batch_size, learning_rate, patience, max_seconds,
                          min_steps_per_epoch, augment, val_fraction, score, score_fraction, inference_batch,
                          mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), latent_dim=int(latent_dim),
                          base_channels=int(base_channels), search_steps=int(search_steps),
                          search_lr=float(search_lr), discrimination_weight=float(discrimination_weight),
                          latent_bank=int(latent_bank), val_images=int(val_images),
-                         val_search_steps=int(val_search_steps), shift_fraction=float(shift_fraction))
+                         val_search_steps=int(val_search_steps), shift_fraction=float(shift_fraction),
+                         map_sigma=float(map_sigma))
         if search_steps < 0 or val_search_steps < 0 or latent_bank < 1 or val_images < 1:
             raise ValueError("search_steps and val_search_steps must be >= 0, latent_bank and val_images >= 1")
         if not 0.0 <= discrimination_weight <= 1.0 or search_lr <= 0 or not 0.0 <= shift_fraction < 0.5:
             raise ValueError("discrimination_weight must be in [0, 1], search_lr positive, shift_fraction in [0, 0.5)")
+        if map_sigma < 0:
+            raise ValueError("map_sigma must not be negative")
         check_size(int(image_size), 4, "AnoGAN")
+        self.map_sigma = float(map_sigma)
         self.latent_dim, self.base_channels = int(latent_dim), int(base_channels)
         self.search_steps, self.search_lr = int(search_steps), float(search_lr)
         self.weight = float(discrimination_weight)
@@ -204,7 +210,7 @@ class AnoGANDetector(TrainedDetector):
 
     def _scores_and_maps(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         loss, _, generated = self.search(x)
-        maps = (x - generated).abs().mean(dim=1)
+        maps = smooth_maps((x - generated).abs().mean(dim=1), self.map_sigma)
         if self.score_method == "loss":
             return loss, maps
         return map_scores(maps, self.score_method, self.score_fraction), maps

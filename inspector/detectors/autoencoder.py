@@ -24,10 +24,11 @@ from inspector.detectors.base import register
 from inspector.detectors.networks import ConvAutoencoder, check_autoencoder_size
 from inspector.detectors.ssim import dssim_map
 from inspector.detectors.training import (TrainedDetector, fold_windows, map_scores, random_patches,
-                                          sliding_windows)
+                                          sliding_windows, smooth_maps)
 
 SSIM_WINDOW = 11
 PATCH_CHUNK = 1024
+MAP_SIGMA = 4.0
 
 
 class AutoencoderDetector(TrainedDetector):
@@ -52,6 +53,7 @@ class AutoencoderDetector(TrainedDetector):
         stride: Step of the sliding window at inference; ``image_size - patch_size`` must be a
             multiple of it. Overlapping reconstructions are averaged into one image.
         patches_per_image: Random crops per image and training step.
+        map_sigma: Gaussian blur of the residual map, in pixels of the network input (0: none).
         score: Map-to-score reduction, ``"top"``, ``"max"`` or ``"mean"``.
         score_fraction: Area fraction for the reduction.
         inference_batch: Images per forward pass when scoring.
@@ -64,20 +66,21 @@ class AutoencoderDetector(TrainedDetector):
                  epochs: int = 100, batch_size: int = 16, learning_rate: float = 1e-3, patience: int = 8,
                  max_seconds: float | None = 420.0, min_steps_per_epoch: int = 20, augment: bool = True,
                  val_fraction: float | None = None, latent_dim: int = 100, base_channels: int = 32,
-                 patch_size: int = 32, stride: int = 8, patches_per_image: int = 8,
+                 patch_size: int = 32, stride: int = 8, patches_per_image: int = 8, map_sigma: float = MAP_SIGMA,
                  score: str = "max", score_fraction: float = 0.005, inference_batch: int = 32) -> None:
         super().__init__(device, image_size, seed, epochs, batch_size, learning_rate, patience, max_seconds,
                          min_steps_per_epoch, augment, val_fraction, score, score_fraction, inference_batch,
                          mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0),
                          latent_dim=int(latent_dim), base_channels=int(base_channels), patch_size=int(patch_size),
-                         stride=int(stride), patches_per_image=int(patches_per_image))
+                         stride=int(stride), patches_per_image=int(patches_per_image), map_sigma=float(map_sigma))
         check_autoencoder_size(int(image_size))
         check_autoencoder_size(int(patch_size))
         if patch_size > image_size or stride < 1 or (image_size - patch_size) % stride:
             raise ValueError(f"the patch size ({patch_size}) must fit the image size ({image_size}) and "
                              f"image_size - patch_size must be a multiple of the stride ({stride})")
-        if patches_per_image < 1:
-            raise ValueError("patches_per_image must be positive")
+        if patches_per_image < 1 or map_sigma < 0:
+            raise ValueError("patches_per_image must be positive and map_sigma not negative")
+        self.map_sigma = float(map_sigma)
         self.latent_dim = int(latent_dim)
         self.base_channels = int(base_channels)
         self.patch_size, self.stride = int(patch_size), int(stride)
@@ -143,14 +146,18 @@ class AutoencoderDetector(TrainedDetector):
         """Residual maps ``(N, S, S)`` of preprocessed frames against their reconstruction."""
         return self.residual_maps(x, self.reconstruct(x))
 
+    def anomaly_maps(self, x: torch.Tensor) -> torch.Tensor:
+        """The detector's map: the frame residual, blurred by ``map_sigma``."""
+        return smooth_maps(self._frame_residuals(x), self.map_sigma)
+
     @torch.no_grad()
     def _scores_and_maps(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        maps = self._frame_residuals(x)
+        maps = self.anomaly_maps(x)
         return map_scores(maps, self.score_method, self.score_fraction), maps
 
     def differentiable_score(self, x: torch.Tensor) -> torch.Tensor:
         """Score of preprocessed inputs, differentiable with respect to ``x``."""
-        return map_scores(self._frame_residuals(x), self.score_method, self.score_fraction)
+        return map_scores(self.anomaly_maps(x), self.score_method, self.score_fraction)
 
 
 @register

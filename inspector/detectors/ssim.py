@@ -35,7 +35,7 @@ def gaussian_window(size: int = 11, sigma: float = 1.5, device: torch.device | s
     return line / line.sum()
 
 
-def _local_mean(x: torch.Tensor, window: torch.Tensor) -> torch.Tensor:
+def local_mean(x: torch.Tensor, window: torch.Tensor) -> torch.Tensor:
     """Gaussian-weighted local mean per channel: a row pass and a column pass (separable)."""
     channels, size = x.shape[1], window.shape[0]
     pad = size // 2
@@ -66,7 +66,7 @@ def ssim_map(x: torch.Tensor, y: torch.Tensor, window_size: int = 11, sigma: flo
     c1 = (K1 * data_range) ** 2
     c2 = (K2 * data_range) ** 2
     # One grouped convolution for all five local moments.
-    moments = _local_mean(torch.cat([x, y, x * x, y * y, x * y], dim=1), window)
+    moments = local_mean(torch.cat([x, y, x * x, y * y, x * y], dim=1), window)
     mu_x, mu_y, xx, yy, xy = moments.chunk(5, dim=1)
     var_x = xx - mu_x * mu_x
     var_y = yy - mu_y * mu_y

@@ -23,6 +23,7 @@ from torch import nn
 from inspector.backbones.preprocessing import Preprocessing
 from inspector.core.progress import Progress
 from inspector.detectors.base import Detector, FitResult, pick_device
+from inspector.detectors.ssim import gaussian_window, local_mean
 
 MIN_IMAGES = 10
 SCORE_METHODS = ("top", "max", "mean")
@@ -249,6 +250,20 @@ def map_scores(maps: torch.Tensor, method: str = "top", fraction: float = 0.01) 
     return F.avg_pool2d(maps[:, None], side, stride=1).flatten(1).max(dim=1).values
 
 
+def smooth_maps(maps: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Gaussian blur of maps ``(N, H, W)`` with standard deviation ``sigma`` pixels (reflect-padded; 0: unchanged).
+
+    Residual maps of textures are speckled: every fine texture edge the network does not
+    reproduce exactly leaves a thin residual, while a defect leaves a dense patch of them.
+    Averaging over a few pixels keeps dense residuals and lowers isolated ones.
+    """
+    if sigma <= 0:
+        return maps
+    radius = min(math.ceil(3 * sigma), (min(maps.shape[-2:]) - 1) // 2)
+    window = gaussian_window(2 * radius + 1, sigma, maps.device, maps.dtype)
+    return local_mean(maps[:, None], window)[:, 0]
+
+
 class TrainedDetector(Detector):
     """Base of the detectors whose networks are trained on the good images.
 
@@ -403,8 +418,11 @@ class TrainedDetector(Detector):
 
     @classmethod
     def from_state(cls, config: dict, tensors: dict[str, torch.Tensor], device: torch.device) -> "TrainedDetector":
-        """Rebuild from a model file: construct with the stored options, load the weights."""
-        detector = cls(device=device, **config["options"])
+        """Rebuild from a model file: construct with the stored options, load the weights.
+
+        Files written before maps were blurred (no ``map_sigma`` option) keep their unblurred maps.
+        """
+        detector = cls(device=device, **{"map_sigma": 0.0, **config["options"]})
         detector.preprocessing = Preprocessing.from_dict(config["preprocessing"])
         if config.get("training"):
             detector.report = TrainingReport(**config["training"])

@@ -27,9 +27,10 @@ import torch.nn.functional as F
 
 from inspector.detectors.base import register
 from inspector.detectors.networks import PatchVAE, check_size
-from inspector.detectors.training import TrainedDetector, map_scores, random_patches, sliding_windows  # noqa: F401
+from inspector.detectors.training import TrainedDetector, map_scores, random_patches, sliding_windows, smooth_maps  # noqa: F401
 
 PATCH_CHUNK = 512
+MAP_SIGMA = 4.0
 
 
 def gaussian_nll(x: torch.Tensor, mean: torch.Tensor, log_var: torch.Tensor) -> torch.Tensor:
@@ -61,6 +62,7 @@ class VAEDetector(TrainedDetector):
         latent_dim: Size of the latent code.
         base_channels: Width of the first encoder layer.
         min_log_var: Soft floor of the decoder's log-variance (sigma >= ~0.011 in [0, 1] units).
+        map_sigma: Gaussian blur of the M_VAE map, in pixels of the network input (0: none).
         score: Map-to-score reduction, ``"top"``, ``"max"`` or ``"mean"``.
         score_fraction: Area fraction for the reduction.
         inference_batch: Images per scoring pass.
@@ -74,18 +76,20 @@ class VAEDetector(TrainedDetector):
                  max_seconds: float | None = 420.0, min_steps_per_epoch: int = 20, augment: bool = True,
                  val_fraction: float | None = None, patch_size: int = 32, stride: int = 16,
                  patches_per_image: int = 4, latent_dim: int = 32, base_channels: int = 32,
-                 min_log_var: float = -9.0, score: str = "max", score_fraction: float = 0.005,
+                 min_log_var: float = -9.0, map_sigma: float = MAP_SIGMA, score: str = "max", score_fraction: float = 0.005,
                  inference_batch: int = 16) -> None:
         super().__init__(device, image_size, seed, epochs, batch_size, learning_rate, patience, max_seconds,
                          min_steps_per_epoch, augment, val_fraction, score, score_fraction, inference_batch,
                          mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), patch_size=int(patch_size), stride=int(stride),
                          patches_per_image=int(patches_per_image), latent_dim=int(latent_dim),
-                         base_channels=int(base_channels), min_log_var=float(min_log_var))
+                         base_channels=int(base_channels), min_log_var=float(min_log_var),
+                         map_sigma=float(map_sigma))
         if not 0 < patch_size <= image_size or stride < 1 or (image_size - patch_size) % stride:
             raise ValueError(f"the patch size ({patch_size}) must fit the image size ({image_size}) and "
                              f"image_size - patch_size must be a multiple of the stride ({stride})")
-        if patches_per_image < 1:
-            raise ValueError("patches_per_image must be positive")
+        if patches_per_image < 1 or map_sigma < 0:
+            raise ValueError("patches_per_image must be positive and map_sigma not negative")
+        self.map_sigma = float(map_sigma)
         check_size(int(patch_size), 4, "the VAE's patch")
         self.patch_size, self.stride = int(patch_size), int(stride)
         self.patches_per_image = int(patches_per_image)
@@ -128,7 +132,7 @@ class VAEDetector(TrainedDetector):
         return step, validate
 
     def patch_maps(self, x: torch.Tensor) -> torch.Tensor:
-        """Per-pixel M_VAE ``(N, S, S)`` averaged over the sliding windows covering each pixel."""
+        """Per-pixel M_VAE ``(N, S, S)`` averaged over the sliding windows covering each pixel, blurred by ``map_sigma``."""
         n, _, size, _ = x.shape
         terms = []
         for chunk in self._windows(x).split(PATCH_CHUNK):
@@ -137,7 +141,7 @@ class VAEDetector(TrainedDetector):
         per_window = torch.cat(terms).reshape(n, -1, self.patch_size ** 2).transpose(1, 2)
         summed = F.fold(per_window, size, self.patch_size, stride=self.stride)
         covered = F.fold(torch.ones_like(per_window[:1]), size, self.patch_size, stride=self.stride)
-        return (summed / covered)[:, 0]
+        return smooth_maps((summed / covered)[:, 0], self.map_sigma)
 
     @torch.no_grad()
     def _scores_and_maps(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

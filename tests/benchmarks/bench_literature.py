@@ -1,0 +1,105 @@
+"""The detectors from the literature (ae-l2, ae-ssim, vae, anogan) on MVTec-layout folders, one pass each.
+
+    python tests/benchmarks/bench_literature.py ROOT [--detector KIND ...] [--categories NAME ...]
+                                              [--max-seconds S] [--threads 1] [--json PATH]
+
+Per category and detector: fit on ``train/good`` (the detector's own validation
+split, as ``inspector benchmark`` does), score and map every test image once and
+print image AUROC, pixel AUROC and AUPRO (to 30 % FPR). The map goes through the
+same steps as ``inspector benchmark --segmenter fast``: the pixel calibration from
+the held-out maps of the fit (:func:`fit_pixel_calibration`), normalization and the
+resize to the frame; the metrics are :mod:`inspector.metrics`. What it leaves out
+is what costs the trained detectors most and says nothing about accuracy:
+``benchmark`` scores the test images three times (batched, batch-1 latency, maps),
+which for AnoGAN's latent search is minutes per category, and calibrates gradient
+maps. ``--max-seconds`` caps each detector's training time (default: the
+detector's own budget).
+
+Results are printed as JSON lines as soon as each fit is done, so a run stopped
+half-way keeps what it measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("root")
+    parser.add_argument("--detector", nargs="+", default=["ae-l2", "ae-ssim", "vae", "anogan"])
+    parser.add_argument("--categories", nargs="+", default=None)
+    parser.add_argument("--max-seconds", type=float, default=None)
+    parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                        help="detector option for every detector, repeatable (JSON values)")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--json", default=None, help="also append the JSON lines to this file")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
+    import torch
+
+    torch.set_num_threads(args.threads)
+    from inspector.core.imageio import read_image
+    from inspector.core.progress import silent
+    from inspector.datasets.mvtec import find_categories, load_category, load_mask
+    from inspector.detectors.base import detector_class
+    from inspector.metrics.image import auroc
+    from inspector.metrics.pixel import aupro, pixel_auroc
+    from inspector.segmentation.geometry import to_frame_geometry
+    from inspector.segmentation.pixel_calibration import fit_pixel_calibration, normalize_map
+
+    options = {}
+    for pair in args.option:
+        key, value = pair.split("=", 1)
+        try:
+            options[key] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key] = value
+    if args.max_seconds is not None:
+        options["max_seconds"] = args.max_seconds
+    paths = find_categories(args.root)
+    if args.categories:
+        wanted = set(args.categories)
+        paths = [p for p in paths if Path(p).name in wanted]
+    rows = []
+    for path in paths:
+        category = load_category(path)
+        train = [read_image(p) for p in category.train_good]
+        test = [read_image(item.path) for item in category.test]
+        labels = np.array([item.label for item in category.test])
+        has_masks = any(item.mask_path for item in category.test)
+        masks = [load_mask(item, image.shape[:2]) for item, image in zip(category.test, test)] if has_masks else []
+        for kind in args.detector:
+            detector = detector_class(kind)(device=args.device, **options)
+            started = time.perf_counter()
+            fitted = detector.fit(train, silent(), folds=5)
+            fit_s = time.perf_counter() - started
+            scores, maps = detector.score_and_maps(test)
+            row = {"category": category.name, "detector": kind, "image_auroc": round(auroc(labels, scores), 4)}
+            if has_masks:
+                calibration = fit_pixel_calibration(fitted.held_out_maps)
+                frames = [to_frame_geometry(normalize_map(raw, calibration), image.shape[:2])
+                          for raw, image in zip(maps, test)]
+                row["pixel_auroc"] = round(pixel_auroc(masks, frames), 4)
+                row["aupro"] = round(aupro(masks, frames), 4)
+            row["fit_s"] = round(fit_s, 1)
+            row["training"] = detector.report.to_dict() if detector.report else None
+            rows.append(row)
+            line = json.dumps(row)
+            print(line, flush=True)
+            if args.json:
+                with open(args.json, "a") as handle:
+                    handle.write(line + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
