@@ -55,4 +55,21 @@ def format_table(report: dict) -> str:
         for name, metrics in rows:
             cells = "".join(f"{fmt.format(metrics[key]) if metrics.get(key) is not None else '-':>11}" for key, _, fmt in present)
             lines.append(f"{kind:<10}{name:<14}{cells}")
+    lines += _by_type_lines(report)
     return "\n".join(lines)
+
+
+def _by_type_lines(report: dict) -> list[str]:
+    """Per defect type: escapes at the default threshold (and pixel AUROC where masks exist)."""
+    lines = []
+    for kind, data in report["detectors"].items():
+        for name, metrics in data["categories"].items():
+            by_type = metrics.get("by_type") or {}
+            if not by_type:
+                continue
+            parts = []
+            for defect, row in by_type.items():
+                pixel = f", px {row['pixel_auroc']:.3f}" if "pixel_auroc" in row else ""
+                parts.append(f"{defect} {row['escape']:.0%} of {row['n']}{pixel}")
+            lines.append(f"{kind} {name}: escapes by type: " + "; ".join(parts))
+    return ["", *lines] if lines else []

@@ -25,7 +25,7 @@ def measure_speed(model, frames: Sequence[np.ndarray], repeats: int = 30, batch_
     """Latency (batch 1) and throughput (batched) of detection and of the bare backbone.
 
     Args:
-        model: A fitted :class:`~inspector.core.model.InspectionModel` with a backbone detector.
+        model: A fitted :class:`~inspector.pipeline.model.InspectionModel` with a backbone detector.
         frames: RGB uint8 frames to run on (cycled).
     """
     detector = model.detector

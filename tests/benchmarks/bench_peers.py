@@ -105,7 +105,7 @@ from inspector.backbones.preprocessing import Preprocessing
 from inspector.backbones.weights import load_state_dict, packaged_weights_path
 from inspector.core.imageio import read_image
 from inspector.core.malloc_tuning import tune_malloc
-from inspector.core.model import InspectionModel
+from inspector.pipeline.model import InspectionModel
 from inspector.datasets.mvtec import find_categories, load_category, load_mask
 from inspector.metrics.image import auroc
 from inspector.metrics.pixel import aupro, pixel_auroc

@@ -130,6 +130,12 @@ def test_benchmark_json_contract(dataset, capsys):
     assert set(metrics) >= {"image_auroc", "f1", "fit_s", "ms_per_image", "images_per_s"}
     assert metrics["image_auroc"] >= 0.9
     assert report["mean"]["image_auroc"] == pytest.approx(metrics["image_auroc"])
+    # Escapes per defect type: every defective test folder, its size, a rate in [0, 1].
+    defects = sorted(p.name for p in (dataset / "test").iterdir() if p.is_dir() and p.name != "good")
+    assert sorted(metrics["by_type"]) == defects
+    for defect, row in metrics["by_type"].items():
+        assert row["n"] == len(list((dataset / "test" / defect).iterdir()))
+        assert 0.0 <= row["escape"] <= 1.0
 
 
 def test_scores_are_reproducible_from_the_file(dataset, model_path):
