@@ -1,4 +1,9 @@
-"""Names of the detectors and backbones, importable without torch (the GUI lists them at start-up)."""
+"""Names of the backbones and the default detector, importable without torch.
+
+The detectors themselves are listed by their registry,
+:func:`inspector.detectors.base.detector_kinds` / :func:`~inspector.detectors.base.detector_catalog`,
+which finds every detector module of ``inspector.detectors``; no list of them is kept here.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +12,5 @@ B_BACKBONES = tuple(f"b{i}" for i in range(8))
 BACKBONES = LITE_BACKBONES + B_BACKBONES
 """``lite0``-``lite2`` ship their ImageNet weights; ``b0``-``b7`` need a user-provided weights file."""
 
-DETECTORS = ("fusion", "gaussian", "ae-l2", "ae-ssim", "vae", "anogan")
-"""``fusion`` (the default) and ``gaussian`` need no training; the others train on the reference images."""
-
-DEFAULT_DETECTOR = DETECTORS[0]
-
-SEGMENTERS = ("fast", "gradient")
+DEFAULT_DETECTOR = "fusion"
+"""The detector fitted when none is named (a policy; which detectors exist is the registry's business)."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from inspector.catalog import DEFAULT_DETECTOR, DETECTORS
+from inspector.catalog import DEFAULT_DETECTOR
 from inspector.cli.common import add_device, add_quiet
 from inspector.cli.progress_bar import progress_bar
 
@@ -18,10 +18,13 @@ COLUMNS = [("image_auroc", "img AUROC", "{:.3f}"), ("f1", "F1", "{:.3f}"), ("esc
 
 def add_arguments(parser) -> None:
     """Arguments of ``inspector benchmark``."""
+    from inspector.detectors.base import detector_kinds
+
+    kinds = detector_kinds()
     parser.add_argument("root", metavar="ROOT")
     parser.add_argument("--format", choices=("text", "json"), default="text")
     parser.add_argument("--detector", nargs="+", default=[DEFAULT_DETECTOR], metavar="KIND",
-                        choices=DETECTORS, help="one or more of " + ", ".join(DETECTORS) + " (several give a comparison)")
+                        choices=kinds, help="one or more of " + ", ".join(kinds) + " (several give a comparison)")
     parser.add_argument("--segmenter", choices=("fast", "gradient"), help="also measure pixel AUROC and AUPRO")
     parser.add_argument("--image-size", type=int, metavar="N")
     parser.add_argument("--backbone", default="lite0")

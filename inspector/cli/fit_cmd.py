@@ -14,12 +14,17 @@ HELP = "fit a detector on good reference images and write a calibrated model fil
 def add_arguments(parser) -> None:
     """Arguments of ``inspector fit``."""
     from inspector.backbones.efficientnet import BACKBONE_NAMES
-    from inspector.catalog import DEFAULT_DETECTOR, DETECTORS
+    from inspector.catalog import DEFAULT_DETECTOR
+    from inspector.detectors.base import detector_catalog, detector_classes
+
+    entries = detector_catalog()
+    with_switch = [cls.kind for cls in detector_classes() if cls.has_fast_map_option()]
 
     parser.add_argument("ref_dir", metavar="REF_DIR", help="folder of good reference images (searched recursively)")
     parser.add_argument("-o", "--output", required=True, metavar="MODEL", help="model file to write (.safetensors)")
-    parser.add_argument("--detector", default=DEFAULT_DETECTOR, choices=DETECTORS,
-                        help=f"{DEFAULT_DETECTOR} (default, no training), " + ", ".join(DETECTORS[1:]))
+    parser.add_argument("--detector", default=DEFAULT_DETECTOR, choices=[e.kind for e in entries],
+                        help="; ".join(f"{e.kind}{' (default)' if e.kind == DEFAULT_DETECTOR else ''}: {e.description}"
+                                       for e in entries))
     parser.add_argument("--backbone", default="lite0", choices=BACKBONE_NAMES, help="EfficientNet variant (default lite0)")
     parser.add_argument("--weights", metavar="PATH", help="ImageNet weights file (required for b0..b7)")
     parser.add_argument("--image-size", type=int, metavar="N", help="network input size (default: the model's own)")
@@ -27,7 +32,8 @@ def add_arguments(parser) -> None:
                         help="k for the held-out calibration scores (default: leave-one-out up to 40 images, else 10)")
     parser.add_argument("--bad", metavar="DIR", help="known-bad images: the threshold then maximizes F1")
     parser.add_argument("--frr", type=float, default=None, help="target false-reject rate (default 0.01)")
-    parser.add_argument("--no-fast-map", action="store_true", help="gaussian detector: skip the patch-level map")
+    parser.add_argument("--no-fast-map", action="store_true",
+                        help=f"skip the patch-level map ({', '.join(with_switch) or 'no detector has the switch'})")
     parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                         help="detector option, repeatable (e.g. epochs=50, max_seconds=300, seed=1, levels=[4,5,6,7,8])")
     add_device(parser)
@@ -56,16 +62,19 @@ def parse_options(pairs: list[str]) -> dict:
 
 def run(args) -> int:
     """Fit, calibrate on held-out scores and save."""
+    from inspector.detectors.base import detector_class
     from inspector.pipeline.model import InspectionModel
 
     if args.image_size is not None and not 32 <= args.image_size <= 1024:
         raise ValueError(f"--image-size must be between 32 and 1024, got {args.image_size}")
+    options = parse_options(args.option)
+    if args.no_fast_map:
+        if not detector_class(args.detector).has_fast_map_option():
+            raise ValueError(f"--no-fast-map: the {args.detector} detector's fast map cannot be switched off")
+        options["fast_map"] = False
     with progress_bar(args.quiet, "fit") as progress:
         references = load_folder([args.ref_dir], progress, "reference")
         bad = load_folder([args.bad], progress, "bad").images if args.bad else None
-        options = parse_options(args.option)
-        if args.no_fast_map and args.detector == "gaussian":
-            options["fast_map"] = False
         policy = "frr" if args.frr is not None else None
         model = InspectionModel.fit(
             references.images, detector=args.detector, backbone=args.backbone, weights=args.weights,

@@ -8,6 +8,9 @@ did not see (k-fold refits for cheap models, a validation split for trained ones
 
 from __future__ import annotations
 
+import importlib
+import inspect
+import pkgutil
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import ClassVar, Sequence
@@ -16,6 +19,7 @@ import numpy as np
 import torch
 
 from inspector.backbones.preprocessing import Preprocessing
+from inspector.catalog import DEFAULT_DETECTOR
 from inspector.core.progress import Progress
 
 
@@ -36,12 +40,17 @@ class FitResult:
 class Detector(ABC):
     """An anomaly detector: fitted on good images, it scores images (higher = worse).
 
-    Subclasses set ``kind`` and are registered with :func:`register`. Their state
-    must be fully described by :meth:`config` (JSON-able) and :meth:`tensors` so that
-    :meth:`from_state` rebuilds them without unpickling anything.
+    Subclasses set ``kind`` and are registered with :func:`register` in their own
+    module of this package: the registry finds them there, so a new detector is one
+    new file. Their state must be fully described by :meth:`config` (JSON-able) and
+    :meth:`tensors` so that :meth:`from_state` rebuilds them without unpickling anything.
     """
 
     kind: ClassVar[str] = ""
+    title: ClassVar[str] = ""
+    """Short human name for lists (the GUI); :meth:`display_title` falls back to ``kind``."""
+    description: ClassVar[str] = ""
+    """One line for help texts; :meth:`summary` falls back to the class docstring's first line."""
     uses_backbone: ClassVar[bool] = False
     """Whether the detector runs on a pretrained backbone (takes ``backbone``, ``weights``, ``image_size``)."""
     preprocessing: Preprocessing
@@ -62,6 +71,41 @@ class Detector(ABC):
     def differentiable_score(self, x: torch.Tensor) -> torch.Tensor:
         """Score of preprocessed inputs as a differentiable tensor ``(N,)`` (for gradient maps)."""
         raise NotImplementedError(f"{self.kind} has no differentiable score")
+
+    @classmethod
+    def display_title(cls) -> str:
+        """The class's own ``title``, else its ``kind``."""
+        return cls.__dict__.get("title") or cls.kind
+
+    @classmethod
+    def summary(cls) -> str:
+        """The class's own ``description``, else the first line of its docstring."""
+        own = cls.__dict__.get("description")
+        if own:
+            return own
+        doc = (inspect.getdoc(cls) or "").strip()
+        return doc.splitlines()[0].rstrip(".").replace("``", "") if doc else cls.kind
+
+    @classmethod
+    def options(cls) -> tuple[str, ...]:
+        """The keyword options the constructor takes (``fit --option`` names), private ones left out."""
+        parameters = inspect.signature(cls.__init__).parameters.values()
+        return tuple(p.name for p in parameters if p.name != "self" and not p.name.startswith("_")
+                     and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
+
+    @classmethod
+    def has_fast_map_option(cls) -> bool:
+        """Whether the fast map can be switched off at fit time (the constructor takes ``fast_map``)."""
+        return "fast_map" in cls.options()
+
+    def held_out_twin(self) -> tuple["Detector", np.ndarray | None]:
+        """A detector that did not see some references, and their indices, for unbiased held-out maps.
+
+        By default the detector itself and ``None`` (no references were held out: callers
+        take the first references, whose maps are then slightly optimistic). Detectors that
+        keep a calibration fold after :meth:`fit` return a twin without it and that fold.
+        """
+        return self, None
 
     @property
     def has_maps(self) -> bool:
@@ -98,29 +142,65 @@ class Detector(ABC):
 
 
 _CLASSES: dict[str, type[Detector]] = {}
+_discovered = False
 
 
 def register(cls: type[Detector]) -> type[Detector]:
-    """Class decorator that makes a detector available by its ``kind``."""
+    """Class decorator that makes a detector available by its ``kind``.
+
+    Raises:
+        ValueError: for an empty ``kind`` or one another class already holds.
+    """
+    if not cls.kind:
+        raise ValueError(f"{cls.__name__} has no kind")
+    other = _CLASSES.get(cls.kind)
+    if other is not None and other.__qualname__ != cls.__qualname__:
+        raise ValueError(f"detector kind {cls.kind!r} is taken by {other.__qualname__}")
     _CLASSES[cls.kind] = cls
     return cls
 
 
-def _load_builtin_detectors() -> None:
-    import importlib
+def discover_detectors() -> None:
+    """Import every module of the ``inspector.detectors`` package once, so each registers its classes.
 
-    for module in ("fusion", "gaussian", "autoencoder", "vae", "anogan"):
-        try:
-            importlib.import_module(f"inspector.detectors.{module}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"inspector.detectors.{module}":
-                raise
+    No list of modules is kept: a detector is found by writing its file here.
+    """
+    global _discovered
+    if _discovered:
+        return
+    package = importlib.import_module(__package__)
+    for module in pkgutil.iter_modules(package.__path__, prefix=f"{__package__}."):
+        importlib.import_module(module.name)
+    _discovered = True
 
 
 def detector_kinds() -> tuple[str, ...]:
-    """Names of all registered detectors."""
-    _load_builtin_detectors()
-    return tuple(_CLASSES)
+    """Names of all registered detectors: the default first, then backbone detectors, then by name."""
+    discover_detectors()
+    return tuple(sorted(_CLASSES, key=lambda kind: (kind != DEFAULT_DETECTOR,
+                                                    not _CLASSES[kind].uses_backbone, kind)))
+
+
+def detector_classes() -> tuple[type[Detector], ...]:
+    """The registered detector classes, in :func:`detector_kinds` order."""
+    return tuple(_CLASSES[kind] for kind in detector_kinds())
+
+
+@dataclass(frozen=True)
+class DetectorEntry:
+    """What lists, help texts and combo boxes show of one registered detector."""
+
+    kind: str
+    title: str
+    description: str
+    uses_backbone: bool
+    options: tuple[str, ...]
+
+
+def detector_catalog() -> tuple[DetectorEntry, ...]:
+    """One entry per registered detector, in :func:`detector_kinds` order."""
+    return tuple(DetectorEntry(cls.kind, cls.display_title(), cls.summary(), cls.uses_backbone, cls.options())
+                 for cls in detector_classes())
 
 
 def detector_class(kind: str) -> type[Detector]:
@@ -129,9 +209,9 @@ def detector_class(kind: str) -> type[Detector]:
     Raises:
         ValueError: for an unknown kind.
     """
-    _load_builtin_detectors()
+    discover_detectors()
     if kind not in _CLASSES:
-        raise ValueError(f"unknown detector {kind!r}; choose one of {', '.join(_CLASSES)}")
+        raise ValueError(f"unknown detector {kind!r}; choose one of {', '.join(detector_kinds())}")
     return _CLASSES[kind]
 
 

@@ -47,6 +47,8 @@ class GaussianDetector(Detector):
     """
 
     kind = "gaussian"
+    title = "Gaussian"
+    description = "Mahalanobis distance of pooled EfficientNet features per level; no training"
     uses_backbone = True
 
     def __init__(self, backbone: str = "lite0", weights: str | None = None, image_size: int | None = None,

@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 from platformdirs import user_data_dir
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
@@ -24,7 +25,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from inspector.catalog import BACKBONES, DETECTORS
+from inspector.catalog import BACKBONES, DEFAULT_DETECTOR
+from inspector.detectors.base import DetectorEntry, detector_catalog
 from inspector.gui.path_field import PathField
 from inspector.gui.theme import MUTED, NG_COLOR, OK_COLOR
 from inspector.workers.fit_worker import FitRequest
@@ -37,9 +39,9 @@ def default_model_path() -> str:
     return str(folder / f"refit-{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}.safetensors")
 
 
-def available_detectors() -> tuple[str, ...]:
-    """The detectors the refit dialog offers."""
-    return DETECTORS
+def available_detectors() -> tuple[DetectorEntry, ...]:
+    """The detectors the refit dialog offers: every registered one."""
+    return detector_catalog()
 
 
 class RefitDialog(QDialog):
@@ -64,7 +66,11 @@ class RefitDialog(QDialog):
         self.backbone.addItems(BACKBONES)
         self.weights = PathField("open", "weights file (B0-B7 only)", "Weights (*.pth *.pt *.safetensors)")
         self.detector = QComboBox()
-        self.detector.addItems(available_detectors())
+        self._detectors = {entry.kind: entry for entry in available_detectors()}
+        for index, entry in enumerate(self._detectors.values()):
+            self.detector.addItem(entry.kind)
+            self.detector.setItemData(index, f"{entry.title}: {entry.description}", Qt.ItemDataRole.ToolTipRole)
+        self.detector.setCurrentText(DEFAULT_DETECTOR)
         self.folds = QSpinBox()
         self.folds.setRange(2, 10)
         self.folds.setValue(5)
@@ -102,7 +108,8 @@ class RefitDialog(QDialog):
         layout.addLayout(buttons)
 
         self.backbone.currentTextChanged.connect(self._backbone_changed)
-        self._backbone_changed(self.backbone.currentText())
+        self.detector.currentTextChanged.connect(self._detector_changed)
+        self._detector_changed(self.detector.currentText())
         self.fit_button.clicked.connect(self.start_fit)
         self.cancel_button.clicked.connect(self.cancel_fit)
         self.close_button.clicked.connect(self.close)
@@ -192,5 +199,11 @@ class RefitDialog(QDialog):
         self.status.setText(text)
         self.status.setStyleSheet(f"color: {color};")
 
+    def _detector_changed(self, kind: str) -> None:
+        entry = self._detectors.get(kind)
+        self.detector.setToolTip(entry.description if entry else "")
+        self.backbone.setEnabled(bool(entry and entry.uses_backbone))
+        self._backbone_changed(self.backbone.currentText())
+
     def _backbone_changed(self, name: str) -> None:
-        self.weights.setEnabled(name.startswith("b"))
+        self.weights.setEnabled(self.backbone.isEnabled() and name.startswith("b"))

@@ -2,9 +2,10 @@
 
 Gradient maps are divided by one per-model gradient scale (so that maps compare
 between frames) and normalized with a pixel threshold from held-out good images.
-For the Gaussian detector the held-out maps come from a twin fitted without the
-first calibration fold; other detectors use a few reference images (their maps
-are then slightly optimistic, i.e. the pixel threshold errs high).
+The held-out maps come from the detector's :meth:`~inspector.detectors.base.Detector.held_out_twin`:
+for the Gaussian detectors a twin fitted without the first calibration fold; others
+hold nothing out and use a few reference images (their maps are then slightly
+optimistic, i.e. the pixel threshold errs high).
 """
 
 from __future__ import annotations
@@ -24,11 +25,11 @@ def calibrate_gradient(detector, images: Sequence[np.ndarray],
                        fast_calibration: PixelCalibration | None) -> tuple[dict, PixelCalibration]:
     """The model's gradient scale (as model info) and the gradient maps' pixel calibration."""
     scale = gradient_scale(detector, list(images[:SCALE_IMAGES]))
-    if hasattr(detector, "held_out_twin"):
-        source, held = detector.held_out_twin()
+    source, held = detector.held_out_twin()
+    if held is not None:
         sample = [images[i] for i in held[:CALIBRATION_IMAGES]]
     else:
-        source, sample = detector, list(images[:CALIBRATION_IMAGES])
+        sample = list(images[:CALIBRATION_IMAGES])
     weights = None
     if fast_calibration is not None and detector.has_maps:
         _, fast = detector.score_and_maps(sample)
