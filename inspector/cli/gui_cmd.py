@@ -7,9 +7,11 @@ HELP = "open the inspection station (default: the built-in demo)"
 
 def add_arguments(parser) -> None:
     """Arguments of ``inspector gui``."""
+    from inspector.sources.registry import spec_examples
+
     parser.add_argument("--model", metavar="MODEL", help="model file (default: the last one, else the demo)")
     parser.add_argument("--source", metavar="SPEC",
-                        help="camera:0 | video:PATH | stream:URL | folder:PATH | hotfolder:PATH")
+                        help=spec_examples())
     parser.add_argument("--quit-after", type=int, metavar="N",
                         help="process N frames, record them in the results database, then exit 0")
     parser.add_argument("--db", metavar="PATH", help="results database (default: in the user data folder)")

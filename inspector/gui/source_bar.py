@@ -1,14 +1,11 @@
-"""The source picker: camera index, video file, folder, hot folder or stream, as a spec string."""
+"""The source picker: one entry per registered source kind (camera, video, folder, ...), as a spec string."""
 
 from __future__ import annotations
 
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QComboBox, QFileDialog, QHBoxLayout, QLineEdit, QPushButton, QStyle, QWidget
 
-KINDS = (("camera", "Camera"), ("video", "Video file"), ("folder", "Folder"), ("hotfolder", "Hot folder"),
-         ("stream", "Stream"))
-_PLACEHOLDERS = {"camera": "camera index, e.g. 0", "video": "video file", "folder": "folder of images",
-                 "hotfolder": "folder watched for new images", "stream": "rtsp://host/path"}
+from inspector.sources.registry import SourceKind, source_kinds
 
 
 class SourceBar(QWidget):
@@ -23,8 +20,9 @@ class SourceBar(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.kind = QComboBox()
-        for key, label in KINDS:
-            self.kind.addItem(label, key)
+        self._kinds: dict[str, SourceKind] = {kind.name: kind for kind in source_kinds()}
+        for kind in self._kinds.values():
+            self.kind.addItem(kind.label, kind.name)
         self.value = QLineEdit()
         self.value.setMinimumWidth(170)
         self.browse_button = QPushButton()
@@ -59,21 +57,21 @@ class SourceBar(QWidget):
 
     def browse(self) -> None:
         """Choose a file or folder for the current kind."""
-        kind = self.kind.currentData()
-        if kind == "video":
-            chosen = QFileDialog.getOpenFileName(self, "Video file", self.value.text(),
+        kind = self._kinds[self.kind.currentData()]
+        if kind.browse == "file":
+            chosen = QFileDialog.getOpenFileName(self, kind.label, self.value.text(),
                                                  "Videos (*.mp4 *.avi *.mkv *.mov);;All files (*)")[0]
-        elif kind in ("folder", "hotfolder"):
-            chosen = QFileDialog.getExistingDirectory(self, "Folder", self.value.text())
+        elif kind.browse == "folder":
+            chosen = QFileDialog.getExistingDirectory(self, kind.label, self.value.text())
         else:
             return
         if chosen:
             self.value.setText(chosen)
 
     def _kind_changed(self) -> None:
-        kind = self.kind.currentData()
-        self.value.setPlaceholderText(_PLACEHOLDERS[kind])
-        self.browse_button.setEnabled(kind in ("video", "folder", "hotfolder"))
+        kind = self._kinds[self.kind.currentData()]
+        self.value.setPlaceholderText(kind.placeholder)
+        self.browse_button.setEnabled(kind.browse is not None)
 
     def _open(self) -> None:
         spec = self.spec()

@@ -27,6 +27,7 @@ import numpy as np
 from inspector.core.imageio import to_rgb8
 from inspector.core.records import Frame
 from inspector.sources.base import FrameSource, SourceState
+from inspector.sources.registry import SourceKind, register_source
 
 logger = logging.getLogger(__name__)
 
@@ -367,3 +368,34 @@ def _mask_password(url: str) -> str:
     if parts.port is not None:
         host = f"{host}:{parts.port}"
     return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
+
+
+STREAM_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https")
+
+
+def _build_camera(value: str, spec: str, options: dict[str, Any]) -> CameraSource:
+    if not value.isdigit():
+        raise ValueError(f"camera index must be a non-negative integer, got {value!r} in {spec!r}")
+    return CameraSource(int(value), **options)
+
+
+def _build_stream(value: str, spec: str, options: dict[str, Any]) -> StreamSource:
+    scheme = value.partition("://")[0].lower() if "://" in value else ""
+    if scheme not in STREAM_SCHEMES:
+        raise ValueError(f"stream URL {value!r} must start with one of "
+                         f"{', '.join(s + '://' for s in STREAM_SCHEMES)}")
+    return StreamSource(value, **options)
+
+
+def _build_video(value: str, spec: str, options: dict[str, Any]) -> VideoFileSource:
+    path = os.path.expanduser(value)
+    if not os.path.isfile(path):
+        raise ValueError(f"video file not found: {path}")
+    return VideoFileSource(path, **options)
+
+
+register_source(SourceKind("camera", "Camera", "camera index", "camera:0", "camera index, e.g. 0", None,
+                           _build_camera, order=10))
+register_source(SourceKind("video", "Video file", "path", "video:PATH", "video file", "file", _build_video, order=20))
+register_source(SourceKind("stream", "Stream", "URL", "stream:rtsp://HOST/PATH", "rtsp://host/path", None,
+                           _build_stream, order=50))

@@ -15,6 +15,7 @@ from pathlib import Path
 from inspector.core.imageio import ImageReadError, list_images, read_image
 from inspector.core.records import Frame
 from inspector.sources.base import FrameSource, SourceState
+from inspector.sources.registry import SourceKind, register_source, split_options
 
 
 def path_key(path: str | os.PathLike) -> str:
@@ -130,3 +131,18 @@ def read_error_message(exc: Exception, path: str | os.PathLike) -> str:
     text = str(exc)
     prefix = f"{Path(path)}: "
     return text[len(prefix) :] if text.startswith(prefix) else text
+
+
+_SPEC_OPTIONS = {"recursive": "recursive"}
+
+
+def _build_folder(value: str, spec: str, options: dict) -> FolderSource:
+    raw_path, spec_options = split_options(value, _SPEC_OPTIONS, spec)
+    path = os.path.expanduser(raw_path)
+    if not os.path.isdir(path):
+        raise ValueError(f"folder {path!r} is not an existing folder")
+    return FolderSource(path, **{**spec_options, **options})
+
+
+register_source(SourceKind("folder", "Folder", "path", "folder:PATH[?recursive=1]", "folder of images", "folder",
+                           _build_folder, order=30))

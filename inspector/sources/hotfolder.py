@@ -24,6 +24,7 @@ from inspector.core.imageio import ImageReadError, is_image_path, read_image
 from inspector.core.records import Frame
 from inspector.sources.base import FrameSource, SourceState
 from inspector.sources.folder import path_key, read_error_message
+from inspector.sources.registry import SourceKind, register_source, split_options
 
 Signature = tuple[int, int]  # (size in bytes, mtime in ns)
 
@@ -237,3 +238,18 @@ class HotFolderSource(FrameSource):
         # Only the watched folder itself being unreachable matters; skip unreadable sub-folders.
         if error.filename is None or path_key(error.filename) == path_key(self.path):
             raise error
+
+
+_SPEC_OPTIONS = {"recursive": "recursive", "existing": "include_existing", "poll": "poll_interval"}
+
+
+def _build_hotfolder(value: str, spec: str, options: dict) -> HotFolderSource:
+    raw_path, spec_options = split_options(value, _SPEC_OPTIONS, spec)
+    path = os.path.expanduser(raw_path)
+    if not os.path.isdir(path):
+        raise ValueError(f"hotfolder {path!r} is not an existing folder")
+    return HotFolderSource(path, **{**spec_options, **options})
+
+
+register_source(SourceKind("hotfolder", "Hot folder", "path", "hotfolder:PATH[?existing=1&poll=SECONDS]",
+                           "folder watched for new images", "folder", _build_hotfolder, order=40))
