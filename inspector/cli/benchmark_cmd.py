@@ -19,13 +19,14 @@ COLUMNS = [("image_auroc", "img AUROC", "{:.3f}"), ("f1", "F1", "{:.3f}"), ("esc
 def add_arguments(parser) -> None:
     """Arguments of ``inspector benchmark``."""
     from inspector.detectors.base import detector_kinds
+    from inspector.pipeline.maps import SEGMENTERS
 
     kinds = detector_kinds()
     parser.add_argument("root", metavar="ROOT")
     parser.add_argument("--format", choices=("text", "json"), default="text")
     parser.add_argument("--detector", nargs="+", default=[DEFAULT_DETECTOR], metavar="KIND",
                         choices=kinds, help="one or more of " + ", ".join(kinds) + " (several give a comparison)")
-    parser.add_argument("--segmenter", choices=("fast", "gradient"), help="also measure pixel AUROC and AUPRO")
+    parser.add_argument("--segmenter", choices=tuple(SEGMENTERS), help="also measure pixel AUROC and AUPRO")
     parser.add_argument("--image-size", type=int, metavar="N")
     parser.add_argument("--backbone", default="lite0")
     add_device(parser)

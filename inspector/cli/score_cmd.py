@@ -17,12 +17,16 @@ HELP = "score images (files or folders, recursive); exit 0 whatever the verdicts
 
 def add_arguments(parser) -> None:
     """Arguments of ``inspector score``."""
+    from inspector.pipeline.maps import SEGMENTERS
+
     parser.add_argument("model", metavar="MODEL", help="model file written by `inspector fit`")
     parser.add_argument("paths", metavar="PATH", nargs="+", help="image files or folders")
     parser.add_argument("--format", choices=("table", "jsonl", "csv"), default="table")
     parser.add_argument("--threshold", type=float, help="raw threshold instead of the calibrated one")
     parser.add_argument("--heatmaps", metavar="OUT_DIR", help="write overlay PNGs and maps of anomalous images here")
-    parser.add_argument("--segmenter", choices=("fast", "gradient"), default="fast", help="map method (default fast)")
+    parser.add_argument("--segmenter", choices=tuple(SEGMENTERS), default="fast",
+                        help="map method: " + "; ".join(f"{k}: {v[1]}" for k, v in SEGMENTERS.items())
+                        + " (default fast)")
     parser.add_argument("--all", action="store_true", help="with --heatmaps: maps for every image, not only NG")
     parser.add_argument("--opacity", type=float, default=0.5, help="heatmap opacity in overlays (default 0.5)")
     parser.add_argument("--batch-size", type=int, default=16)

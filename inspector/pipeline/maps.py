@@ -17,6 +17,18 @@ from inspector.segmentation.geometry import to_frame_geometry
 from inspector.segmentation.pixel_calibration import PixelCalibration, normalize_map
 from inspector.segmentation.regions import find_regions
 
+SEGMENTERS: dict[str, tuple[str, str]] = {
+    "fast": ("has_maps", "patch map from the scoring pass"),
+    "gradient": ("supports_gradient", "gradient of the score, weighted by the fast map when there is one"),
+}
+"""The map methods: name -> (the detector capability that enables it, one line for help texts).
+The CLI's ``--segmenter`` choices and a model's ``supported_segmenters`` are derived from it."""
+
+
+def supported_segmenters(detector: Detector) -> tuple[str, ...]:
+    """The map methods ``detector``'s capabilities allow, in :data:`SEGMENTERS` order."""
+    return tuple(name for name, (capability, _) in SEGMENTERS.items() if getattr(detector, capability))
+
 
 def to_heatmaps(images: Sequence[np.ndarray], raw: np.ndarray, method: str,
                 calibration: PixelCalibration | None) -> list[Heatmap]:

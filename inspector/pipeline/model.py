@@ -22,7 +22,7 @@ from inspector.core.policy import Threshold
 from inspector.core.progress import Progress, silent
 from inspector.core.records import Frame, Heatmap, InspectionResult
 from inspector.detectors.base import Detector, detector_class, pick_device
-from inspector.pipeline.maps import gradient_raw_maps, to_heatmaps
+from inspector.pipeline.maps import gradient_raw_maps, supported_segmenters, to_heatmaps
 from inspector.storage.model_file import ModelFileError, load_model_file, save_model_file
 
 MAP_CHOICES = (None, "fast")
@@ -81,10 +81,7 @@ class InspectionModel:
     @property
     def supported_segmenters(self) -> tuple[str, ...]:
         """Map methods this model can produce, from the detector's capabilities."""
-        methods = ["fast"] if self.detector.has_maps else []
-        if self.detector.supports_gradient:
-            methods.append("gradient")
-        return tuple(methods)
+        return supported_segmenters(self.detector)
 
     def with_calibration(self, calibration: Calibration) -> "InspectionModel":
         """A model sharing this detector, deciding with another calibration."""

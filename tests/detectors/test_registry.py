@@ -138,3 +138,17 @@ def test_fit_refuses_no_fast_map_for_a_detector_without_the_switch(tmp_path, cap
                  "--no-fast-map", "--quiet"])
     assert code == 2
     assert "--no-fast-map" in capsys.readouterr().err
+
+
+def test_segmenter_choices_and_a_models_segmenters_come_from_one_table(tiny):
+    from inspector.pipeline.maps import SEGMENTERS, supported_segmenters
+
+    parser = build_parser()
+    assert _choices(parser, "score", "--segmenter") == tuple(SEGMENTERS)
+    assert _choices(parser, "benchmark", "--segmenter") == tuple(SEGMENTERS)
+    assert supported_segmenters(TinyDetector()) == ()      # no map, no differentiable score
+
+    class Mapped(TinyDetector):
+        has_maps = True
+
+    assert supported_segmenters(Mapped()) == ("fast",)
