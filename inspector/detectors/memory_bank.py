@@ -11,6 +11,8 @@ the images being scored (see :meth:`MemoryBank.distances`).
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import numpy as np
 import torch
 
@@ -23,6 +25,26 @@ DIMENSIONS = 64
 _QUERY_CHUNK = 4096
 
 
+@contextmanager
+def _one_cpu_thread(device: torch.device):
+    """Run torch's CPU ops on one thread inside the block (restored after).
+
+    The coreset loop is thousands of small, dependent steps; on a CPU whose other
+    core is busy (the station's inference thread, other processes) splitting each
+    step over two threads costs far more in synchronisation than it gains
+    (README, "Fit time").
+    """
+    if device.type != "cpu":
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def greedy_coreset(points: torch.Tensor, size: int, seed: int = 0) -> torch.Tensor:
     """Indices of ``size`` points chosen by greedy k-center selection (farthest point first).
 
@@ -32,6 +54,12 @@ def greedy_coreset(points: torch.Tensor, size: int, seed: int = 0) -> torch.Tens
     count = points.shape[0]
     if size >= count:
         return torch.arange(count)
+    with _one_cpu_thread(points.device):
+        return _greedy(points, size, seed)
+
+
+def _greedy(points: torch.Tensor, size: int, seed: int) -> torch.Tensor:
+    count = points.shape[0]
     generator = torch.Generator().manual_seed(seed)
     norms = (points * points).sum(1)
     first = int(torch.randint(count, (1,), generator=generator))
