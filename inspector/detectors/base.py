@@ -8,9 +8,7 @@ did not see (k-fold refits for cheap models, a validation split for trained ones
 
 from __future__ import annotations
 
-import importlib
 import inspect
-import pkgutil
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import ClassVar, Sequence
@@ -20,6 +18,7 @@ import torch
 
 from inspector.backbones.preprocessing import Preprocessing
 from inspector.catalog import DEFAULT_DETECTOR
+from inspector.core.plugins import import_submodules
 from inspector.core.progress import Progress
 
 
@@ -168,9 +167,7 @@ def discover_detectors() -> None:
     global _discovered
     if _discovered:
         return
-    package = importlib.import_module(__package__)
-    for module in pkgutil.iter_modules(package.__path__, prefix=f"{__package__}."):
-        importlib.import_module(module.name)
+    import_submodules(__package__)
     _discovered = True
 
 

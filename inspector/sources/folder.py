@@ -15,7 +15,7 @@ from pathlib import Path
 from inspector.core.imageio import ImageReadError, list_images, read_image
 from inspector.core.records import Frame
 from inspector.sources.base import FrameSource, SourceState
-from inspector.sources.registry import SourceKind, register_source, split_options
+from inspector.sources.registry import SourceKind, folder_and_options, register_source
 
 
 def path_key(path: str | os.PathLike) -> str:
@@ -137,10 +137,7 @@ _SPEC_OPTIONS = {"recursive": "recursive"}
 
 
 def _build_folder(value: str, spec: str, options: dict) -> FolderSource:
-    raw_path, spec_options = split_options(value, _SPEC_OPTIONS, spec)
-    path = os.path.expanduser(raw_path)
-    if not os.path.isdir(path):
-        raise ValueError(f"folder {path!r} is not an existing folder")
+    path, spec_options = folder_and_options(value, _SPEC_OPTIONS, spec, "folder")
     return FolderSource(path, **{**spec_options, **options})
 
 

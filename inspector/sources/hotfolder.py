@@ -24,7 +24,7 @@ from inspector.core.imageio import ImageReadError, is_image_path, read_image
 from inspector.core.records import Frame
 from inspector.sources.base import FrameSource, SourceState
 from inspector.sources.folder import path_key, read_error_message
-from inspector.sources.registry import SourceKind, register_source, split_options
+from inspector.sources.registry import SourceKind, folder_and_options, register_source
 
 Signature = tuple[int, int]  # (size in bytes, mtime in ns)
 
@@ -244,10 +244,7 @@ _SPEC_OPTIONS = {"recursive": "recursive", "existing": "include_existing", "poll
 
 
 def _build_hotfolder(value: str, spec: str, options: dict) -> HotFolderSource:
-    raw_path, spec_options = split_options(value, _SPEC_OPTIONS, spec)
-    path = os.path.expanduser(raw_path)
-    if not os.path.isdir(path):
-        raise ValueError(f"hotfolder {path!r} is not an existing folder")
+    path, spec_options = folder_and_options(value, _SPEC_OPTIONS, spec, "hotfolder")
     return HotFolderSource(path, **{**spec_options, **options})
 
 

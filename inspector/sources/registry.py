@@ -8,11 +8,11 @@ source picker are all derived from these entries.
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
+import os
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from inspector.core.plugins import import_submodules
 from inspector.sources.base import FrameSource
 
 
@@ -67,9 +67,7 @@ def discover_sources() -> None:
     global _discovered
     if _discovered:
         return
-    package = importlib.import_module(__package__)
-    for module in pkgutil.iter_modules(package.__path__, prefix=f"{__package__}."):
-        importlib.import_module(module.name)
+    import_submodules(__package__)
     _discovered = True
 
 
@@ -88,6 +86,19 @@ def source_kind(name: str) -> SourceKind | None:
 def spec_examples() -> str:
     """``camera:0 | video:PATH | ...``, for help texts."""
     return " | ".join(kind.example for kind in source_kinds())
+
+
+def folder_and_options(rest: str, allowed: dict[str, str], spec: str, kind: str) -> tuple[str, dict[str, Any]]:
+    """:func:`split_options` for sources that watch a folder: the path must be an existing folder.
+
+    Raises:
+        ValueError: naming ``kind`` when the path is not an existing folder, or for a bad option.
+    """
+    raw_path, options = split_options(rest, allowed, spec)
+    path = os.path.expanduser(raw_path)
+    if not os.path.isdir(path):
+        raise ValueError(f"{kind} {path!r} is not an existing folder")
+    return path, options
 
 
 def split_options(rest: str, allowed: dict[str, str], spec: str) -> tuple[str, dict[str, Any]]:
