@@ -85,6 +85,14 @@ class FusionDetector(GaussianDetector):
         grid = self.bank.distances(bank_features(features), exclude)
         return grid_to_map(grid, self.preprocessing.image_size, self.patch_map.sigma)
 
+    def _patch_maps(self, features: torch.Tensor, mean: torch.Tensor, std: torch.Tensor,
+                    exclude: np.ndarray | None = None) -> dict[str, torch.Tensor]:
+        """The position map, and the bank map when the bank is used, of a batch of patch features."""
+        maps = {"position": self._position_map(features, mean, std)}
+        if "bank" in self.components:
+            maps["bank"] = self._bank_map(features, exclude)
+        return maps
+
     def _standardize(self, component: str, values: torch.Tensor) -> torch.Tensor:
         mean, std = self.norms[component]
         return (values - mean) / std
@@ -148,13 +156,11 @@ class FusionDetector(GaussianDetector):
                     self._first_fold = (held, gaussians)
                 self.patch_map.set_statistics(*(a - b for a, b in zip(total, fold_stats[fold])))
                 mean, std = self._position_statistics(features[torch.as_tensor(train)])
-                position = self._position_map(features[torch.as_tensor(held)], mean, std)
-                held_out["position"][held] = position.amax((1, 2)).double().cpu().numpy()
-                bank = self._bank_map(features[torch.as_tensor(held)], exclude=held) if "bank" in self.components \
-                    else torch.zeros_like(position)
-                held_out["bank"][held] = bank.amax((1, 2)).double().cpu().numpy()
+                fold_maps = self._patch_maps(features[torch.as_tensor(held)], mean, std, exclude=held)
+                for component, values in fold_maps.items():
+                    held_out[component][held] = values.amax((1, 2)).double().cpu().numpy()
                 if fold == 0:
-                    first_maps = {"position": position.cpu(), "bank": bank.cpu()}
+                    first_maps = {component: values.cpu() for component, values in fold_maps.items()}
                 if on_fold is not None:
                     on_fold(held, lambda p, s, g=gaussians, m=mean, d=std, h=held: self._fold_evidence(p, s, g, m, d, h))
             progress.update(len(splits) + 1, steps, "fitting the final model")
@@ -177,9 +183,8 @@ class FusionDetector(GaussianDetector):
         for start in range(0, len(rows), 64):
             part = slice(start, start + 64)
             features = self.patch_map.features([m[part] for m in spatial])
-            out["position"][part] = self._position_map(features, mean, std).amax((1, 2)).double().cpu().numpy()
-            if "bank" in self.components:
-                out["bank"][part] = self._bank_map(features, exclude=held).amax((1, 2)).double().cpu().numpy()
+            for component, values in self._patch_maps(features, mean, std, exclude=held).items():
+                out[component][part] = values.amax((1, 2)).double().cpu().numpy()
         return out
 
     def fuse_evidence(self, evidence: dict[str, np.ndarray]) -> np.ndarray:
@@ -231,9 +236,7 @@ class FusionDetector(GaussianDetector):
     def _evaluate(self, pooled: list[torch.Tensor], spatial: list[torch.Tensor], with_maps: bool):
         """Fused scores (and the fused map) of one batch of backbone outputs."""
         features = self.patch_map.features(spatial)
-        component_maps = {"position": self._position_map(features, self.position_mean, self.position_std)}
-        if "bank" in self.components:
-            component_maps["bank"] = self._bank_map(features)
+        component_maps = self._patch_maps(features, self.position_mean, self.position_std)
         evidence = {"global": self._score_pooled(pooled)}
         evidence.update({c: m.amax((1, 2)) for c, m in component_maps.items()})
         fused_map = None
