@@ -21,7 +21,7 @@ from platformdirs import user_data_dir
 from inspector.core.imageio import write_image
 from inspector.core.records import InspectionResult
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 DB_FILENAME = "results.sqlite3"
 ERROR_VERDICT = "ERROR"
 
@@ -41,10 +41,24 @@ CREATE TABLE IF NOT EXISTS decisions (
     latency_ms   REAL,
     image_path   TEXT,
     overlay_path TEXT,
-    error        TEXT
+    error        TEXT,
+    uid          TEXT,
+    content_hash TEXT
 );
 CREATE INDEX IF NOT EXISTS decisions_time ON decisions (time);
 CREATE INDEX IF NOT EXISTS decisions_source_path ON decisions (source, path);
+"""
+
+# Schema 2 adds a decision's unique id (a journal replays a decision at most once)
+# and the content hash of the inspected file (resume keyed on content, not on the name).
+_UPGRADES = {
+    2: """
+ALTER TABLE decisions ADD COLUMN uid TEXT;
+ALTER TABLE decisions ADD COLUMN content_hash TEXT;
+""",
+}
+_INDEXES = """
+CREATE UNIQUE INDEX IF NOT EXISTS decisions_uid ON decisions (uid) WHERE uid IS NOT NULL;
 """
 
 
@@ -129,7 +143,14 @@ class ResultStore:
                 f"{self.path}: written by a newer Inspector (schema {version} > {SCHEMA_VERSION})"
             )
         with self._conn:
-            self._conn.executescript(_SCHEMA)
+            has_table = self._conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'decisions'"
+            ).fetchone()
+            if has_table and version < SCHEMA_VERSION:
+                for step in range(max(version, 1) + 1, SCHEMA_VERSION + 1):
+                    for statement in filter(None, (s.strip() for s in _UPGRADES[step].split(";"))):
+                        self._conn.execute(statement)
+            self._conn.executescript(_SCHEMA + _INDEXES)
             self._conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
     # -- writing -------------------------------------------------------------
@@ -139,6 +160,9 @@ class ResultStore:
         result: InspectionResult,
         image_path: str | os.PathLike | None = None,
         overlay_path: str | os.PathLike | None = None,
+        uid: str | None = None,
+        content_hash: str | None = None,
+        recorded_at: str | None = None,
     ) -> int:
         """Store one decision and commit it.
 
@@ -146,13 +170,18 @@ class ResultStore:
             result: The decision.
             image_path: The saved copy of the frame (see :meth:`save_ng_image`).
             overlay_path: The saved overlay, if any.
+            uid: A unique id of this decision. A second call with the same id stores
+                nothing and returns the first row's id (a journal replay is idempotent).
+            content_hash: Hash of the inspected file's bytes, for resuming by content.
+            recorded_at: When the decision was made (ISO text, see :func:`utc_iso`),
+                if not now (a decision replayed from a journal keeps its time).
 
         Returns:
             The row id.
         """
         frame = result.frame
         return self._insert(
-            time=utc_iso(),
+            time=recorded_at or utc_iso(),
             frame_time=utc_iso(frame.timestamp),
             source=frame.source,
             frame_id=frame.frame_id,
@@ -165,6 +194,8 @@ class ResultStore:
             latency_ms=float(result.latency_ms),
             image_path=_text(image_path),
             overlay_path=_text(overlay_path),
+            uid=uid,
+            content_hash=content_hash,
         )
 
     def record_error(
@@ -174,33 +205,51 @@ class ResultStore:
         path: str | os.PathLike | None = None,
         frame_id: int | None = None,
         model_hash: str | None = None,
+        uid: str | None = None,
+        content_hash: str | None = None,
+        recorded_at: str | None = None,
     ) -> int:
         """Store a frame that could not be inspected (e.g. a corrupt file), verdict ``"ERROR"``.
 
         Such rows count as done for :meth:`done_paths`, so a resumed batch does
         not stumble over the same file again.
 
+        Args:
+            uid, content_hash, recorded_at: As for :meth:`record`.
+
         Returns:
             The row id.
         """
         return self._insert(
-            time=utc_iso(),
+            time=recorded_at or utc_iso(),
             source=source,
             frame_id=frame_id,
             path=_text(path),
             verdict=ERROR_VERDICT,
             model_hash=model_hash,
             error=message,
+            uid=uid,
+            content_hash=content_hash,
         )
 
     def _insert(self, **values: Any) -> int:
         columns = ", ".join(values)
         marks = ", ".join("?" for _ in values)
         with self._lock, self._conn:
+            uid = values.get("uid")
+            if uid is not None:
+                row = self._conn.execute("SELECT id FROM decisions WHERE uid = ?", (uid,)).fetchone()
+                if row is not None:
+                    return int(row[0])
             cursor = self._conn.execute(
                 f"INSERT INTO decisions ({columns}) VALUES ({marks})", tuple(values.values())
             )
             return int(cursor.lastrowid)
+
+    def has_uid(self, uid: str) -> bool:
+        """Whether a decision with this unique id is stored."""
+        with self._lock:
+            return self._conn.execute("SELECT 1 FROM decisions WHERE uid = ?", (uid,)).fetchone() is not None
 
     def save_ng_image(
         self, result: InspectionResult, overlay: np.ndarray | None = None

@@ -154,3 +154,37 @@ def test_default_db_path(monkeypatch, tmp_path):
     monkeypatch.delenv("INSPECTOR_DATA_DIR")
     assert default_db_path().name == "results.sqlite3"
     assert "inspector" in str(default_db_path().parent)
+
+
+def test_same_uid_is_stored_once_and_keeps_its_time(tmp_path):
+    with ResultStore(tmp_path / "r.db") as store:
+        first = store.record(result("/lot7/a.png"), uid="u-1", content_hash="h1",
+                             recorded_at="2026-01-02T03:04:05.000+00:00")
+        again = store.record(result("/lot7/a.png"), uid="u-1", content_hash="h1")
+        other = store.record_error("folder:/lot7", "bad", "/lot7/b.png", uid="u-2")
+        assert again == first and other != first
+        assert store.has_uid("u-1") and not store.has_uid("u-3")
+        rows = store.query()
+    assert len(rows) == 2
+    kept = [r for r in rows if r["uid"] == "u-1"][0]
+    assert kept["time"] == "2026-01-02T03:04:05.000+00:00" and kept["content_hash"] == "h1"
+
+
+def test_a_schema_1_database_is_upgraded_in_place(tmp_path):
+    db = tmp_path / "old.db"
+    conn = sqlite3.connect(db)
+    conn.executescript(
+        "CREATE TABLE decisions (id INTEGER PRIMARY KEY AUTOINCREMENT, time TEXT NOT NULL, frame_time TEXT,"
+        " source TEXT NOT NULL, frame_id INTEGER, path TEXT, raw_score REAL, score REAL, threshold REAL,"
+        " verdict TEXT NOT NULL, model_hash TEXT, latency_ms REAL, image_path TEXT, overlay_path TEXT,"
+        " error TEXT);"
+        "INSERT INTO decisions (time, source, path, verdict) VALUES ('t', 'folder:/lot7', '/lot7/a.png', 'OK');"
+        "PRAGMA user_version=1;"
+    )
+    conn.close()
+    with ResultStore(db) as store:
+        store.record(result("/lot7/b.png"), uid="u-9")
+        rows = store.query()
+    assert [r["path"] for r in rows] == ["/lot7/b.png", "/lot7/a.png"]
+    assert rows[0]["uid"] == "u-9" and rows[1]["uid"] is None
+    assert sqlite3.connect(db).execute("PRAGMA user_version").fetchone()[0] == 2
