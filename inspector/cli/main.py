@@ -1,7 +1,6 @@
 """Entry point of the ``inspector`` command.
 
-Exit codes: 0 success (whatever the verdicts), 2 usage or input error,
-3 model file or backbone error, 130 cancelled with Ctrl-C.
+Exit codes: see :mod:`inspector.core.exit_codes`.
 """
 
 from __future__ import annotations
@@ -25,9 +24,7 @@ from inspector.cli import (
     speed_cmd,
 )
 
-EXIT_USAGE = 2
-EXIT_MODEL = 3
-EXIT_CANCELLED = 130
+from inspector.core.exit_codes import EXIT_CANCELLED, EXIT_MODEL, EXIT_USAGE  # noqa: F401 (re-exported)
 
 COMMANDS = {
     "gui": gui_cmd,

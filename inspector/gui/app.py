@@ -21,7 +21,7 @@ from inspector.workers.store_holder import StoreHolder
 
 logger = logging.getLogger(__name__)
 
-EXIT_OK, EXIT_FAILED = 0, 2
+from inspector.core.exit_codes import EXIT_OK, EXIT_USAGE as EXIT_FAILED
 
 
 class Launcher(QObject):
