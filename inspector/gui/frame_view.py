@@ -2,8 +2,9 @@
 
 The heatmap is a second image item with an RGBA lookup table, so changing the
 opacity repaints without recomputing anything. Values are the model's
-normalized map (1.0 = calibrated pixel threshold): below half the threshold
-the layer is fully transparent.
+normalized map (1.0 = calibrated pixel threshold), coloured as saved overlays
+are (:mod:`inspector.segmentation.heat_colours`): below half the threshold the
+layer is fully transparent.
 """
 
 from __future__ import annotations
@@ -16,19 +17,9 @@ from PySide6.QtWidgets import QGraphicsRectItem
 
 from inspector.core.records import Heatmap
 from inspector.gui.theme import BACKGROUND, NG_COLOR
+from inspector.segmentation.heat_colours import HEAT_MAX, heat_rgba_table
 
-HEAT_LEVELS = (0.0, 2.0)  # map values shown: 0 .. twice the pixel threshold
-
-
-def heat_lookup_table(size: int = 256) -> np.ndarray:
-    """RGBA table: transparent up to half the pixel threshold, then yellow to red, opaque at it."""
-    t = np.linspace(0.0, 1.0, size)  # t = value / 2
-    lut = np.zeros((size, 4), dtype=np.uint8)
-    lut[:, 0] = 255
-    lut[:, 1] = np.clip(230 * (1.0 - (t - 0.25) / 0.75), 0, 230).astype(np.uint8)
-    lut[:, 2] = np.clip(80 * (1.0 - t * 2), 0, 80).astype(np.uint8)
-    lut[:, 3] = (np.clip((t - 0.25) / 0.25, 0.0, 1.0) * 255).astype(np.uint8)
-    return lut
+HEAT_LEVELS = (0.0, HEAT_MAX)  # map values shown: 0 .. twice the pixel threshold
 
 
 class FrameView(pg.GraphicsLayoutWidget):
@@ -47,7 +38,7 @@ class FrameView(pg.GraphicsLayoutWidget):
         self.view.setDefaultPadding(0.01)
         self.image_item = pg.ImageItem(axisOrder="row-major")
         self.heat_item = pg.ImageItem(axisOrder="row-major")
-        self.heat_item.setLookupTable(heat_lookup_table())
+        self.heat_item.setLookupTable(heat_rgba_table())
         self.heat_item.setZValue(10)
         self.heat_item.setOpacity(opacity)
         self.view.addItem(self.image_item)

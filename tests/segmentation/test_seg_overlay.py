@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 
 from inspector.core.records import Heatmap
+from inspector.segmentation.heat_colours import HEAT_FLOOR, HEAT_MAX, heat_rgba_table
 from inspector.segmentation.overlay import render_overlay
 
 GOLDEN = Path(__file__).parent / "golden" / "overlay_blobs.png"
@@ -49,7 +50,7 @@ def test_good_areas_look_exactly_like_the_frame() -> None:
     frame = synthetic_frame()
     values = synthetic_map()
     out = render_overlay(frame, values)
-    quiet = values < 0.3
+    quiet = values < HEAT_FLOOR
     assert quiet.mean() > 0.5
     assert np.array_equal(out[quiet], frame[quiet])
     assert not np.array_equal(out[values > 1.2], frame[values > 1.2])
@@ -64,6 +65,19 @@ def test_colour_scale_is_fixed_not_stretched_per_image() -> None:
     values_with_hot_spot[40:55, 60:75] = 5.0
     together = render_overlay(frame, values_with_hot_spot, contours=False)
     assert np.array_equal(alone[10:30, 10:30], together[10:30, 10:30])
+
+
+def test_saved_overlays_use_the_live_views_colours() -> None:
+    """One colouring: a saved overlay at full opacity on black shows the live view's table colour."""
+    table = heat_rgba_table()
+    frame = np.zeros((10, 40, 3), np.uint8)
+    values = np.repeat(np.linspace(0.0, HEAT_MAX, 40, dtype=np.float32)[None, :], 10, axis=0)
+    out = render_overlay(frame, values, opacity=1.0, contours=False)
+    index = np.round(values[0] / HEAT_MAX * (len(table) - 1)).astype(int)
+    expected = np.round(table[index, :3] * (table[index, 3:] / 255.0)).astype(int)
+    assert np.abs(out[0].astype(int) - expected).max() <= 2
+    assert np.array_equal(out[0][values[0] < HEAT_FLOOR], frame[0][values[0] < HEAT_FLOOR])
+    assert (out[0][values[0] >= 1.0][:, 0] == 255).all()  # opaque red channel at and above the threshold
 
 
 def test_contours_outline_only_above_threshold_regions() -> None:
