@@ -17,7 +17,7 @@ from efficientnet_pytorch.utils import BlockDecoder, GlobalParams, round_filters
 from torch import nn
 
 from inspector.backbones.preprocessing import Preprocessing
-from inspector.catalog import B_BACKBONES, BACKBONES
+from inspector.backbones.catalog import BackboneSpec, backbone_names, backbone_spec
 from inspector.backbones.weights import (
     WeightsError,
     file_sha256,
@@ -35,10 +35,7 @@ _STAGES = [
     "r1_k3_s11_e6_i192_o320",
 ]
 
-# name: (width, depth, native resolution)
-LITE_PARAMS = {"lite0": (1.0, 1.0, 224), "lite1": (1.0, 1.1, 240), "lite2": (1.1, 1.2, 260)}
-B_NAMES = B_BACKBONES
-BACKBONE_NAMES = BACKBONES
+BACKBONE_NAMES = backbone_names()
 
 
 @dataclass(frozen=True)
@@ -93,8 +90,8 @@ class FeatureBackbone(nn.Module):
         return self.net._fc(torch.flatten(self.net._avg_pooling(head), 1))
 
 
-def _lite_network(name: str) -> tuple[EfficientNet, list[int]]:
-    width, depth, size = LITE_PARAMS[name]
+def _lite_network(spec: BackboneSpec) -> tuple[EfficientNet, list[int]]:
+    width, depth, size = spec.width, spec.depth, spec.native_size
     params = GlobalParams(
         width_coefficient=width, depth_coefficient=None, image_size=size, dropout_rate=0.2,
         num_classes=1000, batch_norm_momentum=0.99, batch_norm_epsilon=1e-3,
@@ -140,8 +137,8 @@ def _stage_ends(repeats: list[int]) -> list[int]:
     return ends
 
 
-def _b_network(name: str) -> tuple[EfficientNet, list[int]]:
-    net = EfficientNet.from_name(f"efficientnet-{name}")
+def _b_network(spec: BackboneSpec) -> tuple[EfficientNet, list[int]]:
+    net = EfficientNet.from_name(f"efficientnet-{spec.name}")
     net.set_swish(memory_efficient=False)
     params = net._global_params
     repeats = [math.ceil(params.depth_coefficient * s.num_repeat) for s in BlockDecoder.decode(_STAGES)]
@@ -173,23 +170,23 @@ def build_backbone(name: str = "lite0", weights: str | Path | None = None,
         WeightsError: unknown name, missing or unreadable weights, or weights that
             do not fit the architecture.
     """
-    name = name.lower().removeprefix("efficientnet-")
-    if name in LITE_PARAMS:
-        net, stage_ends = _lite_network(name)
-        native = LITE_PARAMS[name][2]
+    try:
+        spec = backbone_spec(name)
+    except KeyError as exc:
+        raise WeightsError(exc.args[0]) from None
+    name, native = spec.name, spec.native_size
+    if spec.family == "lite":
+        net, stage_ends = _lite_network(spec)
         path = Path(weights) if weights else packaged_weights_path(name)
-    elif name in B_NAMES:
+    else:
         if not weights:
             raise WeightsError(
                 f"backbone {name!r} needs a weights file: pass --weights PATH to an ImageNet "
                 f"state dict for efficientnet-{name} (efficientnet-pytorch key naming); "
                 "Inspector never downloads weights"
             )
-        net, stage_ends = _b_network(name)
-        native = EfficientNet.get_image_size(f"efficientnet-{name}")
+        net, stage_ends = _b_network(spec)
         path = Path(weights)
-    else:
-        raise WeightsError(f"unknown backbone {name!r}; choose one of {', '.join(BACKBONE_NAMES)}")
     state = load_state_dict(path)
     try:
         net.load_state_dict(state, strict=True)
@@ -210,8 +207,9 @@ def build_backbone(name: str = "lite0", weights: str | Path | None = None,
 
 def default_preprocessing(name: str, image_size: int | None = None) -> Preprocessing:
     """The input convention the backbone's weights were trained with."""
-    name = name.lower().removeprefix("efficientnet-")
-    size = image_size or (LITE_PARAMS[name][2] if name in LITE_PARAMS else 224)
-    if name in LITE_PARAMS:
-        return Preprocessing(image_size=size, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
-    return Preprocessing(image_size=size, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
+    try:
+        spec = backbone_spec(name)
+    except KeyError as exc:
+        raise WeightsError(exc.args[0]) from None
+    size = image_size or (spec.native_size if spec.family == "lite" else 224)
+    return Preprocessing(image_size=size, mean=spec.mean, std=spec.std)

