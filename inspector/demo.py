@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from pathlib import Path
 
-from platformdirs import user_data_dir
 
+from inspector.core import paths
 from inspector.core.progress import Progress, silent
 
 log = logging.getLogger(__name__)
@@ -21,9 +20,8 @@ DEMO_VERSION = 1
 
 
 def demo_dir() -> Path:
-    """Where the demo lives (``$INSPECTOR_DATA_DIR/demo`` if set)."""
-    base = os.environ.get("INSPECTOR_DATA_DIR") or user_data_dir("inspector", appauthor=False)
-    return Path(base) / "demo"
+    """Where the demo lives (``$INSPECTOR_DATA_DIR/demo`` if set; see :mod:`inspector.core.paths`)."""
+    return paths.demo_dir()
 
 
 def ensure_demo(progress: Progress | None = None) -> tuple[Path, str]:

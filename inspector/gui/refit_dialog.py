@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from pathlib import Path
 
-from platformdirs import user_data_dir
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QComboBox,
@@ -27,6 +25,7 @@ from PySide6.QtWidgets import (
 
 from inspector.catalog import BACKBONES, DEFAULT_DETECTOR
 from inspector.detectors.base import DetectorEntry, detector_catalog
+from inspector.core.paths import models_dir
 from inspector.gui.path_field import PathField
 from inspector.gui.theme import MUTED, NG_COLOR, OK_COLOR
 from inspector.workers.fit_worker import FitRequest
@@ -35,8 +34,7 @@ from inspector.workers.fit_worker import FitRequest
 
 def default_model_path() -> str:
     """A fresh model file name in the user data folder (``$INSPECTOR_DATA_DIR`` when set)."""
-    folder = Path(os.environ.get("INSPECTOR_DATA_DIR") or user_data_dir("inspector")) / "models"
-    return str(folder / f"refit-{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}.safetensors")
+    return str(models_dir() / f"refit-{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}.safetensors")
 
 
 def available_detectors() -> tuple[DetectorEntry, ...]:
