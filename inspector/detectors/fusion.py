@@ -5,7 +5,7 @@ Three kinds of evidence come from the same EfficientNet pass:
 - **global**: the Gaussian detector's score, the sum over levels of Mahalanobis
   distances of pooled features (Rippel et al., 2020): overall appearance;
 - **position**: a Gaussian per grid position with a shared covariance on the
-  stride-8/16 patch features (:mod:`inspector.segmentation.patch_map`), each cell's
+  stride-8/16 patch features (:mod:`inspector.detectors.patch_map`), each cell's
   distance standardized by that cell's mean and spread over the reference images,
   so that busy places of an aligned part do not drown quiet ones: catches what is
   wrong *for its place* (a hole where none belongs);
@@ -35,7 +35,8 @@ from inspector.detectors.base import FitResult, batches, kfold_indices, register
 from inspector.detectors.gaussian import ALL_LEVELS, MIN_IMAGES, WARN_IMAGES, GaussianDetector, log
 from inspector.detectors.gaussian_fit import fit_gaussian
 from inspector.detectors.memory_bank import CORESET, DIMENSIONS, MemoryBank
-from inspector.segmentation.patch_map import PatchMapModel, grid_to_map
+from inspector.detectors.patch_map import PatchMapModel
+from inspector.segmentation.smoothing import grid_to_map
 
 COMPONENTS = ("global", "position", "bank")
 SPREAD = 3.0

@@ -7,7 +7,7 @@ covariance, fitted in float64) is fitted per level to the good images; the image
 score is the sum over levels of the (non-squared) Mahalanobis distances.
 
 The same forward pass also feeds the fast patch-level map
-(:mod:`inspector.segmentation.patch_map`) when one is attached.
+(:mod:`inspector.detectors.patch_map`) when one is attached.
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ class GaussianDetector(Detector):
         self.patch_map = self._new_patch_map() if fast_map else None
 
     def _new_patch_map(self):
-        from inspector.segmentation.patch_map import PatchMapModel
+        from inspector.detectors.patch_map import PatchMapModel
 
         return PatchMapModel.for_backbone(self.net.info, device=self.device)
 
@@ -248,7 +248,7 @@ class GaussianDetector(Detector):
         detector.means = [tensors[f"gaussian.level{lvl}.mean"].to(device) for lvl in detector.levels]
         detector.precisions = [tensors[f"gaussian.level{lvl}.precision"].to(device) for lvl in detector.levels]
         if config.get("patch_map"):
-            from inspector.segmentation.patch_map import PatchMapModel
+            from inspector.detectors.patch_map import PatchMapModel
 
             prefix = "patch_map."
             own = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}

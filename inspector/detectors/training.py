@@ -23,7 +23,8 @@ from torch import nn
 from inspector.backbones.preprocessing import Preprocessing
 from inspector.core.progress import Progress
 from inspector.detectors.base import Detector, FitResult, pick_device
-from inspector.detectors.ssim import gaussian_window, local_mean
+
+from inspector.segmentation.smoothing import smooth_maps  # noqa: F401 (the detectors import it from here)
 
 MIN_IMAGES = 10
 SCORE_METHODS = ("top", "max", "mean")
@@ -248,20 +249,6 @@ def map_scores(maps: torch.Tensor, method: str = "top", fraction: float = 0.01) 
         return flat.topk(k, dim=1).values.mean(dim=1)
     side = max(1, round(math.sqrt(fraction * flat.shape[1])))
     return F.avg_pool2d(maps[:, None], side, stride=1).flatten(1).max(dim=1).values
-
-
-def smooth_maps(maps: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Gaussian blur of maps ``(N, H, W)`` with standard deviation ``sigma`` pixels (reflect-padded; 0: unchanged).
-
-    Residual maps of textures are speckled: every fine texture edge the network does not
-    reproduce exactly leaves a thin residual, while a defect leaves a dense patch of them.
-    Averaging over a few pixels keeps dense residuals and lowers isolated ones.
-    """
-    if sigma <= 0:
-        return maps
-    radius = min(math.ceil(3 * sigma), (min(maps.shape[-2:]) - 1) // 2)
-    window = gaussian_window(2 * radius + 1, sigma, maps.device, maps.dtype)
-    return local_mean(maps[:, None], window)[:, 0]
 
 
 class TrainedDetector(Detector):

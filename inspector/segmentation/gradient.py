@@ -58,7 +58,7 @@ import torch.nn.functional as F
 
 from inspector.core.progress import Progress
 from inspector.detectors.base import Detector
-from inspector.segmentation.patch_map import SMOOTH_SIGMA, smooth_maps
+from inspector.segmentation.smoothing import SMOOTH_SIGMA, smooth_maps
 
 DEFAULT_ALPHA = 0.002
 DEFAULT_LAMBDA = 0.0

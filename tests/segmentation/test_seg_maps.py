@@ -16,7 +16,8 @@ from inspector.datasets.synthetic import generate_dataset
 from inspector.detectors.gaussian import GaussianDetector
 from inspector.metrics.pixel import pixel_auroc
 from inspector.segmentation.gradient import gradient_map, gradient_scale
-from inspector.segmentation.patch_map import PatchMapModel, smooth_maps
+from inspector.detectors.patch_map import PatchMapModel
+from inspector.segmentation.smoothing import smooth_maps
 
 pytestmark = pytest.mark.usefixtures("single_threaded")
 

@@ -43,7 +43,6 @@ with the held-out maps takes 0.6 s for 100 images and 0.8 s for 200.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -52,36 +51,14 @@ import torch.nn.functional as F
 
 from inspector.backbones.efficientnet import BackboneInfo
 from inspector.core.progress import Progress
+from inspector.segmentation.smoothing import SMOOTH_SIGMA, grid_to_map, smooth_maps  # noqa: F401 (part of this API)
 
 KIND = "patch-gaussian"
 LEVEL_STRIDES = (8, 16)
 POOL = 3
-SMOOTH_SIGMA = 4.0
 # Ridge added to the covariance, relative to its mean variance.
 RIDGE = 0.01
 _CHUNK = 32
-
-
-def smooth_maps(maps: torch.Tensor, sigma: float = SMOOTH_SIGMA) -> torch.Tensor:
-    """Gaussian-smooth ``(N, H, W)`` maps with a separable kernel, on their own device."""
-    if sigma <= 0:
-        return maps
-    radius = max(1, math.ceil(3.0 * sigma))
-    radius = min(radius, maps.shape[-1] - 1, maps.shape[-2] - 1)
-    taps = torch.arange(-radius, radius + 1, device=maps.device, dtype=maps.dtype)
-    kernel = torch.exp(-0.5 * (taps / sigma) ** 2)
-    kernel = kernel / kernel.sum()
-    x = maps.unsqueeze(1)
-    x = F.conv2d(F.pad(x, (radius, radius, 0, 0), mode="reflect"), kernel.view(1, 1, 1, -1))
-    x = F.conv2d(F.pad(x, (0, 0, radius, radius), mode="reflect"), kernel.view(1, 1, -1, 1))
-    return x.squeeze(1)
-
-
-def grid_to_map(grid: torch.Tensor, image_size: int, sigma: float = SMOOTH_SIGMA) -> torch.Tensor:
-    """Upsample ``(N, h, w)`` grids bilinearly to ``image_size`` squared and Gaussian-smooth them."""
-    full = F.interpolate(grid.unsqueeze(1), size=(image_size, image_size), mode="bilinear",
-                         align_corners=False).squeeze(1)
-    return smooth_maps(full, sigma)
 
 
 def default_levels(info: BackboneInfo, strides: Sequence[int] = LEVEL_STRIDES) -> tuple[int, ...]:
