@@ -134,6 +134,11 @@ class DriftMonitor:
         self._since = 0
         self.report: DriftReport | None = None
 
+    @property
+    def recent(self) -> np.ndarray:
+        """The raw scores of the recent frames the test looks at, oldest first."""
+        return np.asarray(self._recent, dtype=np.float64)
+
     def add(self, raw_score: float) -> DriftReport | None:
         """Record one decided frame; returns a fresh report when one was computed, else ``None``."""
         self._recent.append(float(raw_score))

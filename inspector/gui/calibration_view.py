@@ -1,7 +1,10 @@
 """The calibration view: held-out good (and known-bad) score histograms with a draggable threshold.
 
 Dragging the line shows the expected false-reject and escape rates at once;
-releasing it makes it the operator's threshold. The policy buttons build a new
+releasing it makes it the operator's threshold. The scores of the recent parts
+(since the model was put in use) are drawn over the held-out ones, scaled to
+the same count, with the drift watch's verdict: the picture behind
+``REFS DO NOT MATCH``. The policy buttons build a new
 calibration, which the station swaps in as a new (undoable) model.
 """
 
@@ -9,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QDoubleSpinBox,
     QGroupBox,
@@ -26,9 +29,13 @@ from inspector.core.policy import Threshold
 from inspector.gui.theme import MUTED, NG_COLOR, OK_COLOR, PANEL, WARN_COLOR
 
 
-def histogram_bins(good: np.ndarray, bad: np.ndarray, threshold: float, count: int = 40) -> np.ndarray:
-    """Shared bin edges covering both score sets and the threshold."""
-    values = np.concatenate([good, bad, [threshold]])
+RECENT_COLOR = "#4dabf7"
+
+
+def histogram_bins(good: np.ndarray, bad: np.ndarray, threshold: float, count: int = 40,
+                   recent: np.ndarray | None = None) -> np.ndarray:
+    """Shared bin edges covering every score set and the threshold."""
+    values = np.concatenate([good, bad, [threshold], recent if recent is not None else []])
     low, high = float(values.min()), float(values.max())
     span = max(high - low, abs(high) * 1e-3, 1e-9)
     return np.linspace(low - 0.05 * span, high + 0.05 * span, count + 1)
@@ -49,17 +56,20 @@ class CalibrationView(QWidget):
         super().__init__(parent)
         self._good = np.zeros(0)
         self._bad = np.zeros(0)
+        self._recent = np.zeros(0)
         self.plot = pg.PlotWidget(background=PANEL)
         self.plot.setMenuEnabled(False)
         self.plot.setLabel("bottom", "raw score (held-out)")
         self.plot.setLabel("left", "images")
         for axis in ("bottom", "left"):
             self.plot.getAxis(axis).enableAutoSIPrefix(False)
-        self.plot.addLegend(offset=(-10, 10))
+        self.legend = self.plot.addLegend(offset=(-10, 10))
         self.good_curve = self.plot.plot([], [], stepMode="center", fillLevel=0, name="good (held-out)",
                                          pen=pg.mkPen(OK_COLOR, width=2), brush=pg.mkBrush(31, 163, 91, 90))
         self.bad_curve = self.plot.plot([], [], stepMode="center", fillLevel=0, name="known bad",
                                         pen=pg.mkPen(NG_COLOR, width=2), brush=pg.mkBrush(224, 49, 49, 90))
+        self.recent_curve = self.plot.plot([], [], stepMode="center",
+                                           pen=pg.mkPen(RECENT_COLOR, width=2, style=Qt.PenStyle.DashLine))
         self.line = pg.InfiniteLine(pos=1.0, angle=90, movable=True, pen=pg.mkPen(WARN_COLOR, width=3),
                                     hoverPen=pg.mkPen("#ffd43b", width=4),
                                     label="threshold {value:.4g}", labelOpts={"position": 0.6, "color": WARN_COLOR,
@@ -75,6 +85,9 @@ class CalibrationView(QWidget):
         self._target: float | None = None
         for label in (self.frr_label, self.escape_label):
             label.setStyleSheet("font-size: 16pt; font-weight: 700;")
+        self.recent_label = QLabel("Recent parts: none yet")
+        self.recent_label.setWordWrap(True)
+        self.recent_label.setStyleSheet(f"color: {MUTED};")
         self.info_label = QLabel("No model")
         self.info_label.setStyleSheet(f"color: {MUTED};")
         self.info_label.setWordWrap(True)
@@ -86,6 +99,7 @@ class CalibrationView(QWidget):
         rates_layout.addWidget(self.escape_label)
         rates_layout.addWidget(self.info_label)
         rates_layout.addWidget(self.warning_label)
+        rates_layout.addWidget(self.recent_label)
 
         self.frr_target = QDoubleSpinBox()
         self.frr_target.setRange(0.0, 50.0)
@@ -127,12 +141,7 @@ class CalibrationView(QWidget):
         self._good = np.asarray(calibration.good_scores, dtype=np.float64)
         self._bad = np.asarray(calibration.bad_scores, dtype=np.float64)
         value = calibration.threshold if threshold is None else threshold
-        edges = histogram_bins(self._good, self._bad, value)
-        self.good_curve.setData(edges, np.histogram(self._good, edges)[0])
-        if self._bad.size:
-            self.bad_curve.setData(edges, np.histogram(self._bad, edges)[0])
-        else:
-            self.bad_curve.setData([], [])
+        self._draw(value)
         target = f" (target {calibration.target:.3g})" if calibration.target is not None else ""
         self.info_label.setText(
             f"{self._good.size} held-out good, {self._bad.size} known bad; model threshold "
@@ -140,6 +149,57 @@ class CalibrationView(QWidget):
         self._set_enabled(self._good.size > 0)
         self.f1_button.setEnabled(self._bad.size > 0)
         self.set_threshold(value)
+
+    def set_production(self, recent_scores, report=None) -> None:
+        """Draw the recent parts' raw scores over the held-out ones, with the drift watch's ``report``.
+
+        The recent histogram is scaled to the held-out count, so the two shapes
+        compare whatever the number of frames.
+        """
+        self._recent = np.asarray(recent_scores, dtype=np.float64)
+        if self._good.size:
+            self._draw(float(self.line.value()))
+        if not self._recent.size:
+            self.recent_label.setText("Recent parts: none yet")
+            self.recent_label.setStyleSheet(f"color: {MUTED};")
+            return
+        rejected = int(np.sum(Threshold(float(self.line.value())).decide_many(self._recent)))
+        text = f"Recent parts: {self._recent.size}, {rejected} above the line"
+        colour = MUTED
+        if report is not None and report.drift is not None:
+            text += f". {report.message}" if report.message else ""
+            colour = NG_COLOR if report.drift else OK_COLOR
+        elif report is not None:
+            text += " (drift watch: too few parts yet)"
+        self.recent_label.setText(text)
+        self.recent_label.setStyleSheet(f"color: {colour};")
+
+    def _draw(self, threshold: float) -> None:
+        recent = self._recent if self._recent.size else None
+        edges = histogram_bins(self._good, self._bad, threshold, recent=recent)
+        self.good_curve.setData(edges, np.histogram(self._good, edges)[0])
+        self.bad_curve.setData(*((edges, np.histogram(self._bad, edges)[0]) if self._bad.size else ([], [])))
+        if recent is not None:
+            scale = self._good.size / recent.size if self._good.size else 1.0
+            self.recent_curve.setData(edges, np.histogram(recent, edges)[0] * scale)
+        else:
+            self.recent_curve.setData([], [])
+        self._sync_legend()
+
+    def _sync_legend(self) -> None:
+        """List only the curves that have data (no "known bad" entry without bad images)."""
+        names = {self.good_curve: "good (held-out)", self.bad_curve: "known bad",
+                 self.recent_curve: f"recent parts ({self._recent.size}, scaled to the held-out count)"}
+        shown = {self.good_curve: self._good.size > 0, self.bad_curve: self._bad.size > 0,
+                 self.recent_curve: self._recent.size > 0}
+        listed = {sample.item: label for sample, label in self.legend.items}
+        for curve, visible in shown.items():
+            if visible and curve not in listed:
+                self.legend.addItem(curve, names[curve])
+            elif not visible and curve in listed:
+                self.legend.removeItem(curve)
+            elif visible and listed[curve].text != names[curve]:
+                listed[curve].setText(names[curve])
 
     def set_threshold(self, threshold: float) -> None:
         """Move the line (``threshold_chosen`` is only emitted when the user drops it)."""
@@ -193,6 +253,9 @@ class CalibrationView(QWidget):
         if not enabled:
             self.good_curve.setData([], [])
             self.bad_curve.setData([], [])
+            self.recent_curve.setData([], [])
+            self._recent = np.zeros(0)
+            self._sync_legend()
             self.frr_label.setText("—")
             self.escape_label.setText("—")
             self.info_label.setText("No model")

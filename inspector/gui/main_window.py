@@ -264,6 +264,7 @@ class MainWindow(QMainWindow):
         report = monitor.add(raw_score)
         if report is not None:
             self.status.set_drift(report)
+            self.calibration.set_production(monitor.recent, report)
             if report.drift and not was:
                 self.status.show_message(report.message, 20000)
 
@@ -272,6 +273,7 @@ class MainWindow(QMainWindow):
 
         self._drift = DriftMonitor(model.calibration.good_scores, self.station.threshold)
         self.status.set_drift(None)
+        self.calibration.set_production([])
 
     def _paint(self) -> None:
         result = self._latest
