@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from inspector.catalog import DEFAULT_DETECTOR
-from inspector.cli.common import add_device, add_quiet
+from inspector.cli.common import add_device, add_quiet, image_size
 from inspector.cli.progress_bar import progress_bar
 
 HELP = "fit on ROOT/train/good and evaluate on ROOT/test (one MVTec-AD category or a folder of them)"
@@ -27,8 +27,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--detector", nargs="+", default=[DEFAULT_DETECTOR], metavar="KIND",
                         choices=kinds, help="one or more of " + ", ".join(kinds) + " (several give a comparison)")
     parser.add_argument("--segmenter", choices=tuple(SEGMENTERS), help="also measure pixel AUROC and AUPRO")
-    parser.add_argument("--image-size", type=int, metavar="N")
-    parser.add_argument("--backbone", default="lite0")
+    from inspector.backbones.efficientnet import BACKBONE_NAMES
+
+    parser.add_argument("--image-size", type=image_size, metavar="N", help="network input size, 32 to 1024")
+    parser.add_argument("--backbone", default="lite0", choices=BACKBONE_NAMES)
     add_device(parser)
     add_quiet(parser)
 

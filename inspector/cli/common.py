@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import argparse
+import math
+import os
+import re
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
 from inspector.core.imageio import LoadedImages, list_images, read_images
 from inspector.core.progress import Progress
@@ -17,7 +21,8 @@ def add_quiet(parser) -> None:
 
 def add_device(parser) -> None:
     """The ``--device`` option (CUDA when available by default)."""
-    parser.add_argument("--device", default=None, help="torch device, e.g. cpu or cuda (default: cuda if present)")
+    parser.add_argument("--device", default=None, type=device_spec,
+                        help="torch device: cpu, cuda, cuda:N or mps (default: cuda if present)")
 
 
 def warn(message: str) -> None:
@@ -49,8 +54,181 @@ def report_skipped(skipped: Sequence[Path], errors: Sequence[tuple[Path, str]]) 
         warn(f"unreadable image: {message}")
 
 
+def output_folder(path: str | Path, option: str) -> Path:
+    """Create (if needed) and check a folder the command will write into, before any work.
+
+    Raises:
+        ValueError: when ``path`` is a file, or a folder that cannot be created or written.
+    """
+    folder = Path(path)
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"{option} {folder}: exists and is not a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ValueError(f"{option} {folder}: cannot create the folder ({exc.strerror or exc})") from exc
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ValueError(f"{option} {folder}: the folder cannot be written")
+    return folder
+
+
 def load_model(path: str, device: str | None = None, weights: str | None = None):
     """Load an :class:`~inspector.pipeline.model.InspectionModel` (imports torch lazily)."""
     from inspector.pipeline.model import InspectionModel
 
     return InspectionModel.load(path, device=device, weights=weights)
+
+
+# -- argument types: every numeric option is checked when the command line is parsed --------
+
+IMAGE_SIZE_MIN = 32
+"""The smallest network input the backbones accept (five stride-2 stages leave one cell)."""
+IMAGE_SIZE_MAX = 1024
+"""The largest network input accepted (memory, not the network, sets this bound)."""
+
+
+def _number(text: str, kind: type, what: str):
+    try:
+        value = kind(text)
+    except (TypeError, ValueError):
+        raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
+    if kind is float and not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer of at least 1."""
+    value = _number(text, int, "an integer")
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer (1 or more), got {value}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    """argparse type: an integer of at least 0."""
+    value = _number(text, int, "an integer")
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
+def int_at_least(minimum: int) -> Callable[[str], int]:
+    """argparse type: an integer of at least ``minimum``."""
+    def parse(text: str) -> int:
+        value = _number(text, int, "an integer")
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be an integer of at least {minimum}, got {value}")
+        return value
+
+    parse.__name__ = f"int_at_least_{minimum}"
+    return parse
+
+
+def image_size(text: str) -> int:
+    """argparse type: a network input size the backbones accept (32 to 1024 pixels)."""
+    value = _number(text, int, "an integer number of pixels")
+    if not IMAGE_SIZE_MIN <= value <= IMAGE_SIZE_MAX:
+        raise argparse.ArgumentTypeError(
+            f"must be between {IMAGE_SIZE_MIN} and {IMAGE_SIZE_MAX} pixels (the smallest input the "
+            f"backbone accepts is {IMAGE_SIZE_MIN}), got {value}")
+    return value
+
+
+def finite_float(text: str) -> float:
+    """argparse type: a finite number (no nan, no inf)."""
+    return _number(text, float, "a number")
+
+
+def non_negative_float(text: str) -> float:
+    """argparse type: a finite number of at least 0."""
+    value = _number(text, float, "a number")
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value:g}")
+    return value
+
+
+def open_fraction(text: str) -> float:
+    """argparse type: a rate strictly between 0 and 1 (e.g. a target false-reject rate)."""
+    value = _number(text, float, "a number")
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1 (exclusive), got {value:g}")
+    return value
+
+
+def fraction(text: str) -> float:
+    """argparse type: a number from 0 to 1 inclusive (e.g. an opacity)."""
+    value = _number(text, float, "a number")
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {value:g}")
+    return value
+
+
+def below_one(text: str) -> float:
+    """argparse type: a rate from 0 up to, not including, 1 (e.g. a target escape rate)."""
+    value = _number(text, float, "a number")
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 0 and below 1, got {value:g}")
+    return value
+
+
+NUMERIC_RULES: dict[str, Callable[[str], Any]] = {
+    "image_size": image_size,
+    "size": int_at_least(IMAGE_SIZE_MIN),
+    "folds": int_at_least(2),
+    "seed": non_negative_int,
+    "test_good": non_negative_int,
+    "test_defect": non_negative_int,
+    "frr": open_fraction,
+    "alpha": open_fraction,
+    "escape": below_one,
+    "opacity": fraction,
+    "threshold": finite_float,
+    "wait": non_negative_float,
+}
+"""The check of a numeric option by its name; an option not named here must be a positive
+integer (``type=int``) or a finite number (``type=float``)."""
+
+
+def validate_numeric_options(parser: argparse.ArgumentParser) -> None:
+    """Give every plain ``type=int`` / ``type=float`` option of ``parser`` a checking type.
+
+    Applied by :func:`inspector.cli.main.build_parser` to every sub-command, so a
+    numeric option added later cannot take ``-5``, ``0``, ``nan`` or ``inf`` unnoticed:
+    the rule is :data:`NUMERIC_RULES` by the option's name, else positive integers and
+    finite numbers. Options that already have their own type are left as they are.
+    A bad value is an argparse error: one line on stderr and exit code 2, before any work.
+    """
+    for action in parser._actions:  # argparse keeps no public list of a parser's actions
+        if action.type not in (int, float):
+            continue
+        rule = NUMERIC_RULES.get(action.dest)
+        action.type = rule or (positive_int if action.type is int else finite_float)
+
+
+def device_spec(text: str) -> str:
+    """argparse type of ``--device``: ``cpu``, ``cuda``, ``cuda:N`` or ``mps``, present on this machine.
+
+    Torch is imported only when the option is given (to ask whether CUDA or MPS is there).
+    """
+    spec = text.strip().lower()
+    match = re.fullmatch(r"(cpu|cuda|mps)(?::(\d+))?", spec)
+    if match is None or (match.group(1) != "cuda" and match.group(2) is not None):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a torch device (use cpu, cuda, cuda:N or mps)")
+    kind, index = match.group(1), match.group(2)
+    if kind == "cpu":
+        return spec
+    import torch
+
+    if kind == "cuda":
+        if not torch.cuda.is_available():
+            raise argparse.ArgumentTypeError(f"{text!r}: CUDA is not available on this machine (use --device cpu)")
+        count = torch.cuda.device_count()
+        if index is not None and int(index) >= count:
+            raise argparse.ArgumentTypeError(f"{text!r}: this machine has {count} CUDA device(s) (cuda:0 to "
+                                             f"cuda:{count - 1})")
+        return spec
+    mps = getattr(torch.backends, "mps", None)
+    if mps is None or not mps.is_available():
+        raise argparse.ArgumentTypeError(f"{text!r}: MPS (Apple GPU) is not available on this machine")
+    return spec

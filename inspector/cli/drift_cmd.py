@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from inspector.cli.common import add_device, add_quiet, load_folder, load_model
+from inspector.cli.common import add_device, add_quiet, load_folder, load_model, open_fraction
 from inspector.cli.progress_bar import progress_bar
 
 HELP = "test whether images of production parts come from the population the model was calibrated on"
@@ -15,7 +15,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("model", metavar="MODEL")
     parser.add_argument("paths", nargs="+", metavar="PATH", help="images or folders of recent production parts")
     parser.add_argument("--format", choices=("text", "json"), default="text")
-    parser.add_argument("--alpha", type=float, default=None, help="significance level of the test (default 0.01)")
+    parser.add_argument("--alpha", type=open_fraction, default=None, help="significance level of the test (default 0.01)")
     add_device(parser)
     add_quiet(parser)
 

@@ -1,6 +1,14 @@
 """Entry point of the ``inspector`` command.
 
-Exit codes: see :mod:`inspector.core.exit_codes`.
+Exit codes: see :mod:`inspector.core.exit_codes`. What reaches :func:`main`:
+
+- argument errors: argparse's one line and exit 2, before any work (every numeric
+  option and ``--device`` are checked while parsing, see :mod:`inspector.cli.common`);
+- model-file and backbone errors: one line, exit 3;
+- input errors (a missing, unreadable or unusable file or folder, a results database
+  that cannot be read, a bad value found later): one line, exit 2;
+- anything else is a bug: one line ``inspector: internal error: ...`` that says to run
+  again with ``-v``, exit 1 (:data:`EXIT_INTERNAL`); with ``-v`` the traceback is logged too.
 """
 
 from __future__ import annotations
@@ -24,7 +32,11 @@ from inspector.cli import (
     speed_cmd,
 )
 
+from inspector.cli.common import validate_numeric_options
 from inspector.core.exit_codes import EXIT_CANCELLED, EXIT_MODEL, EXIT_USAGE  # noqa: F401 (re-exported)
+
+EXIT_INTERNAL = 1
+"""An unexpected error (a bug): one line on stderr, the traceback with ``-v``."""
 
 COMMANDS = {
     "gui": gui_cmd,
@@ -53,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, module in COMMANDS.items():
         command = sub.add_parser(name, help=module.HELP, description=module.HELP)
         module.add_arguments(command)
+        validate_numeric_options(command)
         command.set_defaults(run=module.run)
     return parser
 
@@ -64,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     from inspector.core.policy import ThresholdError
     from inspector.core.progress import Cancelled
     from inspector.storage.model_file import ModelFileError
+    from inspector.storage.results_db import ResultStoreError
 
     if os.environ.get("INSPECTOR_MALLOC_TUNING", "1") != "0":
         # Measured with `inspector speed`: steadier and faster batched CPU inference.
@@ -81,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ModelFileError, WeightsError) as exc:
         print(f"inspector: error: {exc}", file=sys.stderr)
         return EXIT_MODEL
-    except (ThresholdError, ImageReadError, FileNotFoundError, NotADirectoryError, ValueError) as exc:
+    except (ThresholdError, ImageReadError, ResultStoreError, ValueError) as exc:
         print(f"inspector: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except (KeyboardInterrupt, Cancelled):
@@ -89,6 +103,25 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_CANCELLED
     except BrokenPipeError:
         return 0
+    except OSError as exc:  # FileNotFoundError, PermissionError, IsADirectoryError, a full disk...
+        print(f"inspector: error: {os_error_message(exc)}", file=sys.stderr)
+        return EXIT_USAGE
+    except Exception as exc:  # a bug: say so in one line; the traceback with -v
+        if args.verbose:
+            import traceback
+
+            traceback.print_exc(file=sys.stderr)
+        hint = "" if args.verbose else " (run again with -v for the traceback)"
+        print(f"inspector: internal error: {type(exc).__name__}: {exc}{hint}", file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+def os_error_message(exc: OSError) -> str:
+    """``"PATH: reason"`` for an OS error (the file name first, as the other messages have it)."""
+    if exc.filename is not None and exc.strerror:
+        target = f" -> {exc.filename2}" if exc.filename2 else ""
+        return f"{exc.filename}{target}: {exc.strerror}"
+    return str(exc) or type(exc).__name__
 
 
 if __name__ == "__main__":

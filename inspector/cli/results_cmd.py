@@ -1,4 +1,9 @@
-"""``inspector results``: list the decisions recorded in the results database."""
+"""``inspector results``: list the decisions recorded in the results database.
+
+The database is opened read-only (:meth:`ResultStore.open_read_only`): listing never
+changes it, even a 0-byte or schema-1 file. A missing, empty, corrupt, locked,
+unreadable or newer-version database gives one line on stderr and exit code 2.
+"""
 
 from __future__ import annotations
 
@@ -21,7 +26,9 @@ def add_arguments(parser) -> None:
                         help="ISO date/time (e.g. 2026-11-22 or 2026-11-22T08:00; local time unless it has a zone)")
     parser.add_argument("--source", help="only this source, e.g. folder:/data/lot7")
     parser.add_argument("--verdict", choices=("OK", "NG", "ERROR"))
-    parser.add_argument("--limit", type=int, default=None, help="at most this many rows (newest first)")
+    parser.add_argument("--limit", type=int, default=None, metavar="N", help="at most this many rows (newest first)")
+    parser.add_argument("--wait", type=float, default=5.0, metavar="SECONDS",
+                        help="how long to wait for a database locked by another process (default 5)")
 
 
 def parse_time(text: str) -> dt.datetime:
@@ -43,10 +50,8 @@ def run(args) -> int:
     from inspector.storage.results_db import ResultStore, default_db_path
 
     path = Path(args.db) if args.db else default_db_path()
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no results database (the station creates it on its first decision)")
     since = parse_time(args.since) if args.since else None
-    with ResultStore(path) as store:
+    with ResultStore.open_read_only(path, timeout=args.wait) as store:
         rows = store.query(since=since, source=args.source, limit=args.limit, verdict=args.verdict)
     rows.reverse()
     if args.format == "csv":

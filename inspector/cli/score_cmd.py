@@ -7,7 +7,16 @@ from pathlib import Path
 
 import numpy as np
 
-from inspector.cli.common import add_device, add_quiet, load_model, report_skipped
+from inspector.cli.common import (
+    add_device,
+    add_quiet,
+    finite_float,
+    fraction,
+    load_model,
+    output_folder,
+    positive_int,
+    report_skipped,
+)
 from inspector.cli.output import RecordWriter
 from inspector.cli.progress_bar import progress_bar
 from inspector.core.imageio import ImageReadError, list_images, read_image, write_image
@@ -22,14 +31,15 @@ def add_arguments(parser) -> None:
     parser.add_argument("model", metavar="MODEL", help="model file written by `inspector fit`")
     parser.add_argument("paths", metavar="PATH", nargs="+", help="image files or folders")
     parser.add_argument("--format", choices=("table", "jsonl", "csv"), default="table")
-    parser.add_argument("--threshold", type=float, help="raw threshold instead of the calibrated one")
+    parser.add_argument("--threshold", type=finite_float, help="raw threshold instead of the calibrated one")
     parser.add_argument("--heatmaps", metavar="OUT_DIR", help="write overlay PNGs and maps of anomalous images here")
     parser.add_argument("--segmenter", choices=tuple(SEGMENTERS), default="fast",
                         help="map method: " + "; ".join(f"{k}: {v[1]}" for k, v in SEGMENTERS.items())
                         + " (default fast)")
     parser.add_argument("--all", action="store_true", help="with --heatmaps: maps for every image, not only NG")
-    parser.add_argument("--opacity", type=float, default=0.5, help="heatmap opacity in overlays (default 0.5)")
-    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--opacity", type=fraction, default=0.5, help="heatmap opacity in overlays (default 0.5)")
+    parser.add_argument("--batch-size", type=positive_int, default=16, metavar="N",
+                        help="images per forward pass (default 16)")
     parser.add_argument("--no-recursive", action="store_true", help="do not descend into sub-folders")
     add_device(parser)
     add_quiet(parser)
@@ -39,6 +49,7 @@ def run(args) -> int:
     """Score every image; one record per image, errors included, in input order."""
     from inspector.core.policy import Threshold
 
+    out_dir = output_folder(args.heatmaps, "--heatmaps") if args.heatmaps else None
     model = load_model(args.model, args.device)
     threshold = Threshold(args.threshold) if args.threshold is not None else model.decision
     if args.heatmaps and args.segmenter not in model.supported_segmenters:
@@ -46,12 +57,11 @@ def run(args) -> int:
                          f"{', '.join(model.supported_segmenters) or 'none'})")
     listing = list_images(args.paths, recursive=not args.no_recursive)
     writer = RecordWriter(args.format)
-    out_dir = Path(args.heatmaps) if args.heatmaps else None
     args.used_stems = set()
     counts = {"OK": 0, "NG": 0, "error": 0}
     with progress_bar(args.quiet, "score") as progress:
         total = len(listing.images)
-        for start in range(0, total, max(1, args.batch_size)):
+        for start in range(0, total, args.batch_size):
             chunk = listing.images[start:start + args.batch_size]
             for record in _score_chunk(model, chunk, threshold, out_dir, args):
                 counts["error" if "error" in record else ("NG" if record["anomalous"] else "OK")] += 1

@@ -6,7 +6,7 @@ import json
 import os
 import time
 
-from inspector.cli.common import add_device, add_quiet, load_folder
+from inspector.cli.common import add_device, add_quiet, image_size, int_at_least, load_folder, positive_int
 from inspector.cli.progress_bar import progress_bar
 
 HELP = "measure detection speed against the bare backbone forward pass, fit time and model size"
@@ -16,10 +16,15 @@ def add_arguments(parser) -> None:
     """Arguments of ``inspector speed``."""
     parser.add_argument("images", metavar="DIR", nargs="?",
                         help="folder of good images to fit on and run (default: generated demo textures)")
-    parser.add_argument("--backbone", default="lite0")
-    parser.add_argument("--image-size", type=int, default=224)
-    parser.add_argument("--fit-images", type=int, default=200, help="images to fit on (default 200)")
-    parser.add_argument("--repeats", type=int, default=30)
+    from inspector.backbones.efficientnet import BACKBONE_NAMES
+    from inspector.detectors.gaussian import MIN_IMAGES
+
+    parser.add_argument("--backbone", default="lite0", choices=BACKBONE_NAMES)
+    parser.add_argument("--image-size", type=image_size, default=224, metavar="N",
+                        help="network input size, 32 to 1024 (default 224)")
+    parser.add_argument("--fit-images", type=int_at_least(MIN_IMAGES), default=200, metavar="N",
+                        help=f"images to fit on, at least {MIN_IMAGES} (default 200)")
+    parser.add_argument("--repeats", type=positive_int, default=30, metavar="N")
     parser.add_argument("--format", choices=("text", "json"), default="text")
     add_device(parser)
     add_quiet(parser)

@@ -1,8 +1,14 @@
-"""Batch review: score a folder (resumable), then sort, filter and inspect the results; export them."""
+"""Batch review: score a folder (resumable), then sort, filter and inspect the results; export them.
+
+*Run batch* resumes: files already scored by this model with the same bytes are read
+back. *Re-score all* scores the whole folder again and *Re-score selected* the selected
+rows, ignoring earlier rows (which stay in the database as history); the table
+shows the newest verdict per file.
+"""
 
 from __future__ import annotations
 
-from PySide6.QtCore import QItemSelection, QSize, Qt
+from PySide6.QtCore import QItemSelection, QSize, Qt, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -31,7 +37,14 @@ class BatchReview(QWidget):
     Args:
         station: The :class:`~inspector.workers.station.Station` (its batch worker does the work).
         parent: Qt parent.
+
+    Signals:
+        rescore_all_requested(str): a folder to score again from the start (to the batch worker).
+        rescore_files_requested(str, list): a folder and the files of it to score again.
     """
+
+    rescore_all_requested = Signal(str)
+    rescore_files_requested = Signal(str, list)
 
     def __init__(self, station, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -43,6 +56,11 @@ class BatchReview(QWidget):
         self.run_button.setObjectName("primary")
         self.stop_button = QPushButton("Stop")
         self.stop_button.setEnabled(False)
+        self.rescore_button = QPushButton("Re-score all")
+        self.rescore_button.setToolTip("score every file again, ignoring earlier results (kept as history)")
+        self.rescore_selected_button = QPushButton("Re-score selected")
+        self.rescore_selected_button.setToolTip("score the selected files again")
+        self.rescore_selected_button.setEnabled(False)
         self.progress = QProgressBar()
         self.progress.setRange(0, 1)
         self.progress.setValue(0)
@@ -51,6 +69,8 @@ class BatchReview(QWidget):
         top.addWidget(QLabel("Folder"))
         top.addWidget(self.folder, 1)
         top.addWidget(self.run_button)
+        top.addWidget(self.rescore_button)
+        top.addWidget(self.rescore_selected_button)
         top.addWidget(self.stop_button)
         top.addWidget(self.progress)
 
@@ -78,7 +98,7 @@ class BatchReview(QWidget):
         self.table.setSortingEnabled(True)
         self.table.sortByColumn(SCORE, Qt.SortOrder.DescendingOrder)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.table.setAlternatingRowColors(True)
         self.table.setWordWrap(False)
         self.table.setIconSize(QSize(56, 56))
@@ -108,7 +128,9 @@ class BatchReview(QWidget):
         layout.addLayout(filters)
         layout.addWidget(splitter, 1)
 
-        self.run_button.clicked.connect(self.run)
+        self.run_button.clicked.connect(lambda: self.run())
+        self.rescore_button.clicked.connect(lambda: self.rescore_all())
+        self.rescore_selected_button.clicked.connect(self.rescore_selected)
         self.stop_button.clicked.connect(self.station.cancel_batch)
         self.filter_text.textChanged.connect(self.proxy.set_text)
         self.filter_verdict.currentTextChanged.connect(
@@ -117,6 +139,8 @@ class BatchReview(QWidget):
         self.csv_button.clicked.connect(lambda: self._export("csv"))
         self.html_button.clicked.connect(lambda: self._export("html"))
         worker = station.batch
+        self.rescore_all_requested.connect(worker.rescore_all)
+        self.rescore_files_requested.connect(worker.rescore_files)
         worker.batch_started.connect(self._on_started)
         worker.rows_ready.connect(self._on_rows)
         worker.batch_progress.connect(self._on_progress)
@@ -128,17 +152,48 @@ class BatchReview(QWidget):
 
     def run(self, folder: str | None = None) -> None:
         """Start (or resume) the batch on ``folder`` (default: the folder field)."""
+        folder = self._begin(folder)
+        if folder:
+            self.station.run_batch(folder)
+
+    def rescore_all(self, folder: str | None = None) -> None:
+        """Score every file of ``folder`` (default: the folder field) again, ignoring earlier rows."""
+        folder = self._begin(folder)
+        if folder:
+            self.rescore_all_requested.emit(folder)
+
+    def rescore_selected(self) -> None:
+        """Score the selected rows' files again (the other rows stay)."""
+        paths = self.selected_paths()
+        folder = self.folder.path
+        if not paths or not folder:
+            self.summary.setText("select the rows to re-score first")
+            return
+        folder = self._begin(folder)
+        self.rescore_files_requested.emit(folder, paths)
+
+    def selected_paths(self) -> list[str]:
+        """The files of the selected rows."""
+        rows = self.table.selectionModel().selectedRows()
+        return [path for path in (self.proxy.data(index, PATH_ROLE) for index in rows) if path]
+
+    def _begin(self, folder: str | None) -> str:
         folder = folder or self.folder.path
         if not folder:
             self.summary.setText("choose a folder first")
-            return
+            return ""
         self.folder.set_path(folder)
         self.model.clear()
         self.detail.clear_frame()
-        self.running = True
-        self.run_button.setEnabled(False)
-        self.stop_button.setEnabled(True)
-        self.station.run_batch(folder)
+        self._set_running(True)
+        return folder
+
+    def _set_running(self, running: bool) -> None:
+        self.running = running
+        for button in (self.run_button, self.rescore_button):
+            button.setEnabled(not running)
+        self.rescore_selected_button.setEnabled(not running and bool(self.table.selectionModel().hasSelection()))
+        self.stop_button.setEnabled(running)
 
     def set_threshold(self, threshold: float) -> None:
         """Re-decide the table at ``threshold``."""
@@ -172,9 +227,7 @@ class BatchReview(QWidget):
         self.progress.setValue(done + self._resumed)
 
     def _on_finished(self, summary: str) -> None:
-        self.running = False
-        self.run_button.setEnabled(True)
-        self.stop_button.setEnabled(False)
+        self._set_running(False)
         self._update_summary(summary)
 
     def _on_detail(self, path: str, image, heatmap) -> None:
@@ -185,6 +238,7 @@ class BatchReview(QWidget):
         self.summary.setText(f"written {path}")
 
     def _selection_changed(self, selected: QItemSelection, _deselected: QItemSelection) -> None:
+        self.rescore_selected_button.setEnabled(not self.running and self.table.selectionModel().hasSelection())
         indexes = selected.indexes()
         if indexes:
             path = self.proxy.data(indexes[0], PATH_ROLE)

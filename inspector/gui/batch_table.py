@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -23,11 +24,12 @@ Index = QModelIndex | QPersistentModelIndex
 
 
 class BatchTableModel(QAbstractTableModel):
-    """Batch rows; the verdict and normalized score follow :meth:`set_threshold`."""
+    """Batch rows, one per file (the newest verdict); verdict and normalized score follow :meth:`set_threshold`."""
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
         self.rows: list[BatchRow] = []
+        self._index: dict[str, int] = {}  # file key -> row number
         self.threshold = Threshold(1.0)
         self._pixmaps: dict[int, QPixmap] = {}
 
@@ -82,18 +84,32 @@ class BatchTableModel(QAbstractTableModel):
         return None
 
     def add_rows(self, rows: Sequence[BatchRow]) -> None:
-        """Append rows."""
-        if not rows:
-            return
-        start = len(self.rows)
-        self.beginInsertRows(QModelIndex(), start, start + len(rows) - 1)
-        self.rows.extend(rows)
-        self.endInsertRows()
+        """Add rows; a row for a file already in the table replaces it (the newest verdict wins)."""
+        fresh: list[BatchRow] = []
+        for row in rows:
+            key = _key(row.path)
+            at = self._index.get(key)
+            if at is None:
+                at = len(self.rows) + len(fresh)
+                self._index[key] = at
+                fresh.append(row)
+            elif at >= len(self.rows):
+                fresh[at - len(self.rows)] = row
+            else:
+                self.rows[at] = row
+                self._pixmaps.pop(at, None)
+                self.dataChanged.emit(self.index(at, 0), self.index(at, len(COLUMNS) - 1))
+        if fresh:
+            start = len(self.rows)
+            self.beginInsertRows(QModelIndex(), start, start + len(fresh) - 1)
+            self.rows.extend(fresh)
+            self.endInsertRows()
 
     def clear(self) -> None:
         """Remove every row."""
         self.beginResetModel()
         self.rows = []
+        self._index.clear()
         self._pixmaps.clear()
         self.endResetModel()
 
@@ -113,6 +129,10 @@ class BatchTableModel(QAbstractTableModel):
         if pixmap is None and self.rows[row].thumbnail is not None:
             pixmap = self._pixmaps[row] = to_pixmap(self.rows[row].thumbnail)
         return pixmap
+
+
+def _key(path: str) -> str:
+    return os.path.normcase(os.path.abspath(path)) if path else ""
 
 
 class BatchFilter(QSortFilterProxyModel):

@@ -7,6 +7,7 @@ Readers in other processes (the CLI, a second window) do not block the writer.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import sqlite3
@@ -116,6 +117,7 @@ class ResultStore:
             raise ValueError(f"unknown synchronous level {synchronous!r}")
         self.path = Path(path)
         self.images_dir = Path(images_dir) if images_dir else self.path.parent / "ng_images"
+        self.read_only = False
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         try:
@@ -131,6 +133,55 @@ class ResultStore:
         except ResultStoreError:
             self._conn.close()
             raise
+
+    @classmethod
+    def open_read_only(cls, path: str | os.PathLike, timeout: float = 5.0) -> ResultStore:
+        """Open an existing database for reading only: nothing in it or beside it is changed.
+
+        SQLite opens the file with ``mode=ro``: no schema is written, the journal mode
+        is not switched, a 0-byte file stays 0 bytes. A database written by a newer
+        Inspector, an empty file, a file that is not an SQLite database and one that
+        stays locked for ``timeout`` seconds raise :class:`ResultStoreError` (with a
+        one-line message); a schema-1 database is read as it is. A read-only database
+        in WAL mode whose folder cannot be written is read as immutable when no
+        ``-wal`` file holds decisions not yet checkpointed.
+
+        Args:
+            path: The database file.
+            timeout: Seconds to wait for another process's lock.
+
+        Raises:
+            FileNotFoundError: if ``path`` does not exist.
+            IsADirectoryError: if it is a folder.
+            ResultStoreError: if it cannot be read as a results database.
+        """
+        path = Path(path)
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: no results database (the station creates it on its first decision)")
+        if path.is_dir():
+            raise IsADirectoryError(f"{path}: is a folder, not a results database")
+        if path.stat().st_size == 0:
+            raise ResultStoreError(f"{path}: empty file (0 bytes), not a results database")
+        store = cls.__new__(cls)
+        store.path, store.images_dir, store.read_only = path, path.parent / "ng_images", True
+        store._lock = threading.Lock()
+        store._conn = _connect_read_only(path, timeout)
+        store._conn.row_factory = sqlite3.Row
+        try:
+            version = store._conn.execute("PRAGMA user_version").fetchone()[0]
+            has_table = store._conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'decisions'").fetchone()
+        except sqlite3.DatabaseError as exc:
+            store._conn.close()
+            raise ResultStoreError(f"{path}: {_read_problem(exc)}") from exc
+        if version > SCHEMA_VERSION:
+            store._conn.close()
+            raise ResultStoreError(f"{path}: written by a newer Inspector (schema {version} > {SCHEMA_VERSION}); "
+                                   f"read it with that version")
+        if not has_table:
+            store._conn.close()
+            raise ResultStoreError(f"{path}: an SQLite database without a decisions table, not a results database")
+        return store
 
     def _setup(self, synchronous: str) -> None:
         mode = self._conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
@@ -359,8 +410,30 @@ class ResultStore:
             sql += " LIMIT ?"
             params.append(int(limit))
         with self._lock:
-            rows = self._conn.execute(sql, params).fetchall()
+            try:
+                rows = self._conn.execute(sql, params).fetchall()
+            except sqlite3.DatabaseError as exc:
+                raise ResultStoreError(f"{self.path}: {_read_problem(exc)}") from exc
         return [dict(row) for row in rows]
+
+    def latest_rows(self, source: str, model_hash: str) -> dict[str, dict[str, Any]]:
+        """The newest row of each file of ``source`` decided by ``model_hash``, for resuming by content.
+
+        A batch resumed with these rows treats a file as done only when the row is OK
+        or NG and its ``content_hash`` equals the file's current :func:`file_digest`
+        (see :class:`~inspector.workers.batch_worker.BatchWorker`).
+
+        Returns:
+            ``{path: row}``, rows as :meth:`query` gives them.
+        """
+        sql = ("SELECT * FROM decisions WHERE id IN (SELECT MAX(id) FROM decisions "
+               "WHERE source = ? AND model_hash = ? AND path IS NOT NULL GROUP BY path)")
+        with self._lock:
+            try:
+                rows = self._conn.execute(sql, (source, model_hash)).fetchall()
+            except sqlite3.DatabaseError as exc:
+                raise ResultStoreError(f"{self.path}: {_read_problem(exc)}") from exc
+        return {row["path"]: dict(row) for row in rows}
 
     def done_paths(self, source: str, include_errors: bool = True) -> set[str]:
         """File paths of ``source`` that already have a row, for resuming a batch.
@@ -387,6 +460,18 @@ class ResultStore:
         with self._lock:
             return int(self._conn.execute(sql, params).fetchone()[0])
 
+    def done_files(self, source: str, model_hash: str | None) -> dict[str, str | None]:
+        """Files of ``source`` already decided by the model ``model_hash`` (errors included).
+
+        For resuming a station run: the value is the content hash stored with the
+        file's latest row (``None`` for rows recorded without one).
+        """
+        sql = ("SELECT path, content_hash FROM decisions WHERE source = ? AND model_hash IS ? "
+               "AND path IS NOT NULL ORDER BY id")
+        with self._lock:
+            rows = self._conn.execute(sql, (source, model_hash)).fetchall()
+        return {row[0]: row[1] for row in rows}
+
     # -- life ------------------------------------------------------------------
 
     def close(self) -> None:
@@ -402,6 +487,50 @@ class ResultStore:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def file_digest(path: str | os.PathLike) -> str | None:
+    """The sha256 of a file's bytes (hex), or ``None`` when it cannot be read."""
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    except OSError:
+        return None
+    return digest.hexdigest()
+
+
+def _connect_read_only(path: Path, timeout: float) -> sqlite3.Connection:
+    """A ``mode=ro`` connection; ``immutable=1`` when SQLite cannot share a read-only WAL file."""
+    uri = path.resolve().as_uri()
+    try:
+        conn = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=timeout, check_same_thread=False)
+        conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+        return conn
+    except sqlite3.OperationalError as exc:
+        wal = Path(f"{path}-wal")
+        unwritable = not os.access(path.parent, os.W_OK) or not os.access(path, os.W_OK)
+        if "unable to open" not in str(exc) or not unwritable or (wal.exists() and wal.stat().st_size):
+            raise ResultStoreError(f"{path}: {_read_problem(exc)}") from exc
+    except sqlite3.DatabaseError as exc:
+        raise ResultStoreError(f"{path}: {_read_problem(exc)}") from exc
+    try:
+        return sqlite3.connect(f"{uri}?mode=ro&immutable=1", uri=True, timeout=timeout, check_same_thread=False)
+    except sqlite3.Error as exc:
+        raise ResultStoreError(f"{path}: {_read_problem(exc)}") from exc
+
+
+def _read_problem(exc: sqlite3.Error) -> str:
+    """Why a database could not be read, in words."""
+    text = str(exc)
+    if "locked" in text or "busy" in text:
+        return f"database is locked by another process ({text}); try again when it is released"
+    if "not a database" in text or "malformed" in text:
+        return f"not a usable results database: corrupt or not SQLite ({text})"
+    if "unable to open" in text:
+        return f"cannot open the database for reading ({text}); check the file's and folder's permissions"
+    return f"cannot read the results database ({text})"
 
 
 def _text(value: str | os.PathLike | None) -> str | None:

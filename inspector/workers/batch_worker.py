@@ -1,8 +1,23 @@
-"""The batch worker: scores a folder in chunks, resumable, and exports the review.
+"""The batch worker: scores a folder in chunks, resumable by content, and exports the review.
 
-Every decision is written to the results database before it is shown, so a
-batch stopped half way (even by killing the app) resumes where it was: files
-already scored by the same model are read back, not scored again.
+Every decision is written to the results database before it is shown, with the
+sha256 of the file's bytes (``content_hash``), so a batch stopped half way (even
+by killing the app) resumes where it was. On resume a file counts as done only
+when its newest row for this source and model is OK or NG *and* its content hash
+equals the file's bytes now:
+
+- a file replaced under the same name is scored again;
+- a file that could not be read (an ERROR row) is always tried again, whatever
+  its content: the failure may have been passing (a copy in progress, permissions,
+  a decoder since fixed) and trying costs one failed decode;
+- a row without a content hash (recorded before schema 2) is not trusted as done.
+
+:meth:`BatchWorker.rescore_all` scores the whole folder again ignoring earlier rows,
+and :meth:`BatchWorker.rescore_files` some of its files; the earlier rows stay in
+the database as history, and the table shows the newest verdict per file.
+
+The content hash is taken right after the file was decoded: a file replaced within
+that moment is recorded with its new hash and its old verdict.
 """
 
 from __future__ import annotations
@@ -30,7 +45,7 @@ class BatchWorker(QObject):
         store_factory: Returns the shared ResultStore (``None``: nothing recorded, no resume).
 
     Signals:
-        batch_started(str, int, int): source description, files to score, files resumed.
+        batch_started(str, int, int): source description, files to score, files kept (resumed).
         rows_ready(list): new :class:`BatchRow` objects.
         batch_progress(int, int): files done and total in this run.
         batch_finished(str): a summary line.
@@ -53,7 +68,7 @@ class BatchWorker(QObject):
         self._model: InspectingModel | None = None
         self._source: Any = None
         self._source_name = ""
-        self._rows: list[BatchRow] = []
+        self._rows: dict[str, BatchRow] = {}  # by path_key: the newest row of each file
         self._cancel = threading.Event()
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
@@ -71,7 +86,20 @@ class BatchWorker(QObject):
 
     @Slot(str)
     def run(self, folder: str) -> None:
-        """Start a batch on ``folder``, resuming what the current model already scored there."""
+        """Start a batch on ``folder``, resuming what the current model already scored there (same bytes)."""
+        self._start(folder, "resume")
+
+    @Slot(str)
+    def rescore_all(self, folder: str) -> None:
+        """Score every file of ``folder`` again, ignoring earlier rows (they stay as history)."""
+        self._start(folder, "all")
+
+    @Slot(str, list)
+    def rescore_files(self, folder: str, paths: list) -> None:
+        """Score ``paths`` (files of ``folder``) again; the other rows of the current batch are kept."""
+        self._start(folder, "files", [str(p) for p in paths])
+
+    def _start(self, folder: str, mode: str, paths: list[str] | None = None) -> None:
         from inspector.sources.folder import FolderSource, path_key
 
         self._finish_source()
@@ -79,14 +107,26 @@ class BatchWorker(QObject):
         if self._model is None:
             self.error_occurred.emit("open a model before running a batch")
             return
-        source = FolderSource(folder)
-        self._rows = self._previous_rows(source.describe(), path_key)
-        source = FolderSource(folder, skip_paths=[row.path for row in self._rows])
+        name = FolderSource(folder).describe()
+        if mode == "resume":
+            kept = self._previous_rows(name, path_key)
+            skip = [row.path for row in kept.values()]
+        elif mode == "all":
+            kept, skip = {}, []
+        else:
+            from inspector.core.imageio import list_images
+
+            wanted = {path_key(p) for p in paths or ()}
+            same = name == self._source_name
+            kept = {k: row for k, row in self._rows.items() if same and k not in wanted}
+            skip = [str(p) for p in list_images([folder], recursive=False).images if path_key(p) not in wanted]
+        self._rows = kept
+        source = FolderSource(folder, skip_paths=skip)
         source.open()
         self._source, self._source_name = source, source.describe()
-        self.batch_started.emit(source.describe(), source.total, len(self._rows))
-        if self._rows:
-            self.rows_ready.emit(list(self._rows))
+        self.batch_started.emit(source.describe(), source.total, len(kept))
+        if kept:
+            self.rows_ready.emit(list(kept.values()))
         self._timer.start()
 
     @Slot(str)
@@ -105,7 +145,7 @@ class BatchWorker(QObject):
     def export_csv(self, path: str, threshold: float) -> None:
         """Write the current batch as CSV."""
         try:
-            write_csv(path, self._rows, threshold)
+            write_csv(path, list(self._rows.values()), threshold)
         except Exception as exc:
             self.error_occurred.emit(f"CSV export failed: {exc}")
             return
@@ -118,7 +158,7 @@ class BatchWorker(QObject):
         from inspector.workers.segmentation_worker import make_overlay
 
         def ng_images():
-            for row in self._rows:
+            for row in list(self._rows.values()):
                 if row.verdict(threshold) != "NG":
                     continue
                 try:
@@ -130,7 +170,7 @@ class BatchWorker(QObject):
                 yield row, image, (make_overlay(image, heatmap) if heatmap is not None else None)
 
         try:
-            write_html(path, self._rows, threshold, ng_images(), source=self._source_name,
+            write_html(path, list(self._rows.values()), threshold, ng_images(), source=self._source_name,
                        calibration=getattr(self._model, "calibration", None))
         except Exception as exc:
             logger.exception("HTML export failed")
@@ -147,6 +187,8 @@ class BatchWorker(QObject):
     # -- the loop ------------------------------------------------------------------------
 
     def _tick(self) -> None:
+        from inspector.sources.folder import path_key
+
         source = self._source
         if source is None:
             return
@@ -173,7 +215,8 @@ class BatchWorker(QObject):
                 rows.append(BatchRow(result.frame.path or "", result.raw_score, utc_now(), result.latency_ms,
                                      result.model_hash, thumbnail(result.frame.image)))
         if rows:
-            self._rows.extend(rows)
+            for row in rows:
+                self._rows[path_key(row.path)] = row
             self.rows_ready.emit(rows)
         self.batch_progress.emit(source.done, source.total)
         if source.finished:
@@ -183,24 +226,30 @@ class BatchWorker(QObject):
             self._timer.start()
 
     def _record(self, results: list) -> None:
+        from inspector.storage.results_db import file_digest
+
         store = self._store()
         if store is None:
             return
         try:
             for result in results:
-                store.record(result)
+                path = result.frame.path
+                store.record(result, content_hash=file_digest(path) if path else None)
         except Exception as exc:
             logger.exception("recording batch results failed")
             self.error_occurred.emit(f"results database: {exc}")
 
     def _errors(self, failures: list) -> list[BatchRow]:
+        from inspector.storage.results_db import file_digest
+
         store = self._store()
         rows = []
         for failure in failures:
             if store is not None:
                 try:
                     store.record_error(failure.source, failure.message, failure.path, failure.frame_id,
-                                       self._model.model_hash)
+                                       self._model.model_hash,
+                                       content_hash=file_digest(failure.path) if failure.path else None)
                 except Exception as exc:
                     self.error_occurred.emit(f"results database: {exc}")
             rows.append(BatchRow(failure.path or "", math.nan, utc_now(), error=failure.message))
@@ -208,30 +257,34 @@ class BatchWorker(QObject):
 
     # -- helpers -------------------------------------------------------------------------
 
-    def _previous_rows(self, source: str, path_key: Callable[[str], str]) -> list[BatchRow]:
-        """Rows this model already recorded for ``source`` (newest per file), with thumbnails."""
+    def _previous_rows(self, source: str, path_key: Callable[[str], str]) -> dict[str, BatchRow]:
+        """Rows this model recorded for ``source`` that still hold (same bytes, not ERROR), with thumbnails."""
         from inspector.core.imageio import read_image
+        from inspector.storage.results_db import ERROR_VERDICT, file_digest
 
         store = self._store()
         if store is None:
-            return []
+            return {}
         model_hash = self._model.model_hash
-        seen: dict[str, BatchRow] = {}
-        for record in store.query(source=source, limit=None):
-            path = record.get("path")
-            if not path or record.get("model_hash") != model_hash or path_key(path) in seen:
+        try:
+            latest = store.latest_rows(source, model_hash)
+        except Exception as exc:
+            self.error_occurred.emit(f"results database: {exc}; scoring the whole folder")
+            return {}
+        kept: dict[str, BatchRow] = {}
+        for path, record in latest.items():
+            if record.get("verdict") == ERROR_VERDICT or record.get("raw_score") is None:
+                continue  # an unreadable file is always tried again
+            digest = record.get("content_hash")
+            if digest is None or file_digest(path) != digest:
+                continue  # replaced (or gone) since, or recorded without a hash: score it again
+            try:
+                image = thumbnail(read_image(path))
+            except Exception:
                 continue
-            error = record.get("error")
-            image = None
-            if error is None:
-                try:
-                    image = thumbnail(read_image(path))
-                except Exception:
-                    continue  # gone since: score it again if it comes back
-            raw = record.get("raw_score")
-            seen[path_key(path)] = BatchRow(path, math.nan if raw is None else float(raw), record.get("time") or "",
-                                            float(record.get("latency_ms") or 0.0), model_hash, image, error, True)
-        return sorted(seen.values(), key=lambda row: Path(row.path).name)
+            kept[path_key(path)] = BatchRow(path, float(record["raw_score"]), record.get("time") or "",
+                                            float(record.get("latency_ms") or 0.0), model_hash, image, None, True)
+        return dict(sorted(kept.items(), key=lambda item: Path(item[1].path).name))
 
     def _heatmap(self, image: Any) -> Any:
         model = self._model
