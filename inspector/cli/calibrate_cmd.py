@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from inspector.cli.common import add_device, add_quiet, load_folder, load_model
+from inspector.cli.common import add_device, add_quiet, load_folder, load_model, warn
 from inspector.cli.progress_bar import progress_bar
 from inspector.cli.rates import print_rates
 from inspector.core.imageio import image_digest
@@ -26,6 +26,12 @@ def add_arguments(parser) -> None:
     parser.add_argument("--with-references", action="store_true",
                         help="pool the new good images with the model's stored held-out scores")
     parser.add_argument("-o", "--output", metavar="MODEL", help="write here instead of updating MODEL in place")
+    parser.add_argument("--force", action="store_true",
+                        help="replace the model file even if it is read-only (by default a read-only model "
+                             "is refused: it was protected on purpose)")
+    parser.add_argument("--trusted-key", action="append", default=[], metavar="PUB",
+                        help="public key whose signatures are trusted; MODEL must then be signed by it "
+                             "(repeatable; adds to the settings' trusted_keys)")
     add_device(parser)
     add_quiet(parser)
 
@@ -60,6 +66,7 @@ def reused_mask(model, images: list[np.ndarray]) -> np.ndarray:
 def run(args) -> int:
     """Score the good/bad folders, apply the policy and save the calibrated model."""
     from inspector.calibration.policies import calibrate
+    from inspector.storage.model_file import check_output_path, signature_path
 
     policy = args.policy or "frr"
     target = args.escape if policy == "escape" else args.frr
@@ -67,7 +74,10 @@ def run(args) -> int:
         raise ValueError("--policy manual needs --threshold")
     if policy in ("f1", "escape") and not args.bad:
         raise ValueError(f"--policy {policy} needs known-bad images (--bad DIR)")
-    model = load_model(args.model, args.device)
+    output = args.output or args.model
+    check_output_path(output, overwrite_read_only=args.force)
+    signed = signature_path(output).is_file()
+    model = _load(args)
     with progress_bar(args.quiet, "calibrate") as progress:
         good_images = load_folder([args.good], progress, "good").images
         good, reused = held_out_good_scores(model, good_images)
@@ -82,9 +92,21 @@ def run(args) -> int:
             bad_images = load_folder([args.bad], progress, "bad").images
             bad = model.score_images(bad_images)
     calibration = calibrate(good, bad, policy=policy, target=target, threshold=args.threshold)
-    output = args.output or args.model
-    model.with_calibration(calibration).save(output)
+    model.with_calibration(calibration).save(output, overwrite_read_only=args.force)
     print_rates(calibration, f"good images ({reused} reference images scored held-out, {fresh} new"
                 + (f", {pooled} stored held-out scores pooled" if pooled else "") + ")")
     print(f"model:        {output}")
+    if signed:
+        warn(f"{signature_path(output).name} signed the previous file and was removed; "
+             f"sign the new one: inspector sign {output} --key KEY")
     return 0
+
+
+def _load(args):
+    """The model, checked against the trust policy (settings, environment and ``--trusted-key``)."""
+    if not args.trusted_key:
+        return load_model(args.model, args.device)
+    from inspector.pipeline.model import InspectionModel
+    from inspector.storage.signing import default_trust_policy
+
+    return InspectionModel.load(args.model, device=args.device, trust=default_trust_policy(args.trusted_key))

@@ -36,6 +36,7 @@ def add_arguments(parser) -> None:
                         help=f"skip the patch-level map ({', '.join(with_switch) or 'no detector has the switch'})")
     parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                         help="detector option, repeatable (e.g. epochs=50, max_seconds=300, seed=1, levels=[4,5,6,7,8])")
+    parser.add_argument("--force", action="store_true", help="replace MODEL even if it is a read-only file")
     add_device(parser)
     add_quiet(parser)
 
@@ -63,7 +64,9 @@ def parse_options(pairs: list[str]) -> dict:
 def run(args) -> int:
     """Fit, calibrate on held-out scores and save."""
     from inspector.detectors.base import detector_class
+    from inspector.pipeline.fitting import duplicate_warning
     from inspector.pipeline.model import InspectionModel
+    from inspector.storage.model_file import check_output_path
 
     if args.image_size is not None and not 32 <= args.image_size <= 1024:
         raise ValueError(f"--image-size must be between 32 and 1024, got {args.image_size}")
@@ -72,6 +75,8 @@ def run(args) -> int:
         if not detector_class(args.detector).has_fast_map_option():
             raise ValueError(f"--no-fast-map: the {args.detector} detector's fast map cannot be switched off")
         options["fast_map"] = False
+    # Before the fit, not after it: an unwritable output would lose the whole fit.
+    check_output_path(args.output, overwrite_read_only=args.force)
     with progress_bar(args.quiet, "fit") as progress:
         references = load_folder([args.ref_dir], progress, "reference")
         bad = load_folder([args.bad], progress, "bad").images if args.bad else None
@@ -80,13 +85,16 @@ def run(args) -> int:
             references.images, detector=args.detector, backbone=args.backbone, weights=args.weights,
             image_size=args.image_size, folds=args.folds, bad_images=bad, policy=policy, target=args.frr,
             progress=progress, device=args.device, **options)
-    model_hash = model.save(args.output)
+    model_hash = model.save(args.output, overwrite_read_only=args.force)
     cal = model.calibration
     size_mb = os.path.getsize(args.output) / 1e6
     print(f"model:        {args.output} ({size_mb:.1f} MB, hash {model_hash[:16]})")
     print(f"detector:     {model.detector_kind}" + (f" on {model.backbone}" if model.backbone else ""))
     print(f"references:   {len(references.images)} images, fitted in {model.info['fit_seconds']:.1f} s")
     print_rates(cal)
+    duplicates = duplicate_warning(model.info)
+    if duplicates:
+        warn(duplicates)
     if len(references.images) < 20:
         warn(f"only {len(references.images)} reference images; 20 or more give steadier thresholds")
     return 0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 HELP = "open the inspection station (default: the built-in demo)"
 
 
@@ -16,13 +18,28 @@ def add_arguments(parser) -> None:
                         help="process N frames, record them in the results database, then exit 0")
     parser.add_argument("--db", metavar="PATH", help="results database (default: in the user data folder)")
     parser.add_argument("--demo", action="store_true", help="open the built-in demo even if settings name a model")
+    parser.add_argument("--trusted-key", action="append", default=[], metavar="PUB",
+                        help="public key whose model signatures are trusted; every model loaded must then be "
+                             "signed by a trusted key (repeatable; adds to the settings' trusted_keys)")
 
 
 def run(args) -> int:
     """Start the Qt application (imported here so that other commands never load Qt)."""
     if args.quit_after is not None and args.quit_after < 1:
         raise ValueError("--quit-after needs a positive number of frames")
+    from inspector.storage.settings import absolute_path
+
+    # Absolute before anything remembers it: settings keep it for starts from other folders.
+    model_path = absolute_path(args.model) if args.model else None
+    if args.trusted_key:
+        from inspector.storage.signing import TRUSTED_KEYS_ENV, trust_policy
+
+        trust_policy(args.trusted_key)  # unreadable key files: an error now, not a failed load later
+        # The model worker reads the policy where it loads (settings + environment), on its own thread.
+        named = [absolute_path(p) for p in args.trusted_key]
+        os.environ[TRUSTED_KEYS_ENV] = os.pathsep.join(
+            [p for p in os.environ.get(TRUSTED_KEYS_ENV, "").split(os.pathsep) if p] + named)
     from inspector.gui.app import run_gui
 
-    return run_gui(model_path=args.model, source_spec=args.source, quit_after=args.quit_after,
+    return run_gui(model_path=model_path, source_spec=args.source, quit_after=args.quit_after,
                    db_path=args.db, demo=args.demo)

@@ -27,6 +27,8 @@ def fit_parts(images: Sequence[np.ndarray], *, detector: str, backbone: str, wei
     """
     progress = progress or silent()
     started = time.perf_counter()
+    digests = [image_digest(image) for image in images]
+    check_distinct(digests)
     cls_ = detector_class(detector)
     if cls_.uses_backbone:
         options.update(backbone=backbone, weights=weights, image_size=image_size)
@@ -38,7 +40,11 @@ def fit_parts(images: Sequence[np.ndarray], *, detector: str, backbone: str, wei
         raise ValueError(f"invalid option for the {detector} detector: {exc}") from exc
     # Cheap refits (backbone detectors): leave-one-out for small sets; trained detectors hold out 1/k.
     folds = resolve_folds(len(images), folds) if cls_.uses_backbone else (folds or 5)
-    result = det.fit(images, progress, folds=folds)
+    try:
+        result = det.fit(images, progress, folds=folds)
+    except np.linalg.LinAlgError as exc:
+        raise ValueError(f"the reference images are too alike to fit a model ({len(set(digests))} distinct "
+                         f"of {len(images)}; {exc}): use more varied good images") from exc
     bad_scores = det.score(bad_images) if bad_images else np.array([])
     chosen = policy or ("f1" if len(bad_scores) else "frr")
     calibration = calibrate(result.held_out_scores, bad_scores, policy=chosen, target=target)
@@ -63,7 +69,33 @@ def fit_parts(images: Sequence[np.ndarray], *, detector: str, backbone: str, wei
         "fitted_on": f"{det.device.type} ({platform.machine()})",
         **gradient_info,
         # Lets `calibrate` reuse the unbiased held-out score of a reference image it is given again.
-        "reference_held_out": {image_digest(image): float(score)
-                               for image, score in zip(images, result.held_out_scores)},
+        "reference_held_out": {digest: float(score) for digest, score in zip(digests, result.held_out_scores)},
     }
+    if len(set(digests)) < len(digests):
+        info["duplicate_references"] = len(digests) - len(set(digests))
     return det, calibration, pixel, info
+
+
+def check_distinct(digests: Sequence[str]) -> None:
+    """Refuse reference sets whose images are all the same picture.
+
+    Args:
+        digests: :func:`inspector.core.imageio.image_digest` of each reference image.
+
+    Raises:
+        ValueError: when there are two or more images and all have the same pixels
+            (no variation to learn; the covariance would be singular).
+    """
+    if len(digests) > 1 and len(set(digests)) == 1:
+        raise ValueError(f"the {len(digests)} reference images are identical (the same pixels): a model "
+                         "learns how good parts vary, so it needs different images of good parts")
+
+
+def duplicate_warning(info: dict) -> str | None:
+    """The warning for reference images that are exact copies of others, or ``None``."""
+    count = info.get("duplicate_references")
+    if not count:
+        return None
+    return (f"{count} of the {info.get('n_reference')} reference images are exact copies of others: a copy's "
+            "held-out score is not held out (its twin was fitted), so the threshold is less trustworthy; "
+            "remove the copies")

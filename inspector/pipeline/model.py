@@ -126,21 +126,41 @@ class InspectionModel:
             "info": self.info,
         }
 
-    def save(self, path: str | Path) -> str:
-        """Write the model file; returns the model hash."""
-        self._hash = save_model_file(path, self._metadata(), self.detector.tensors())
+    def save(self, path: str | Path, overwrite_read_only: bool = False) -> str:
+        """Write the model file atomically; returns the model hash.
+
+        Raises:
+            inspector.storage.model_file.OutputPathError: the file cannot be written there
+                (a folder, an unwritable folder, or a read-only file without ``overwrite_read_only``).
+        """
+        self._hash = save_model_file(path, self._metadata(), self.detector.tensors(),
+                                     overwrite_read_only=overwrite_read_only)
         return self._hash
 
     @classmethod
     def load(cls, path: str | Path, device: torch.device | str | None = None,
-             weights: str | None = None) -> "InspectionModel":
+             weights: str | None = None, trust=None) -> "InspectionModel":
         """Load a model file and check that the backbone it was built for is installed.
 
+        Args:
+            path: The model file.
+            device: Torch device; CUDA when available by default.
+            weights: Backbone weights file (B0-B7).
+            trust: A :class:`inspector.storage.signing.TrustPolicy`; ``None`` means the
+                policy of the settings and environment
+                (:func:`inspector.storage.signing.default_trust_policy`), so that a station
+                or command that requires signed models cannot forget to check.
+
         Raises:
-            ModelFileError: unreadable file, unknown detector, or a backbone that is
-                missing or has other weights than the model was fitted with.
+            ModelFileError: unreadable file, unknown detector, a backbone that is
+                missing or has other weights than the model was fitted with, or a
+                signature refused by the trust policy.
         """
-        contents = load_model_file(path)
+        if trust is None:
+            from inspector.storage.signing import default_trust_policy
+
+            trust = default_trust_policy()
+        contents = load_model_file(path, trust=trust if trust.active else None)
         meta = contents.metadata
         device = pick_device(device)
         try:

@@ -1,9 +1,15 @@
 """Versioned, forgiving JSON settings.
 
-A missing file gives the defaults; a broken file gives the defaults and a
-warning (and is kept as ``settings.json.broken`` so the next save does not
-destroy it); unknown keys are dropped and invalid values replaced by their
-defaults, each with a warning. Loading never raises. Saving is atomic.
+A missing file gives the defaults; a broken file (not JSON, not UTF-8, not an
+object) or one written by a newer Inspector gives the defaults (or the values
+this version knows) and a warning, and is first copied aside
+(``settings.json.broken-<UTC time>``, ``settings.json.v<N>-<UTC time>``) so that
+saving never destroys it; :func:`save_settings` makes the same copy if the file
+it replaces is not one it could have written, and refuses to replace it when the
+copy fails. Unknown keys are dropped and invalid values replaced by their
+defaults, each with a warning. Loading never raises. Saving is atomic. Model
+paths are saved absolute (a relative path would name another file when the
+station starts in another folder).
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import math
 import os
 import shutil
 import tempfile
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -41,6 +48,9 @@ class Settings:
         window_geometry: ``QWidget.saveGeometry()`` bytes, base64-encoded.
         recent_models: Model paths, most recent first.
         results_db: The results database path, or ``None`` for the default.
+        trusted_keys: Public key files whose model signatures are trusted
+            (:mod:`inspector.storage.signing`; relative paths are read from the settings folder).
+        require_signed_models: Refuse model files without a valid signature by a trusted key.
     """
 
     version: int = SETTINGS_VERSION
@@ -52,11 +62,19 @@ class Settings:
     window_geometry: str | None = None
     recent_models: list[str] = field(default_factory=list)
     results_db: str | None = None
+    trusted_keys: list[str] = field(default_factory=list)
+    require_signed_models: bool = False
 
     def add_recent_model(self, path: str) -> None:
-        """Put ``path`` first in :attr:`recent_models` (once), keeping at most 10."""
+        """Put ``path`` (made absolute) first in :attr:`recent_models` (once), keeping at most 10."""
+        path = absolute_path(path)
         self.recent_models = [path] + [p for p in self.recent_models if p != path]
         del self.recent_models[MAX_RECENT_MODELS:]
+
+
+def absolute_path(path: str) -> str:
+    """``path`` made absolute against the current folder (symbolic links kept, not resolved)."""
+    return os.path.abspath(os.path.expanduser(path))
 
 
 def default_settings_path() -> Path:
@@ -112,6 +130,18 @@ def _recent_models(value: Any) -> list[str]:
     return list(dict.fromkeys(value))[:MAX_RECENT_MODELS]
 
 
+def _key_files(value: Any) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(p, str) and p for p in value):
+        raise ValueError("must be a list of public key files")
+    return list(dict.fromkeys(value))
+
+
+def _flag(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError("must be true or false")
+    return value
+
+
 def _number(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ValueError("must be a number")
@@ -127,6 +157,8 @@ _VALIDATORS: dict[str, Callable[[Any], Any]] = {
     "window_geometry": _geometry,
     "recent_models": _recent_models,
     "results_db": _optional_text,
+    "trusted_keys": _key_files,
+    "require_signed_models": _flag,
 }
 
 
@@ -146,15 +178,18 @@ def load_settings(path: str | os.PathLike | None = None) -> tuple[Settings, list
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         return defaults, []
-    except (OSError, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError as exc:
+        kept = _keep_aside(path, "broken")
+        return defaults, [f"settings file {path} is not UTF-8 text ({exc}); using defaults{kept}"]
+    except OSError as exc:
         return defaults, [f"settings file {path} could not be read ({exc}); using defaults"]
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        kept = _keep_broken(path)
+        kept = _keep_aside(path, "broken")
         return defaults, [f"settings file {path} is not valid JSON ({exc}); using defaults{kept}"]
     if not isinstance(data, dict):
-        kept = _keep_broken(path)
+        kept = _keep_aside(path, "broken")
         return defaults, [f"settings file {path} does not hold a JSON object; using defaults{kept}"]
 
     warnings: list[str] = []
@@ -163,8 +198,9 @@ def load_settings(path: str | os.PathLike | None = None) -> tuple[Settings, list
         warnings.append(f"settings: version {version!r} is not a number; reading as version "
                         f"{SETTINGS_VERSION}")
     elif version > SETTINGS_VERSION:
+        kept = _keep_aside(path, f"v{version}")
         warnings.append(f"settings were written by a newer Inspector (version {version}); "
-                        "settings it does not know are dropped")
+                        f"settings it does not know are dropped{kept}")
     values: dict[str, Any] = {}
     for key, value in data.items():
         validator = _VALIDATORS.get(key)
@@ -198,6 +234,10 @@ def save_settings(settings: Settings, path: str | os.PathLike | None = None) -> 
     path.parent.mkdir(parents=True, exist_ok=True)
     data = asdict(settings)
     data["version"] = SETTINGS_VERSION
+    if data["last_model"]:
+        data["last_model"] = absolute_path(data["last_model"])
+    data["recent_models"] = list(dict.fromkeys(absolute_path(p) for p in data["recent_models"]))
+    _guard_replaced(path)
     text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
     handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -215,11 +255,49 @@ def save_settings(settings: Settings, path: str | os.PathLike | None = None) -> 
     return path
 
 
-def _keep_broken(path: Path) -> str:
-    """Copy a broken file aside so the next save does not destroy it; returns a note."""
-    backup = path.with_name(path.name + ".broken")
+def _keep_aside(path: Path, why: str) -> str:
+    """Copy ``path`` to ``NAME.<why>-<UTC time>`` unless that content is already kept; returns a note.
+
+    Raises nothing: an empty note means no copy could be made.
+    """
     try:
+        data = path.read_bytes()
+        for earlier in path.parent.glob(f"{path.name}.{why}-*"):
+            if earlier.is_file() and earlier.read_bytes() == data:
+                return f" (the file was kept as {earlier})"
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        backup = path.with_name(f"{path.name}.{why}-{stamp}")
+        counter = 1
+        while backup.exists():
+            backup = path.with_name(f"{path.name}.{why}-{stamp}-{counter}")
+            counter += 1
         shutil.copyfile(path, backup)
     except OSError:
         return ""
-    return f" (the broken file was copied to {backup})"
+    return f" (the file was kept as {backup})"
+
+
+def _guard_replaced(path: Path) -> None:
+    """Before ``path`` is replaced: copy it aside if it is not a settings file this version wrote.
+
+    Raises:
+        OSError: when such a file exists and cannot be copied (it is not replaced).
+    """
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return
+    why = None
+    try:
+        data = json.loads(raw.decode("utf-8"))
+        if not isinstance(data, dict):
+            why = "broken"
+        else:
+            version = data.get("version", SETTINGS_VERSION)
+            if isinstance(version, int) and not isinstance(version, bool) and version > SETTINGS_VERSION:
+                why = f"v{version}"
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        why = "broken"
+    if why and not _keep_aside(path, why):
+        raise OSError(f"{path} is not a settings file this Inspector wrote and could not be copied "
+                      "aside; it was not replaced")

@@ -43,15 +43,25 @@ class ModelWorker(QObject):
     load_failed = Signal(str)
     job_failed = Signal(str)
 
-    def __init__(self) -> None:
+    def __init__(self, trust=None) -> None:
+        """Args:
+            trust: The :class:`inspector.storage.signing.TrustPolicy` for every load; ``None``
+                reads the settings' and environment's policy at each load (so a changed
+                ``require_signed_models`` applies to the next model opened).
+        """
         super().__init__()
         self._last_report = 0.0
+        self._trust = trust
 
     @Slot(str)
     def load(self, path: str) -> None:
-        """Load ``path`` with the default device (CUDA when present)."""
+        """Load ``path`` with the default device (CUDA when present).
+
+        A model refused by the trust policy (unsigned where signatures are required,
+        or wrongly signed) is a failed load: ``load_failed`` with the reason.
+        """
         try:
-            model = self._load(path)
+            model = self._load(path, self._trust)
         except Exception as exc:
             logger.warning("cannot load model %s: %s", path, exc)
             self.load_failed.emit(f"cannot load model: {exc}")
@@ -89,7 +99,7 @@ class ModelWorker(QObject):
             return
         try:
             path, spec = ensure_demo(Progress(self._report_demo))
-            model = self._load(str(path))
+            model = self._load(str(path), self._trust)
         except Exception as exc:
             logger.exception("demo preparation failed")
             self.load_failed.emit(f"cannot prepare the demo: {exc}")
@@ -103,8 +113,7 @@ class ModelWorker(QObject):
             self.demo_progress.emit(f"preparing the demo: {message} ({done}/{total})")
 
     @staticmethod
-    def _load(path: str) -> InspectingModel:
+    def _load(path: str, trust=None) -> InspectingModel:
         from inspector.pipeline.model import InspectionModel
 
-        model = InspectionModel.load(path)
-        return model
+        return InspectionModel.load(path, trust=trust)

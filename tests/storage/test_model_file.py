@@ -20,6 +20,8 @@ from inspector.storage.model_file import (
     FORMAT_VERSION,
     MAGIC,
     ModelFileError,
+    OutputPathError,
+    check_output_path,
     content_hash,
     load_model_file,
     save_model_file,
@@ -316,3 +318,103 @@ def test_every_torch_load_is_weights_only() -> None:
                 assert "load" not in {alias.name for alias in node.names}, path
     assert calls, "expected at least the backbone weights loader"
     assert [where for where, safe in calls if not safe] == []
+
+
+# ---- writing: modes, temporary files, read-only targets, output checks ------------------------
+
+def _visible(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir())
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o002, 0o077])
+def test_new_model_file_mode_follows_the_umask(fitted_model, tmp_path, umask) -> None:
+    import os
+    import stat
+
+    previous = os.umask(umask)
+    try:
+        fitted_model.save(tmp_path / "m.safetensors")
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE((tmp_path / "m.safetensors").stat().st_mode) == 0o666 & ~umask
+
+
+def test_replaced_model_file_keeps_its_mode(fitted_model, tmp_path) -> None:
+    import os
+    import stat
+
+    target = tmp_path / "m.safetensors"
+    target.write_bytes(b"old")
+    os.chmod(target, 0o640)
+    fitted_model.save(target)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o640
+    assert InspectionModel.load(target, device="cpu").model_hash == fitted_model.model_hash
+
+
+def test_stale_temporary_files_of_dead_processes_are_removed_by_the_next_save(fitted_model, tmp_path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True)
+    dead_pid = int(dead.stdout)
+    stale = tmp_path / f".m.safetensors.tmp-{dead_pid}-0123abcd"
+    stale.write_bytes(b"half a model")
+    running = tmp_path / f".m.safetensors.tmp-{os.getppid()}-89abcdef"  # a live process: left alone
+    running.write_bytes(b"a save in progress")
+    unrelated = tmp_path / ".m.safetensors.tmp-notapid"
+    unrelated.write_bytes(b"not ours")
+    fitted_model.save(tmp_path / "m.safetensors")
+    assert _visible(tmp_path) == sorted(["m.safetensors", running.name, unrelated.name])
+
+
+def test_failed_save_leaves_no_temporary_file_and_the_old_model(fitted_model, saved, tmp_path,
+                                                                monkeypatch) -> None:
+    import os
+
+    target = tmp_path / "m.safetensors"
+    target.write_bytes(saved.read_bytes())
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", disk_full)
+    with pytest.raises(OutputPathError, match="No space left"):
+        fitted_model.save(target)
+    assert _visible(tmp_path) == ["m.safetensors"] and target.read_bytes() == saved.read_bytes()
+
+
+def test_read_only_model_is_not_replaced_without_force(fitted_model, saved, tmp_path) -> None:
+    import os
+
+    target = tmp_path / "released.safetensors"
+    target.write_bytes(b"released model")
+    os.chmod(target, 0o444)
+    with pytest.raises(OutputPathError, match="read-only"):
+        fitted_model.save(target)
+    assert target.read_bytes() == b"released model"
+    fitted_model.save(target, overwrite_read_only=True)
+    assert target.read_bytes() == saved.read_bytes()
+    assert not os.stat(target).st_mode & 0o222  # still read-only
+
+
+@pytest.mark.parametrize("case", ["folder", "parent_is_file", "unwritable"])
+def test_output_path_is_checked_before_any_work(tmp_path, case) -> None:
+    if case == "folder":
+        target, pattern = tmp_path, "is a folder"
+    elif case == "parent_is_file":
+        (tmp_path / "notes.txt").write_text("x")
+        target, pattern = tmp_path / "notes.txt" / "m.safetensors", "is a file, not a folder"
+    else:
+        if not Path("/proc/self").is_dir():
+            pytest.skip("needs a folder nobody can create files in (/proc)")
+        target, pattern = Path("/proc/m.safetensors"), "cannot write a model file in /proc"
+    with pytest.raises(OutputPathError, match=pattern):
+        check_output_path(target)
+    assert issubclass(OutputPathError, ValueError)  # the CLI exits 2
+
+
+def test_missing_parent_folders_are_created(tmp_path) -> None:
+    path = check_output_path(tmp_path / "a" / "b" / "m.safetensors")
+    assert path.parent.is_dir() and _visible(path.parent) == []  # the probe is gone

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 from inspector.storage.settings import (
     SETTINGS_VERSION,
@@ -46,7 +47,9 @@ def test_broken_json_gives_defaults_and_a_warning(tmp_path):
     settings, warnings = load_settings(path)
     assert settings == Settings()
     assert len(warnings) == 1 and "not valid JSON" in warnings[0]
-    assert (tmp_path / "settings.json.broken").read_text() == '{"overlay_opacity": 0.3,'
+    kept = list(tmp_path.glob("settings.json.broken-*"))
+    assert len(kept) == 1 and kept[0].read_text() == '{"overlay_opacity": 0.3,'
+    assert str(kept[0]) in warnings[0]
     path.write_text("[1, 2]")
     assert load_settings(path)[0] == Settings()
     path.write_bytes(b"\xff\xfe\x00garbage")
@@ -107,3 +110,89 @@ def test_default_path_from_environment(monkeypatch, tmp_path):
     assert default_settings_path() == tmp_path / "settings.json"
     save_settings(Settings(overlay_opacity=0.9))
     assert load_settings()[0].overlay_opacity == 0.9
+
+
+# ---- nothing the user wrote is destroyed; model paths are absolute --------------------------
+
+def _backups(folder, stem="settings.json"):
+    return sorted(p for p in folder.iterdir() if p.name.startswith(stem + "."))
+
+
+def test_non_utf8_file_is_kept_before_the_save_on_exit_replaces_it(tmp_path):
+    path = tmp_path / "settings.json"
+    original = b'{"overlay_opacity": 0.3, "last_source": "folder:/caf\xe9"}'  # Latin-1, not UTF-8
+    path.write_bytes(original)
+    settings, warnings = load_settings(path)
+    assert settings == Settings() and "not UTF-8" in warnings[0]
+    save_settings(settings, path)  # what the station does on exit
+    kept = _backups(tmp_path)
+    assert [p.read_bytes() for p in kept] == [original]
+    assert json.loads(path.read_text())["version"] == SETTINGS_VERSION
+
+
+def test_newer_version_file_is_kept_before_it_is_rewritten(tmp_path):
+    path = tmp_path / "settings.json"
+    newer = json.dumps({"version": 7, "overlay_opacity": 0.2, "station_layout": "split"})
+    path.write_text(newer)
+    settings, warnings = load_settings(path)
+    assert settings.overlay_opacity == 0.2
+    save_settings(settings, path)
+    kept = _backups(tmp_path)
+    assert len(kept) == 1 and kept[0].name.startswith("settings.json.v7-") and kept[0].read_text() == newer
+    assert any(str(kept[0]) in w for w in warnings)
+    # Loading and saving again keeps one copy of the same content, not one per start.
+    load_settings(path)
+    save_settings(settings, path)
+    assert len(_backups(tmp_path)) == 1
+
+
+def test_a_broken_file_that_cannot_be_copied_aside_is_not_replaced(tmp_path, monkeypatch):
+    import shutil
+
+    path = tmp_path / "settings.json"
+    path.write_bytes(b"\xff\xfe not settings")
+
+    def refuse(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(shutil, "copyfile", refuse)
+    try:
+        save_settings(Settings(), path)
+    except OSError as exc:
+        assert "not replaced" in str(exc)
+    else:
+        raise AssertionError("a file that could not be kept was replaced")
+    assert path.read_bytes() == b"\xff\xfe not settings"
+
+
+def test_each_broken_file_gets_its_own_copy(tmp_path):
+    path = tmp_path / "settings.json"
+    for text in ("{broken", "[still broken]"):
+        path.write_text(text)
+        load_settings(path)
+    assert sorted(p.read_text() for p in _backups(tmp_path)) == sorted(["{broken", "[still broken]"])
+
+
+def test_relative_model_paths_are_saved_absolute(tmp_path, monkeypatch):
+    work = tmp_path / "bench"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    settings = Settings(last_model="models/part.safetensors")
+    settings.add_recent_model("models/part.safetensors")
+    settings.add_recent_model(str(work / "models" / "part.safetensors"))
+    path = save_settings(settings, tmp_path / "cfg" / "settings.json")
+    monkeypatch.chdir(tmp_path)  # the station starts from another folder
+    loaded, _ = load_settings(path)
+    assert loaded.last_model == str(work / "models" / "part.safetensors")
+    assert loaded.recent_models == [str(work / "models" / "part.safetensors")]
+    assert os.path.isabs(loaded.last_model)
+
+
+def test_signature_settings_round_trip_and_validation(tmp_path):
+    path = tmp_path / "settings.json"
+    save_settings(Settings(trusted_keys=["/keys/qa.pub"], require_signed_models=True), path)
+    loaded, warnings = load_settings(path)
+    assert warnings == [] and loaded.trusted_keys == ["/keys/qa.pub"] and loaded.require_signed_models
+    path.write_text(json.dumps({"trusted_keys": "/keys/qa.pub", "require_signed_models": "yes"}))
+    loaded, warnings = load_settings(path)
+    assert loaded.trusted_keys == [] and loaded.require_signed_models is False and len(warnings) == 2
