@@ -1,6 +1,9 @@
 """The operator panel: threshold slider and spin box, overlay opacity, segmentation mode.
 
-The slider moves on a logarithmic scale around the calibrated threshold. Its
+The operator sees one unit: the threshold relative to the model's calibrated
+one (1.00 = calibrated), as the score history and the verdict panel show
+scores; the raw value is in the line under it. The slider moves on a
+logarithmic scale around the calibrated threshold. Its
 signal is debounced (a single-shot timer), so dragging re-decides the history
 a few times a second rather than on every pixel of movement.
 """
@@ -34,7 +37,8 @@ class OperatorPanel(QWidget):
     """Controls the operator may touch during a run.
 
     Signals:
-        threshold_changed(float): the raw threshold, debounced.
+        threshold_changed(float): the raw threshold, debounced (the spin box shows it relative
+            to the calibrated threshold).
         threshold_reset(): go back to the model's calibrated threshold.
         opacity_changed(float): heatmap opacity, 0..1.
         segmentation_mode_changed(str): one of ``SEGMENTATION_MODES``.
@@ -59,6 +63,12 @@ class OperatorPanel(QWidget):
         self.spin = QDoubleSpinBox()
         self.spin.setKeyboardTracking(False)
         self.spin.setMinimumWidth(110)
+        self.spin.setDecimals(3)
+        self.spin.setSingleStep(0.01)
+        self.spin.setSuffix(" x cal.")
+        self.spin.setToolTip("Threshold relative to the model's calibrated threshold (1.000 = calibrated)")
+        self.raw_label = QLabel("")
+        self.raw_label.setStyleSheet(f"color: {MUTED};")
         self.reset_button = QPushButton("Calibrated")
         self.reset_button.setToolTip("Use the threshold stored with the model")
         self.calibration_label = QLabel("")
@@ -71,6 +81,7 @@ class OperatorPanel(QWidget):
         box_layout = QVBoxLayout(threshold_box)
         box_layout.addWidget(self.slider)
         box_layout.addLayout(row)
+        box_layout.addWidget(self.raw_label)
         box_layout.addWidget(self.calibration_label)
 
         self.opacity_slider = QSlider(Qt.Orientation.Horizontal)
@@ -99,31 +110,35 @@ class OperatorPanel(QWidget):
 
     @property
     def threshold(self) -> float:
-        """The raw threshold shown."""
+        """The raw threshold shown (the spin box's relative value times the calibrated threshold)."""
+        return float(self.spin.value()) * self._calibrated
+
+    @property
+    def relative_threshold(self) -> float:
+        """The threshold as the operator sees it: 1.0 = the calibrated threshold."""
         return float(self.spin.value())
 
     def set_scale(self, calibrated: float, low: float, high: float, note: str = "") -> None:
         """Set the slider's range (raw scores) around the model's ``calibrated`` threshold."""
-        self._calibrated = float(calibrated)
+        self._calibrated = max(float(calibrated), 1e-12)
         self._hi = max(float(high), calibrated * 1.01)
         self._lo = min(max(float(low), self._hi * 1e-4), calibrated * 0.99)
-        decimals = max(0, min(6, 3 - int(math.floor(math.log10(max(calibrated, 1e-9))))))
         self.spin.blockSignals(True)
-        self.spin.setDecimals(decimals)
-        self.spin.setRange(self._lo, self._hi * 10)
-        self.spin.setSingleStep(10 ** -decimals * 10 if decimals else max(1.0, round(calibrated / 100)))
+        self.spin.setRange(self._lo / self._calibrated, self._hi * 10 / self._calibrated)
         self.spin.blockSignals(False)
         self.calibration_label.setText(note)
+        self._show_raw()
 
     def set_threshold(self, threshold: float) -> None:
-        """Show ``threshold`` without emitting anything (the station already knows it)."""
+        """Show the raw ``threshold`` without emitting anything (the station already knows it)."""
         self._debounce.stop()
         for widget in (self.spin, self.slider):
             widget.blockSignals(True)
-        self.spin.setValue(threshold)
+        self.spin.setValue(threshold / self._calibrated)
         self.slider.setValue(self._to_slider(threshold))
         for widget in (self.spin, self.slider):
             widget.blockSignals(False)
+        self._show_raw()
 
     def set_calibration(self, calibration) -> None:
         """Scale the slider to a model's calibration and describe it under the threshold."""
@@ -152,15 +167,20 @@ class OperatorPanel(QWidget):
 
     def _slider_moved(self, position: int) -> None:
         self.spin.blockSignals(True)
-        self.spin.setValue(self._from_slider(position))
+        self.spin.setValue(self._from_slider(position) / self._calibrated)
         self.spin.blockSignals(False)
+        self._show_raw()
         self._debounce.start()
 
     def _spin_changed(self, value: float) -> None:
         self.slider.blockSignals(True)
-        self.slider.setValue(self._to_slider(value))
+        self.slider.setValue(self._to_slider(value * self._calibrated))
         self.slider.blockSignals(False)
+        self._show_raw()
         self._debounce.start()
+
+    def _show_raw(self) -> None:
+        self.raw_label.setText(f"raw {self.threshold:.4g} (calibrated {self._calibrated:.4g})")
 
     def _emit_threshold(self) -> None:
         self.threshold_changed.emit(self.threshold)

@@ -1,4 +1,7 @@
-"""The scrolling score history: raw scores of the last frames, coloured by the current threshold.
+"""The scrolling score history: scores of the last frames, coloured by the current threshold.
+
+Scores are drawn relative to the model's calibrated threshold (1.0 =
+calibrated), the operator's one unit; raw scores are what is kept.
 
 Scores are kept; moving the threshold only re-splits them into OK and NG
 (a re-decision, never a rescoring).
@@ -35,13 +38,14 @@ class ScoreHistory(pg.PlotWidget):
         self._x_start = -1
         self._y_top = 0.0
         self._rule = Threshold(1.0)
+        self._unit = 1.0
         self._dirty = False
         self.setBackground(PANEL)
         self.setMenuEnabled(False)
         self.setMouseEnabled(x=False, y=False)
         self.hideButtons()
         self.showGrid(x=False, y=False)  # a grid makes the axis repaint with every new point
-        self.setLabel("left", "raw score")
+        self.setLabel("left", "score (1 = calibrated)")
         self.setLabel("bottom", "frame")
         self.getPlotItem().getAxis("left").setWidth(56)
         self.getPlotItem().getAxis("left").enableAutoSIPrefix(False)
@@ -78,10 +82,18 @@ class ScoreHistory(pg.PlotWidget):
         self._dirty = True
         self.refresh()
 
+    def set_unit(self, calibrated: float) -> None:
+        """Draw scores relative to ``calibrated`` (the model's raw calibrated threshold)."""
+        self._unit = max(float(calibrated), 1e-12)
+        self.threshold_line.setValue(self._rule.raw / self._unit)
+        self._y_top = 0.0
+        self._dirty = True
+        self.refresh()
+
     def set_threshold(self, threshold: Threshold | float) -> None:
-        """Re-decide the kept scores at ``threshold`` and redraw at once."""
+        """Re-decide the kept scores at the raw ``threshold`` and redraw at once."""
         self._rule = Threshold.of(threshold)
-        self.threshold_line.setValue(self._rule.raw)
+        self.threshold_line.setValue(self._rule.raw / self._unit)
         self._y_top = 0.0  # rescale to the new threshold
         self._dirty = True
         self.refresh()
@@ -100,15 +112,16 @@ class ScoreHistory(pg.PlotWidget):
         scores = self._buffer[start : self._count]
         index = np.arange(start, self._count)
         flagged = self._rule.decide_many(scores)
-        self._line.setData(index, scores)
-        self._ok.setData(index[~flagged], scores[~flagged])
-        self._ng.setData(index[flagged], scores[flagged])
+        shown = scores / self._unit
+        self._line.setData(index, shown)
+        self._ok.setData(index[~flagged], shown[~flagged])
+        self._ng.setData(index[flagged], shown[flagged])
         step = max(1, self.capacity // 4)
         x_start = max(0, -(-(self._count - self.capacity) // step) * step)
         if x_start != self._x_start or not self._y_top:
             self._x_start = x_start
             self.setXRange(x_start, x_start + self.capacity, padding=0.01)
-        top = max(float(scores.max()) if len(scores) else 0.0, self._rule.raw) * 1.15
+        top = max(float(shown.max()) if len(shown) else 0.0, self._rule.raw / self._unit) * 1.15
         if top > self._y_top or top < self._y_top * 0.5:
             self._y_top = top * 1.2
             self.setYRange(0, self._y_top, padding=0)

@@ -15,6 +15,7 @@ class VerdictPanel(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        self._unit = 1.0
         self.verdict_label = QLabel("—")
         self.verdict_label.setObjectName("verdict")
         self.verdict_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
@@ -85,10 +86,12 @@ class VerdictPanel(QWidget):
             text, color, score = "—", IDLE_COLOR, "score —"
         else:
             text, color = ("NG", NG_COLOR) if result.anomalous else ("OK", OK_COLOR)
-            score = f"score {result.score:.3f}"
-            lines = [f"raw {result.raw_score:.4g} / threshold {result.threshold:.4g}"]
+            score = f"score {self.relative(result.raw_score):.3f}"
+            if result.threshold != self._unit:
+                score += f"  (threshold {self.relative(result.threshold):.3f})"
+            lines = [f"raw {result.raw_score:.4g} / threshold {result.threshold:.4g} raw"]
             if current_threshold is not None and float(current_threshold) != result.threshold:
-                lines.append(f"next frames at threshold {float(current_threshold):.4g}")
+                lines.append(f"next frames at threshold {self.relative(float(current_threshold)):.3f}")
             detail = "\n".join(lines + ([detail] if detail else []))
         if text != self.verdict_label.text() or not self.verdict_label.styleSheet():
             # Restyling re-polishes the widget: only when the verdict flips, not on every frame.
@@ -98,6 +101,14 @@ class VerdictPanel(QWidget):
             )
         self.score_label.setText(score)
         self.detail_label.setText(detail)
+
+    def set_unit(self, calibrated: float) -> None:
+        """Show scores relative to ``calibrated`` (the model's raw calibrated threshold; 1.0 = it)."""
+        self._unit = max(float(calibrated), 1e-12)
+
+    def relative(self, raw: float) -> float:
+        """A raw score or threshold in the operator's unit (1.0 = calibrated threshold)."""
+        return float(raw) / self._unit
 
     def set_counts(self, ok: int, ng: int) -> None:
         """Show the session's OK and NG counts."""

@@ -51,12 +51,15 @@ def test_threshold_redecides_history_without_rescoring(make_window, qtbot, tmp_p
     assert window.history.counts() == (2, 2)
     calls = model.detector.passes.value
 
-    window.operator.spin.setValue(0.3)  # debounced: nothing yet
+    # One unit for the operator: 1.0 = the calibrated threshold (0.5 raw here), raw in the line below.
+    assert window.operator.relative_threshold == pytest.approx(1.0)
+    window.operator.spin.setValue(0.6)  # 0.6 x calibrated = raw 0.3; debounced: nothing yet
+    assert window.operator.raw_label.text().startswith("raw 0.3 ")
     assert window.station.threshold == pytest.approx(0.5)
     qtbot.waitUntil(lambda: window.station.threshold == pytest.approx(0.3), timeout=1000)
     assert window.history.counts() == (1, 3)
     assert window.verdict.ng_count.text() == "3"
-    assert window.history.threshold_line.value() == pytest.approx(0.3)
+    assert window.history.threshold_line.value() == pytest.approx(0.6)  # drawn in the operator's unit
     assert window.calibration.line.value() == pytest.approx(0.3)
 
     window.operator.slider.setValue(window.operator.slider.maximum())
@@ -65,3 +68,23 @@ def test_threshold_redecides_history_without_rescoring(make_window, qtbot, tmp_p
     assert window.station.threshold == pytest.approx(0.5)
     assert window.history.counts() == (2, 2)
     assert model.detector.passes.value == calls, "moving the threshold must not rescore"
+
+
+def test_verdict_panel_and_history_speak_the_operators_unit(make_window, qtbot):
+    """Scores and thresholds shown to the operator are relative to the calibrated threshold; raw in details."""
+    from conftest import gray
+
+    from inspector.core.records import Frame
+
+    window = make_window()
+    model = stub_model(threshold=0.5)
+    window.station.set_model(model, "")
+    result = model.inspect([Frame(image=gray(179), source="camera:0", frame_id=1)], threshold=0.6)[0]
+    window.verdict.set_verdict(result, "", current_threshold=0.6)
+    relative = result.raw_score / 0.5
+    assert window.verdict.score_label.text() == f"score {relative:.3f}  (threshold 1.200)"
+    assert f"raw {result.raw_score:.4g} / threshold 0.6 raw" in window.verdict.detail_label.text()
+    window.history.add_score(result.raw_score)
+    window.history.refresh()
+    drawn = list(window.history._ok.getData()[1]) + list(window.history._ng.getData()[1])
+    assert drawn == [pytest.approx(relative)]

@@ -65,11 +65,12 @@ def test_folder_run_with_real_model_then_threshold_redecides(make_window, qtbot,
     assert window.verdict.verdict == recorded[Path(shown.frame.path).name] == shown.verdict
 
     scores = window.history.scores
-    window.operator.spin.setValue(float(scores.max()) * 1.01)
+    calibrated = window.station.model.threshold
+    window.operator.spin.setValue(float(scores.max()) * 1.01 / calibrated)  # the spin box is relative to it
     qtbot.waitUntil(lambda: window.history.counts() == (10, 0), timeout=2000)
     assert window.verdict.verdict == shown.verdict, "the verdict shown stays the one recorded"
     assert "next frames at threshold" in window.verdict.detail_label.text()
-    window.operator.spin.setValue(float(scores.min()) * 0.99)
+    window.operator.spin.setValue(float(scores.min()) * 0.99 / calibrated)
     qtbot.waitUntil(lambda: window.history.counts() == (0, 10), timeout=2000)
     assert window.verdict.verdict == shown.verdict
     assert len(calls) == 10, "a threshold change re-decides the history; it never rescores"

@@ -15,7 +15,7 @@ def test_settings_persist_between_sessions(make_window, qtbot, tmp_path):
     first.station.set_model(stub_model(threshold=0.5), str(model_file))
     first.source_bar.set_spec(f"folder:{tmp_path}")
     first.open_source(f"folder:{tmp_path}")
-    first.operator.spin.setValue(0.42)
+    first.operator.spin.setValue(0.84)  # relative to the calibrated 0.5: raw 0.42
     first.operator.opacity_slider.setValue(80)
     first.operator.mode_combo.setCurrentIndex(first.operator.mode_combo.findData("fast+gradient"))
     first.resize(701, 503)
