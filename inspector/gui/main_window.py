@@ -304,7 +304,7 @@ class MainWindow(QMainWindow):
     def _on_overlay(self, result: Any, overlay: Any) -> None:
         frame = result.frame
         name = os.path.basename(frame.path) if frame.path else f"frame {frame.frame_id}"
-        self.verdict.set_last_reject(overlay, f"{name}  score {result.score:.2f}")
+        self.verdict.set_last_reject(overlay, f"{name}  score {self.verdict.relative(result.raw_score):.2f}")
 
     def _on_model_changed(self, model: Any, path: str) -> None:
         previous = getattr(self, "_model", None)
@@ -315,6 +315,8 @@ class MainWindow(QMainWindow):
         if path:
             self.settings.last_model = path
             self.settings.add_recent_model(path)
+        self.history.set_unit(model.threshold)
+        self.verdict.set_unit(model.threshold)
         self.operator.set_calibration(model.calibration)
         self.calibration.set_calibration(model.calibration, self.station.threshold)
         name = os.path.basename(path) if path else "unsaved"
