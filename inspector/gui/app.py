@@ -19,16 +19,26 @@ from inspector.gui.theme import apply_theme
 from inspector.workers.station import Station
 from inspector.workers.store_holder import StoreHolder
 
+from inspector.core.exit_codes import EXIT_NOT_RECORDED, EXIT_OK
+from inspector.core.exit_codes import EXIT_USAGE as EXIT_FAILED
+from inspector.workers.inspection_worker import REPEATED_ERRORS_MESSAGE
+
 logger = logging.getLogger(__name__)
 
-from inspector.core.exit_codes import EXIT_OK, EXIT_USAGE as EXIT_FAILED
+SOURCE_GIVE_UP_S = 10.0
+"""With ``--quit-after``: a source lost (or never connected) this long without a frame ends the run (exit 2)."""
 
 
 class Launcher(QObject):
     """Loads the first model, then opens (and, when asked, starts) the first source.
 
     With ``quit_after`` the window closes after that many decided frames, or
-    when the source has no more; failures before that end the run with exit code 2.
+    when the source has no more; failures before that end the run with exit code 2:
+    a model that cannot be loaded, a source that cannot be opened, a live source
+    lost (or never connected) for :data:`SOURCE_GIVE_UP_S` seconds without a frame,
+    a model that fails on every frame (the worker pauses after 5 in a row).
+    After the window closed, :meth:`final_code` turns decisions still waiting in
+    the journal into exit code 4.
 
     Args:
         window: The main window.
@@ -47,6 +57,12 @@ class Launcher(QObject):
         self.frames = 0
         self.exit_code = EXIT_OK
         self._opened = False
+        self._source_state = ""
+        self._last_error = ""
+        self._watchdog = QTimer(self)
+        self._watchdog.setSingleShot(True)
+        self._watchdog.setInterval(int(SOURCE_GIVE_UP_S * 1000))
+        self._watchdog.timeout.connect(self._on_no_frames)
         station = window.station
         station.model_changed.connect(self._on_model)
         station.demo_ready.connect(self._on_demo)
@@ -56,6 +72,8 @@ class Launcher(QObject):
             station.inspection.result_ready.connect(self._on_result)
             station.inspection.run_state_changed.connect(self._on_run_state)
             station.inspection.error_occurred.connect(self._on_worker_error)
+            station.inspection.source_opened.connect(self._on_source_opened)
+            station.inspection.source_state_changed.connect(self._on_source_state)
 
     def _on_demo(self, spec: str) -> None:
         if self.source_spec is None:
@@ -73,6 +91,7 @@ class Launcher(QObject):
 
     def _on_result(self, _result: Any) -> None:
         self.frames += 1
+        self._watchdog.start()
         if self.frames == self.quit_after:
             self._finish(EXIT_OK)
 
@@ -81,16 +100,46 @@ class Launcher(QObject):
             print(f"inspector: the source ended after {self.frames} of {self.quit_after} frames", file=sys.stderr)
             self._finish(EXIT_OK)
 
+    def _on_source_opened(self, _description: str) -> None:
+        self._watchdog.start()  # a bound method of this QObject: queued to the GUI thread
+
+    def _on_source_state(self, state: str, message: str) -> None:
+        self._source_state = message or state
+
+    def _on_no_frames(self) -> None:
+        if self._source_state and any(word in self._source_state.lower() for word in ("lost", "reconnect",
+                                                                                     "connecting")):
+            self._on_failure(f"{self.source_spec}: no frame for {SOURCE_GIVE_UP_S:g} s ({self._source_state}); "
+                             "giving up")
+
     def _on_worker_error(self, message: str) -> None:
+        if message.startswith("inspection failed"):
+            self._last_error = message
         if message.startswith("cannot open source") or message == "no model loaded":
             self._on_failure(message)
+        elif message == REPEATED_ERRORS_MESSAGE:
+            self._on_failure(f"the model failed on every frame ({self._last_error or message}); giving up")
 
     def _on_failure(self, message: str) -> None:
-        if self.quit_after is not None:
+        if self.quit_after is not None and self.exit_code == EXIT_OK:
             print(f"inspector: {message}", file=sys.stderr)
             self._finish(EXIT_FAILED)
 
+    def final_code(self, code: int) -> int:
+        """The exit code once the window closed: 4 when decisions still wait in the journal."""
+        if self.quit_after is None:
+            return code
+        recorder = getattr(self.window.station, "recorder", None)
+        state = recorder.state if recorder is not None else None
+        if state is not None and not state.healthy:
+            print(f"inspector: {state.waiting + state.in_memory} decisions could not be written to the results "
+                  f"database {recorder.db_path} ({state.error or 'unavailable'}); they wait in the journal "
+                  f"{state.journal_folder} and are written at the next start", file=sys.stderr)
+            return code if code != EXIT_OK else EXIT_NOT_RECORDED
+        return code
+
     def _finish(self, code: int) -> None:
+        self._watchdog.stop()
         self.exit_code = code
         # Let the queued signals of this frame land first, then close (which stops the workers).
         QTimer.singleShot(0, self.window.close)
@@ -105,7 +154,8 @@ def run_gui(model_path: str | None = None, source_spec: str | None = None, quit_
         model_path: Model file; default the last one used, else the embedded demo.
         source_spec: ``camera:0``, ``video:PATH``, ``folder:PATH``, ``hotfolder:PATH`` or ``stream:URL``;
             given, it is opened and started at once.
-        quit_after: Process this many frames, record them, close and return 0 (works offscreen).
+        quit_after: Process this many frames, record them, close and return 0 (works offscreen);
+            4 if some decisions could only be journalled, 2 if the run could not go on.
         db_path: Results database (default from settings, else the user data folder).
         demo: Open the embedded demo even if settings name a model.
         source_factory: Builds sources from specs (tests inject fake cameras here).
@@ -136,7 +186,7 @@ def run_gui(model_path: str | None = None, source_spec: str | None = None, quit_
     else:
         station.prepare_demo()
     code = app.exec()
-    return launcher.exit_code if code == 0 else code
+    return launcher.final_code(launcher.exit_code if code == 0 else code)
 
 
 def _existing(path: str | None) -> str | None:

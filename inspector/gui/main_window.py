@@ -14,7 +14,7 @@ import os
 from typing import Any
 
 from PySide6.QtCore import QByteArray, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QIcon, QKeySequence
+from PySide6.QtGui import QAction, QCloseEvent, QGuiApplication, QIcon, QKeySequence
 from PySide6.QtWidgets import (
     QFileDialog,
     QMainWindow,
@@ -68,7 +68,7 @@ class MainWindow(QMainWindow):
         self._run_state = "idle"
         self._override_for = (settings.last_model, settings.threshold_override)
         self.setWindowTitle("Inspector")
-        self.resize(1440, 900)
+        self._fit_to_screen()
 
         self.frame_view = FrameView(settings.overlay_opacity)
         self.verdict = VerdictPanel()
@@ -101,6 +101,16 @@ class MainWindow(QMainWindow):
                 logger.warning("ignoring unusable window geometry in settings")
 
     # -- construction ----------------------------------------------------------------------
+
+    def _fit_to_screen(self) -> None:
+        """Without a saved geometry, open on the whole available screen (less a margin for frames)."""
+        screen = self.screen() or QGuiApplication.primaryScreen()
+        if screen is None:
+            self.resize(1440, 900)
+            return
+        area = screen.availableGeometry()
+        self.resize(max(800, area.width() - 16), max(600, area.height() - 40))
+        self.move(area.topLeft())
 
     def _build_layout(self) -> None:
         column = QWidget()
@@ -177,6 +187,7 @@ class MainWindow(QMainWindow):
         w.source_opened.connect(self._on_source_opened)
         w.source_state_changed.connect(self._on_source_state)
         w.run_state_changed.connect(self._on_run_state)
+        w.recording_state_changed.connect(self.status.set_recording_state)
         s.segmentation.overlay_ready.connect(self._on_overlay)
         s.model_changed.connect(self._on_model_changed)
         s.threshold_changed.connect(self._on_threshold)

@@ -32,6 +32,11 @@ class StationStatusBar(QStatusBar):
         self.model_label = QLabel("no model")
         self.drift_label = QLabel("refs —")
         self.drift_label.setToolTip("Whether recent parts look like the model's references (drift watch)")
+        self.recording_label = QLabel("")
+        self.recording_label.setStyleSheet(
+            f"background: {NG_COLOR}; color: white; font-weight: 700; border-radius: 3px; padding: 2px 8px;")
+        self.recording_label.setVisible(False)
+        self.addPermanentWidget(self.recording_label)
         for label in (self.fps_label, self.latency_label):
             label.setMinimumWidth(80)
         self.addPermanentWidget(self.model_label)
@@ -92,6 +97,25 @@ class StationStatusBar(QStatusBar):
         self.drift_label.setStyleSheet(
             f"background: {color}; color: white; font-weight: 700; border-radius: 3px; padding: 2px 8px;")
         self.drift_label.setToolTip(report.message if report is not None else "no frames yet")
+
+    def set_recording_state(self, state) -> None:
+        """Show that decisions wait in the journal (a ``RecorderState``); hidden once it drains."""
+        text = state.describe() if state is not None else ""
+        before = self.recording_text
+        if text == before:
+            return
+        self.recording_label.setText(f" {text} " if text else "")
+        self.recording_label.setToolTip(f"journal: {state.journal_folder}" if text else "")
+        self.recording_label.setVisible(bool(text))
+        if text and not before:
+            logger.warning("%s", text)
+        elif not text:
+            logger.info("results database available again: every decision recorded")
+
+    @property
+    def recording_text(self) -> str:
+        """The journal indicator's text (empty when every decision reached the database)."""
+        return self.recording_label.text().strip()
 
     def set_model_text(self, text: str) -> None:
         """Describe the model in use."""

@@ -9,19 +9,27 @@ cannot be read is recorded as a :class:`FailedRead` (see
 
 from __future__ import annotations
 
+import collections
 import enum
+import hashlib
 import logging
 import threading
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Mapping
 
 from inspector.core.records import Frame
 
 logger = logging.getLogger(__name__)
 
 StateListener = Callable[["SourceState", str], None]
+_MAX_UNTAKEN_HASHES = 256
+
+
+def file_sha256(data: bytes) -> str:
+    """The content hash stored with a file's decision (hex SHA-256 of its bytes)."""
+    return hashlib.sha256(data).hexdigest()
 
 
 class SourceState(enum.Enum):
@@ -48,6 +56,7 @@ class FailedRead:
         message: Why it failed, fit for an operator.
         frame_id: The running number the frame would have had, if known.
         timestamp: When the failure happened (seconds since the epoch).
+        content_hash: SHA-256 of the file's bytes, when they could be read.
     """
 
     source: str
@@ -55,6 +64,7 @@ class FailedRead:
     message: str
     frame_id: int | None = None
     timestamp: float = field(default_factory=time.time)
+    content_hash: str | None = None
 
 
 class FrameSource(ABC):
@@ -78,6 +88,8 @@ class FrameSource(ABC):
         self._listeners: list[StateListener] = []
         self._failures: list[FailedRead] = []
         self._untaken = 0
+        self._hashes: collections.OrderedDict[tuple[int, str | None], str] = collections.OrderedDict()
+        self.resumed = 0
 
     # -- the protocol -------------------------------------------------------
 
@@ -115,6 +127,26 @@ class FrameSource(ABC):
     @abstractmethod
     def describe(self) -> str:
         """A short stable description such as ``"camera:0"`` or ``"folder:/data/lot7"``."""
+
+    # -- resuming and content hashes --------------------------------------------
+
+    def resume_from(self, recorded: Mapping[str, str | None]) -> None:
+        """Before :meth:`open`: files already recorded (path -> content hash, ``None``: any content).
+
+        File-based sources skip such a file when its bytes still have that hash and
+        count it in :attr:`resumed`; live sources ignore this.
+        """
+
+    def take_content_hash(self, frame: Frame) -> str | None:
+        """The SHA-256 of the file ``frame`` was decoded from (once; ``None`` for live frames)."""
+        with self._state_lock:
+            return self._hashes.pop((frame.frame_id, frame.path), None)
+
+    def _note_content_hash(self, frame: Frame, digest: str) -> None:
+        with self._state_lock:
+            self._hashes[(frame.frame_id, frame.path)] = digest
+            while len(self._hashes) > _MAX_UNTAKEN_HASHES:
+                self._hashes.popitem(last=False)
 
     # -- state ---------------------------------------------------------------
 
@@ -168,8 +200,9 @@ class FrameSource(ABC):
             self._untaken = 0
             return new
 
-    def _add_failure(self, path: str | None, message: str, frame_id: int | None = None) -> None:
-        failure = FailedRead(self.describe(), path, message, frame_id)
+    def _add_failure(self, path: str | None, message: str, frame_id: int | None = None,
+                     content_hash: str | None = None) -> None:
+        failure = FailedRead(self.describe(), path, message, frame_id, content_hash=content_hash)
         logger.warning("%s: %s", path or self.describe(), message)
         with self._state_lock:
             self._failures.append(failure)

@@ -9,18 +9,49 @@ goes on to the next file.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from inspector.core.imageio import ImageReadError, list_images, read_image
 from inspector.core.records import Frame
-from inspector.sources.base import FrameSource, SourceState
+from inspector.sources.base import FrameSource, SourceState, file_sha256
 from inspector.sources.registry import SourceKind, folder_and_options, register_source
 
 
 def path_key(path: str | os.PathLike) -> str:
     """The form in which file paths are compared (absolute, case-folded where the OS is)."""
     return os.path.normcase(os.path.abspath(os.fspath(path)))
+
+
+def file_hash(path: str | os.PathLike) -> str | None:
+    """SHA-256 of a file's bytes, or ``None`` if it cannot be read."""
+    try:
+        with open(path, "rb") as handle:
+            return file_sha256(handle.read())
+    except OSError:
+        return None
+
+
+def unchanged_since_recorded(path: str | os.PathLike, recorded: Mapping[str, str | None]) -> bool:
+    """Whether ``path`` was recorded (see ``resume_from``) and its bytes still have the recorded hash.
+
+    A row recorded without a hash (an older database) counts as unchanged.
+    """
+    key = path_key(path)
+    if key not in recorded:
+        return False
+    expected = recorded[key]
+    return expected is None or file_hash(path) == expected
+
+
+def read_with_hash(path: str | os.PathLike) -> tuple[object, str | None]:
+    """Decode an image file and hash its bytes (the page cache makes the second read cheap).
+
+    Raises:
+        ImageReadError, OSError: as :func:`~inspector.core.imageio.read_image`.
+    """
+    digest = file_hash(path)
+    return read_image(path), digest
 
 
 class FolderSource(FrameSource):
@@ -36,6 +67,11 @@ class FolderSource(FrameSource):
         recursive: Also read sub-folders.
         skip_paths: Files already done (e.g. ``ResultStore.done_paths(...)``),
             which are not read again.
+
+    A station restarted on the same folder calls :meth:`resume_from` with the files
+    already recorded for its model: those whose bytes are unchanged are skipped and
+    counted in :attr:`resumed`; a file replaced under the same name is read again.
+    The frames carry the SHA-256 of their file (:meth:`take_content_hash`).
 
     Attributes:
         total: Files to read in this run (after ``skip_paths``); set by :meth:`open`.
@@ -53,6 +89,7 @@ class FolderSource(FrameSource):
         self.path = os.path.abspath(os.fspath(path))
         self.recursive = recursive
         self._skip = {path_key(p) for p in (skip_paths or ())}
+        self._recorded: dict[str, str | None] = {}
         self._pending: list[tuple[int, Path]] = []
         self._position = 0
         self._opened = False
@@ -74,9 +111,13 @@ class FolderSource(FrameSource):
         """``"folder:/absolute/path"``."""
         return f"folder:{self.path}"
 
+    def resume_from(self, recorded: Mapping[str, str | None]) -> None:
+        """Skip files already recorded with unchanged content (call before :meth:`open`)."""
+        self._recorded = {path_key(p): digest for p, digest in recorded.items()}
+
     def open(self) -> None:
         """List the folder. A missing folder is recorded as a failure and finishes the source."""
-        self._pending, self._position, self.done = [], 0, 0
+        self._pending, self._position, self.done, self.resumed = [], 0, 0, 0
         try:
             listing = list_images([self.path], recursive=self.recursive)
         except (FileNotFoundError, NotADirectoryError, PermissionError) as exc:
@@ -86,11 +127,14 @@ class FolderSource(FrameSource):
             self._set_state(SourceState.FINISHED, f"cannot list {self.path}")
             return
         self.skipped_paths = listing.skipped
-        self._pending = [
-            (index, image)
-            for index, image in enumerate(listing.images)
-            if path_key(image) not in self._skip
-        ]
+        self._pending = []
+        for index, image in enumerate(listing.images):
+            if path_key(image) in self._skip:
+                continue
+            if self._recorded and unchanged_since_recorded(image, self._recorded):
+                self.resumed += 1
+                continue
+            self._pending.append((index, image))
         self.total = len(self._pending)
         self._opened = True
         self._set_state(SourceState.RUNNING, f"{self.total} images in {self.path}")
@@ -108,14 +152,17 @@ class FolderSource(FrameSource):
             self._position += 1
             self.done += 1
             try:
-                image = read_image(image_path)
+                image, digest = read_with_hash(image_path)
             except (ImageReadError, OSError) as exc:
-                self._add_failure(str(image_path), read_error_message(exc, image_path), index)
+                self._add_failure(str(image_path), read_error_message(exc, image_path), index, file_hash(image_path))
                 continue
             except Exception as exc:  # a decoder bug must not end the batch either
-                self._add_failure(str(image_path), f"unexpected error: {exc}", index)
+                self._add_failure(str(image_path), f"unexpected error: {exc}", index, file_hash(image_path))
                 continue
-            return Frame(image=image, source=self.describe(), frame_id=index, path=str(image_path))
+            frame = Frame(image=image, source=self.describe(), frame_id=index, path=str(image_path))
+            if digest is not None:
+                self._note_content_hash(frame, digest)
+            return frame
         if self._opened and self.state == SourceState.RUNNING:
             self._set_state(SourceState.FINISHED, f"read {self.done} files")
         return None

@@ -15,7 +15,7 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from natsort import natsort_keygen
@@ -23,7 +23,7 @@ from natsort import natsort_keygen
 from inspector.core.imageio import ImageReadError, is_image_path, read_image
 from inspector.core.records import Frame
 from inspector.sources.base import FrameSource, SourceState
-from inspector.sources.folder import path_key, read_error_message
+from inspector.sources.folder import file_hash, path_key, read_error_message, unchanged_since_recorded
 from inspector.sources.registry import SourceKind, folder_and_options, register_source
 
 Signature = tuple[int, int]  # (size in bytes, mtime in ns)
@@ -74,6 +74,7 @@ class HotFolderSource(FrameSource):
         self.include_existing = include_existing
         self.max_attempts = max(1, max_attempts)
         self._skip = {path_key(p) for p in (skip_paths or ())}
+        self._recorded: dict[str, str | None] = {}
         self._done: dict[str, Signature] = {}
         self._candidates: dict[str, _Candidate] = {}
         self._ready: deque[_Candidate] = deque()
@@ -95,8 +96,14 @@ class HotFolderSource(FrameSource):
         """``"hotfolder:/absolute/path"``."""
         return f"hotfolder:{self.path}"
 
+    def resume_from(self, recorded: Mapping[str, str | None]) -> None:
+        """With ``include_existing``: files already there and recorded with unchanged content are
+        skipped (counted in :attr:`resumed`); call before :meth:`open`."""
+        self._recorded = {path_key(p): digest for p, digest in recorded.items()}
+
     def open(self) -> None:
         """Take note of the files already there and start watching."""
+        self.resumed = 0
         self._stop.clear()
         self._done.clear()
         self._candidates.clear()
@@ -107,7 +114,10 @@ class HotFolderSource(FrameSource):
             return
         for key in sorted(found, key=lambda k: _natural(found[k][0])):
             file_path, signature = found[key]
-            if self.include_existing and key not in self._skip:
+            resumed = self.include_existing and bool(self._recorded) and unchanged_since_recorded(
+                file_path, self._recorded)
+            self.resumed += int(resumed)
+            if self.include_existing and key not in self._skip and not resumed:
                 self._candidates[key] = _Candidate(file_path, signature)
             else:
                 self._done[key] = signature
@@ -210,7 +220,9 @@ class HotFolderSource(FrameSource):
 
     def _read_candidate(self, candidate: _Candidate) -> Frame | None:
         key = path_key(candidate.path)
+        digest = None
         try:
+            digest = file_hash(candidate.path)
             image = read_image(candidate.path)
         except (ImageReadError, OSError) as exc:
             message = read_error_message(exc, candidate.path)
@@ -222,6 +234,8 @@ class HotFolderSource(FrameSource):
                 image=image, source=self.describe(), frame_id=self._next_id, path=candidate.path
             )
             self._next_id += 1
+            if digest is not None:
+                self._note_content_hash(frame, digest)
             return frame
         if not os.path.exists(candidate.path):
             self._add_failure(candidate.path, "file disappeared before it could be read")
@@ -229,7 +243,7 @@ class HotFolderSource(FrameSource):
         candidate.failures += 1
         if candidate.failures >= self.max_attempts:
             self._done[key] = candidate.signature
-            self._add_failure(candidate.path, message)
+            self._add_failure(candidate.path, message, content_hash=file_hash(candidate.path))
         else:
             self._candidates[key] = candidate  # maybe still being written: retry once settled
         return None

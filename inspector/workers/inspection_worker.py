@@ -21,6 +21,7 @@ from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
 from inspector.core.records import Frame, InspectionResult
 from inspector.pipeline.protocol import InspectingModel
+from inspector.workers.decision_recorder import DecisionRecorder, RecorderState
 from inspector.workers.map_plan import MapPlan
 
 logger = logging.getLogger(__name__)
@@ -28,6 +29,8 @@ logger = logging.getLogger(__name__)
 IDLE, RUNNING, PAUSED, FINISHED = "idle", "running", "paused", "finished"
 _READ_TIMEOUT = 0.05  # seconds a tick waits for a live frame, so slots stay responsive
 _MAX_CONSECUTIVE_ERRORS = 5
+REPEATED_ERRORS_MESSAGE = "paused after repeated inspection errors"
+_FLUSH_INTERVAL_MS = 1000  # how often a failing store is looked at (the recorder backs off further)
 
 SourceFactory = Callable[[str], Any]
 StoreFactory = Callable[[], Any]
@@ -40,6 +43,8 @@ class InspectionWorker(QObject):
         source_factory: Builds an unopened FrameSource from a spec string
             (``inspector.sources.spec.parse_source_spec`` by default).
         store_factory: Returns the (thread-safe) ResultStore; first called on this thread.
+            Decisions go through a :class:`DecisionRecorder` around it (journalled while it fails).
+        recorder: The recorder to use instead of one built around ``store_factory``.
         on_result: Called on the worker thread as ``on_result(result, row_id, image_path)``
             for every result (e.g. the segmentation worker's thread-safe ``submit``).
         map_plan: Returns the current :class:`MapPlan` (thread-safe; e.g. the segmentation
@@ -52,6 +57,8 @@ class InspectionWorker(QObject):
         run_state_changed(str): ``idle``, ``running``, ``paused`` or ``finished``.
         read_failed(str): a frame could not be read (e.g. corrupt file).
         error_occurred(str): something went wrong; a message for the status bar.
+        recording_state_changed(RecorderState): decisions started or stopped waiting in the journal.
+        resumed(int): files of the opened folder already recorded for this model, skipped.
     """
 
     result_ready = Signal(object)
@@ -60,6 +67,8 @@ class InspectionWorker(QObject):
     run_state_changed = Signal(str)
     read_failed = Signal(str)
     error_occurred = Signal(str)
+    recording_state_changed = Signal(object)
+    resumed = Signal(int)
 
     def __init__(
         self,
@@ -67,10 +76,15 @@ class InspectionWorker(QObject):
         store_factory: StoreFactory | None = None,
         on_result: Callable[[InspectionResult, int | None, str | None], None] | None = None,
         map_plan: Callable[[], MapPlan] | None = None,
+        recorder: DecisionRecorder | None = None,
     ) -> None:
         super().__init__()
         self._source_factory = source_factory
         self._store_factory = store_factory
+        if recorder is None and store_factory is not None:
+            recorder = DecisionRecorder(store_factory)
+        self.recorder = recorder
+        self._recording = RecorderState()
         self._on_result = on_result
         self._map_plan = map_plan
         self._model: InspectingModel | None = None
@@ -84,6 +98,9 @@ class InspectionWorker(QObject):
         self._timer.setSingleShot(True)
         self._timer.setInterval(0)
         self._timer.timeout.connect(self._tick)
+        self._flush_timer = QTimer(self)
+        self._flush_timer.setInterval(_FLUSH_INTERVAL_MS)
+        self._flush_timer.timeout.connect(self.flush_journal)
 
     # -- slots (run on the worker thread) ------------------------------------------------
 
@@ -110,6 +127,9 @@ class InspectionWorker(QObject):
             factory = self._source_factory or _default_source_factory
             source = factory(spec)
             source.add_state_listener(self._forward_state(source))
+            recorded = self._recorded_files(source)
+            if recorded:
+                source.resume_from(recorded)
             source.open()
         except Exception as exc:  # a bad spec or device must not kill the worker
             self._set_state(IDLE)
@@ -118,7 +138,31 @@ class InspectionWorker(QObject):
         self._source = source
         self.source_opened.emit(source.describe())
         self.source_state_changed.emit(source.state.value, source.status_message)
+        skipped = int(getattr(source, "resumed", 0) or 0)
+        if skipped:
+            self.resumed.emit(skipped)
+            self.error_occurred.emit(f"resumed: {skipped} files already recorded, skipped")
         self._set_state(PAUSED)
+
+    @Slot()
+    def flush_journal(self, force: bool = False) -> RecorderState | None:
+        """Write journalled decisions to the database if it works again; report the state."""
+        if self.recorder is None:
+            return None
+        state = self.recorder.flush(force=force)
+        self._report_recording(state)
+        return state
+
+    def _recorded_files(self, source: Any) -> dict[str, str | None]:
+        """Files of this source already decided by the current model (empty: nothing to resume)."""
+        if self.recorder is None or self._model is None or not callable(getattr(source, "resume_from", None)):
+            return {}
+        self.flush_journal(force=True)  # journalled decisions count as recorded too
+        try:
+            return self.recorder.done_files(source.describe(), self._model.model_hash)
+        except Exception as exc:  # noqa: BLE001 - no resume rather than no run
+            logger.warning("not resuming %s: cannot look up recorded files: %s", source.describe(), exc)
+            return {}
 
     @Slot()
     def start(self) -> None:
@@ -156,7 +200,9 @@ class InspectionWorker(QObject):
     def shutdown(self) -> None:
         """Release everything this worker holds (called on its thread before it ends)."""
         self._timer.stop()
+        self._flush_timer.stop()
         self._release_source()
+        self.flush_journal(force=True)
 
     # -- the loop ------------------------------------------------------------------------
 
@@ -199,41 +245,58 @@ class InspectionWorker(QObject):
             logger.exception("inspection failed")
             self.error_occurred.emit(f"inspection failed: {exc}")
             if self._errors >= _MAX_CONSECUTIVE_ERRORS:
-                self.error_occurred.emit("paused after repeated inspection errors")
+                self.error_occurred.emit(REPEATED_ERRORS_MESSAGE)
                 self._set_state(PAUSED)
             return False
         self._errors = 0
         if not result.latency_ms:
             result = replace(result, latency_ms=(time.perf_counter() - started) * 1000.0)
-        row_id, image_path = self._record(result)
+        row_id, image_path = self._record(result, self._content_hash(frame))
         if self._on_result is not None:
             self._on_result(result, row_id, image_path)
         self.result_ready.emit(result)
         return True
 
-    def _record(self, result: InspectionResult) -> tuple[int | None, str | None]:
-        """Write the decision (and an NG frame as PNG); returns the row id and image path."""
-        if self._store_factory is None:
+    def _record(self, result: InspectionResult, content_hash: str | None = None) -> tuple[int | None, str | None]:
+        """Write the decision (and an NG frame as PNG), or journal it; returns the row id and image path
+        (``None, None`` when it waits in the journal)."""
+        if self.recorder is None:
             return None, None
         try:
-            store = self._store_factory()
-            image_path = store.save_ng_image(result)[0] if result.anomalous else None
-            return store.record(result, image_path=image_path), image_path
-        except Exception as exc:
+            recorded = self.recorder.record(result, content_hash)
+        except Exception as exc:  # noqa: BLE001 - neither store nor journal nor memory: say so, go on
             logger.exception("recording a result failed")
             self.error_occurred.emit(f"results database: {exc}")
-            return None, None
+            recorded = (None, None)
+        self._report_recording(self.recorder.state)
+        return recorded
 
     def _record_failure(self, failure: Any) -> None:
         """A file that could not be read is a decision too (verdict ERROR)."""
-        if self._store_factory is None:
+        if self.recorder is None:
             return
         try:
-            self._store_factory().record_error(failure.source, failure.message, failure.path, failure.frame_id,
-                                               getattr(self._model, "model_hash", None))
-        except Exception as exc:
+            self.recorder.record_error(failure.source, failure.message, failure.path, failure.frame_id,
+                                       getattr(self._model, "model_hash", None),
+                                       getattr(failure, "content_hash", None))
+        except Exception as exc:  # noqa: BLE001
             logger.exception("recording a failed read failed")
             self.error_occurred.emit(f"results database: {exc}")
+        self._report_recording(self.recorder.state)
+
+    def _content_hash(self, frame: Frame) -> str | None:
+        take = getattr(self._source, "take_content_hash", None)
+        return take(frame) if take is not None else None
+
+    def _report_recording(self, state: RecorderState) -> None:
+        """Emit the recorder's state when it changed; keep retrying while it is not healthy."""
+        if state != self._recording:
+            self._recording = state
+            self.recording_state_changed.emit(state)
+        if state.healthy:
+            self._flush_timer.stop()
+        elif not self._flush_timer.isActive():
+            self._flush_timer.start()
 
     # -- helpers -------------------------------------------------------------------------
 

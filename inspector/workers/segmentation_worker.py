@@ -203,8 +203,15 @@ class SegmentationWorker(QObject):
             self.error_occurred.emit(note)
 
     def _save(self, job: SegmentationJob, overlay: np.ndarray) -> None:
-        """Write the overlay beside the saved NG frame, attached to its row when the store can."""
+        """Write the overlay beside the saved NG frame, attached to its row when the store can.
+
+        A decision that waits in the journal (no row, no saved frame yet) has its overlay
+        dropped with a log line: the journal keeps the frame, and the decision, not the drawing.
+        """
         if not job.image_path:
+            if job.row_id is None and job.result.anomalous:
+                logger.info("overlay of %s dropped: its decision waits in the journal",
+                            job.result.frame.path or f"{job.result.frame.source} #{job.result.frame.frame_id}")
             return
         try:
             store = self._store_factory() if self._store_factory else None

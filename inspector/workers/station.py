@@ -14,6 +14,7 @@ from PySide6.QtCore import QObject, Signal
 
 from inspector.pipeline.protocol import InspectingModel
 from inspector.workers.batch_worker import BatchWorker
+from inspector.workers.decision_recorder import DecisionRecorder
 from inspector.workers.fit_worker import FitRequest, FitWorker
 from inspector.workers.inspection_worker import InspectionWorker
 from inspector.workers.model_worker import ModelWorker
@@ -89,8 +90,10 @@ class Station(QObject):
         self.operator_threshold: float | None = None
         self._undo: list[tuple[InspectingModel, str]] = []
         self.segmentation = SegmentationWorker(mode=segmentation_mode, store_factory=store)
+        # Decisions go to the database, or to its journal while it cannot be written.
+        self.recorder = DecisionRecorder(store) if store is not None else None
         self.inspection = InspectionWorker(source_factory, store, on_result=self.segmentation.submit,
-                                          map_plan=self.segmentation.plan)
+                                          map_plan=self.segmentation.plan, recorder=self.recorder)
         self.models = ModelWorker()
         self.fitter = FitWorker()
         self.batch = BatchWorker(store)

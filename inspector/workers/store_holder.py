@@ -9,6 +9,9 @@ from typing import Any
 
 logger = logging.getLogger(__name__)
 
+BUSY_TIMEOUT_S = 2.0
+"""How long a write waits for another process's lock before the decision goes to the journal."""
+
 
 class StoreHolder:
     """Opens a :class:`~inspector.storage.results_db.ResultStore` lazily, from any thread.
@@ -16,12 +19,18 @@ class StoreHolder:
     Opening touches the disk, so it happens on the first worker that needs it,
     never on the GUI thread.
 
+    A failed open is not cached: the next call tries again (a corrupt file
+    replaced, a folder made writable). :meth:`reset` drops an open store so that
+    the next call reopens it.
+
     Args:
         path: The database file; ``None`` for ``default_db_path()``.
+        busy_timeout_s: How long a write waits for a lock held by another process.
     """
 
-    def __init__(self, path: str | Path | None = None) -> None:
+    def __init__(self, path: str | Path | None = None, busy_timeout_s: float = BUSY_TIMEOUT_S) -> None:
         self._path = path
+        self._busy_ms = max(0, int(busy_timeout_s * 1000))
         self._lock = threading.Lock()
         self._store: Any = None
         self._closed = False
@@ -39,8 +48,21 @@ class StoreHolder:
             if self._store is None:
                 from inspector.storage.results_db import ResultStore, default_db_path
 
-                self._store = ResultStore(self._path or default_db_path())
+                store = ResultStore(self._path or default_db_path())
+                # The store's connection is ours to tune: a shorter wait keeps the detection going.
+                store._conn.execute(f"PRAGMA busy_timeout = {self._busy_ms}")
+                self._store = store
             return self._store
+
+    def reset(self) -> None:
+        """Close the open store (if any) so that the next call opens the file again."""
+        with self._lock:
+            store, self._store = self._store, None
+        if store is not None:
+            try:
+                store.close()
+            except Exception:
+                logger.exception("closing the results database failed")
 
     @property
     def path(self) -> Path:
