@@ -188,3 +188,59 @@ def test_a_schema_1_database_is_upgraded_in_place(tmp_path):
     assert [r["path"] for r in rows] == ["/lot7/b.png", "/lot7/a.png"]
     assert rows[0]["uid"] == "u-9" and rows[1]["uid"] is None
     assert sqlite3.connect(db).execute("PRAGMA user_version").fetchone()[0] == 2
+
+
+def test_latest_rows_is_the_newest_row_per_file_of_one_model(tmp_path):
+    from dataclasses import replace
+
+    with ResultStore(tmp_path / "r.sqlite3") as store:
+        store.record(result("/lot7/a.png", 0.4), content_hash="old")
+        store.record(result("/lot7/a.png", 1.6), content_hash="new")
+        store.record(result("/lot7/b.png", 0.3), content_hash="b")
+        store.record_error("folder:/lot7", "cannot decode", "/lot7/c.png", model_hash="abc123", content_hash="c")
+        other_model = result("/lot7/b.png", 2.0)
+        store.record(replace(other_model, model_hash="zzz"), content_hash="b2")
+        store.record(result("/lot8/a.png", 0.1, source="folder:/lot8"), content_hash="x")
+        latest = store.latest_rows("folder:/lot7", "abc123")
+    assert sorted(latest) == ["/lot7/a.png", "/lot7/b.png", "/lot7/c.png"]
+    assert latest["/lot7/a.png"]["content_hash"] == "new" and latest["/lot7/a.png"]["score"] == 1.6
+    assert latest["/lot7/b.png"]["content_hash"] == "b"
+    assert latest["/lot7/c.png"]["verdict"] == "ERROR"
+
+
+def test_file_digest_is_the_sha256_of_the_bytes(tmp_path):
+    import hashlib
+
+    from inspector.storage.results_db import file_digest
+
+    path = tmp_path / "a.png"
+    path.write_bytes(b"\x89PNG" + bytes(range(256)) * 5000)
+    assert file_digest(path) == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert file_digest(tmp_path / "missing.png") is None
+
+
+def test_read_only_store_reads_and_refuses_to_write(tmp_path):
+    db = tmp_path / "r.sqlite3"
+    with ResultStore(db) as store:
+        store.record(result("/lot7/a.png", 0.4), content_hash="h")
+    before = db.read_bytes()
+    with ResultStore.open_read_only(db) as store:
+        assert store.read_only
+        assert [row["path"] for row in store.query()] == ["/lot7/a.png"]
+        with pytest.raises(sqlite3.OperationalError, match="readonly"):
+            store.record(result("/lot7/b.png", 0.4))
+    assert db.read_bytes() == before
+
+
+def test_read_only_open_of_an_empty_file_writes_nothing(tmp_path):
+    db = tmp_path / "empty.sqlite3"
+    db.touch()
+    with pytest.raises(ResultStoreError, match="empty file"):
+        ResultStore.open_read_only(db)
+    assert db.stat().st_size == 0
+    other = tmp_path / "other.sqlite3"
+    with sqlite3.connect(other) as conn:  # an SQLite database without our table
+        conn.execute("CREATE TABLE t (x)")
+    conn.close()
+    with pytest.raises(ResultStoreError, match="without a decisions table"):
+        ResultStore.open_read_only(other)
