@@ -17,6 +17,7 @@ infinite values) are refused with their range in the message.
 
 from __future__ import annotations
 
+import errno
 import os
 import struct
 from dataclasses import dataclass, field
@@ -268,7 +269,9 @@ def _walk(root: Path, recursive: bool, found: list[Path], listing: Listing) -> N
             try:
                 is_dir, is_file = entry.is_dir(), entry.is_file()
             except OSError as exc:
-                listing.problems.append((child, f"cannot be read ({exc.strerror or exc})"))
+                reason = "symbolic link loop (it resolves to itself)" if exc.errno == errno.ELOOP else \
+                    f"cannot be read ({exc.strerror or exc})"
+                listing.problems.append((child, reason))
                 continue
             if is_dir:
                 if recursive:
@@ -290,8 +293,6 @@ def _link_error(path: Path) -> str:
     try:
         os.stat(path)
     except OSError as exc:
-        import errno
-
         if exc.errno == errno.ELOOP:
             return "loop (it resolves to itself)"
     return "broken"

@@ -4,8 +4,16 @@ Layout: the tensors of the detector (and its maps) in safetensors, and under the
 header key ``inspector`` a JSON document with ``format_version``, the detector
 kind and configuration, backbone name and weights hash, preprocessing,
 calibration, reference count, fit time and software version. ``content_sha256``
-covers the metadata and every tensor byte, so truncation or tampering is caught.
-Loading never unpickles anything.
+covers the metadata and every tensor byte, so truncation or damage is caught (it
+is not a signature: see :mod:`inspector.storage.signing`). Loading never
+unpickles anything.
+
+Writing is atomic: a hidden temporary file ``.NAME.tmp-<pid>-<random>`` in the
+same folder, fsync, ``os.replace``. A kill leaves at most that hidden temporary,
+never a partial file under the model's name; the next save in the folder removes
+temporaries whose process is gone. New files get ``0666`` less the umask (like
+any file the user writes); a replaced file keeps its mode; a read-only file is
+not replaced unless the caller says so (``--force``).
 """
 
 from __future__ import annotations

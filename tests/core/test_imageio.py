@@ -348,3 +348,156 @@ def test_listed_images_read_back(tmp_path: Path) -> None:
     _touch_image(tmp_path / "x.png")
     [path] = list_images([tmp_path]).images
     _assert_rgb8(read_image(path), (2, 2))
+
+
+# ---- nothing silently partial: multi-page files, float TIFF, folders that cannot be listed ----
+
+def _real_cells(count: int) -> list[np.ndarray]:
+    """Real ELPV solar-cell images (gray, 300x300), skipping without the data package."""
+    pytest.importorskip("elpv_dataset")
+    from inspector.datasets.elpv import load_cells
+
+    paths = sorted((c.path for c in load_cells() if c.cell_type == "mono" and c.good), key=lambda p: p.name)
+    return [read_image(p) for p in paths[:count]]
+
+
+def test_multi_page_tiff_is_refused_with_its_page_count(tmp_path: Path) -> None:
+    pages = [Image.fromarray(cell[:, :, 0]) for cell in _real_cells(3)]
+    path = tmp_path / "lot.tif"
+    pages[0].save(path, save_all=True, append_images=pages[1:])
+    error = _assert_read_error(path)
+    assert "multi-page TIFF (3 pages)" in str(error) and "split" in str(error)
+    pages[0].save(tmp_path / "one.tif")  # the same kind of file with one page reads
+    np.testing.assert_array_equal(read_image(tmp_path / "one.tif")[:, :, 0], np.asarray(pages[0]))
+
+
+def test_animated_png_is_refused(tmp_path: Path) -> None:
+    frames = [Image.fromarray(cell) for cell in _real_cells(2)]
+    path = tmp_path / "anim.png"
+    frames[0].save(path, save_all=True, append_images=frames[1:])
+    assert "multi-page animated PNG (2 pages)" in str(_assert_read_error(path))
+
+
+def test_multi_page_tiff_gives_the_same_error_to_score_and_the_folder_source(tmp_path: Path, capsys,
+                                                                            monkeypatch) -> None:
+    import json
+
+    monkeypatch.setenv("INSPECTOR_CONFIG_DIR", str(tmp_path / "config"))
+    from inspector.cli.main import main
+    from inspector.sources.folder import FolderSource
+
+    pages = [Image.fromarray(cell) for cell in _real_cells(2)]
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    pages[0].save(folder / "lot.tif", save_all=True, append_images=pages[1:])
+    source = FolderSource(folder)
+    source.open()
+    source.read()
+    failures = source.take_failures()
+    assert len(failures) == 1 and "multi-page TIFF" in str(failures[0])
+    model = _session_model_file(tmp_path)
+    capsys.readouterr()
+    assert main(["score", str(model), str(folder), "--format", "jsonl", "--quiet"]) == 0
+    record = json.loads(capsys.readouterr().out.strip().splitlines()[0])
+    assert "multi-page TIFF (2 pages)" in record["error"]
+
+
+def _session_model_file(tmp_path: Path) -> Path:
+    """A small Gaussian model on real cells (32 px), enough to score with."""
+    from inspector.pipeline.model import InspectionModel
+
+    cells = _real_cells(10)
+    model = InspectionModel.fit([c[::4, ::4] for c in cells], detector="gaussian", image_size=32,
+                                device="cpu", fast_map=False)
+    path = tmp_path / "cells.safetensors"
+    model.save(path)
+    return path
+
+
+def test_float32_gray_tiff_in_unit_range_is_scaled_without_an_opencv_error(tmp_path: Path, capfd) -> None:
+    cell = _real_cells(1)[0][:, :, 0]
+    path = tmp_path / "cell.tif"
+    assert cv2.imwrite(str(path), cell.astype(np.float32) / 255.0)
+    image = read_image(path)
+    _assert_rgb8(image, cell.shape)
+    np.testing.assert_array_equal(image[:, :, 1], cell)
+    assert "error" not in capfd.readouterr().err.lower()
+
+
+@pytest.mark.parametrize("scale", [1.0, 257.0])
+def test_float_tiff_in_8_or_16_bit_range(tmp_path: Path, scale: float) -> None:
+    cell = _real_cells(1)[0]
+    path = tmp_path / "cell.tif"
+    assert cv2.imwrite(str(path), cv2.cvtColor(cell, cv2.COLOR_RGB2BGR).astype(np.float32) * scale)
+    np.testing.assert_array_equal(read_image(path), cell)
+
+
+@pytest.mark.parametrize("values", ["negative", "nan"])
+def test_float_tiff_out_of_range_is_refused_with_a_reason(tmp_path: Path, values: str) -> None:
+    data = _real_cells(1)[0][:, :, 0].astype(np.float32) / 255.0
+    data[0, 0] = -3.0 if values == "negative" else np.nan
+    path = tmp_path / "cell.tif"
+    assert cv2.imwrite(str(path), data)
+    message = str(_assert_read_error(path))
+    assert ("from -3 to" in message) if values == "negative" else ("NaN" in message)
+
+
+def test_unreadable_sub_folder_is_reported_not_skipped_silently(tmp_path: Path, monkeypatch) -> None:
+    import os
+
+    _touch_image(tmp_path / "a.png")
+    locked = tmp_path / "locked"
+    _touch_image(locked / "hidden_from_us.png")
+    real_scandir = os.scandir
+
+    def scandir(path):  # what a folder without read permission does (tests may run as root)
+        if Path(path) == locked:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    listing = list_images([tmp_path])
+    assert [p.name for p in listing.images] == ["a.png"]
+    assert listing.problems == [(locked, "folder cannot be read (Permission denied)")]
+
+
+def test_unreadable_sub_folder_for_real(tmp_path: Path) -> None:
+    import os
+
+    if os.geteuid() == 0:
+        pytest.skip("root reads folders whatever their mode")
+    locked = tmp_path / "locked"
+    _touch_image(locked / "x.png")
+    locked.chmod(0)
+    try:
+        assert [p for p, _ in list_images([tmp_path]).problems] == [locked]
+    finally:
+        locked.chmod(0o755)
+
+
+def test_symlink_loop_ends_and_is_reported(tmp_path: Path) -> None:
+    _touch_image(tmp_path / "lot" / "a.png")
+    (tmp_path / "lot" / "again").symlink_to(tmp_path, target_is_directory=True)  # lot/again -> root
+    (tmp_path / "self.png").symlink_to(tmp_path / "self.png")  # a link to itself
+    listing = list_images([tmp_path])
+    assert [p.relative_to(tmp_path).as_posix() for p in listing.images] == ["lot/a.png"]
+    reasons = dict(listing.problems)
+    assert "loop" in reasons[tmp_path / "lot" / "again"]
+    assert "loop" in reasons[tmp_path / "self.png"]
+
+
+def test_broken_symlink_is_listed_and_reads_as_broken(tmp_path: Path) -> None:
+    _touch_image(tmp_path / "a.png")
+    (tmp_path / "b.png").symlink_to(tmp_path / "gone.png")
+    listing = list_images([tmp_path])
+    assert [p.name for p in listing.images] == ["a.png", "b.png"]
+    assert "broken symbolic link" in str(_assert_read_error(tmp_path / "b.png"))
+
+
+def test_symlinked_folder_is_listed_once(tmp_path: Path) -> None:
+    _touch_image(tmp_path / "lot" / "a.png")
+    (tmp_path / "alias").symlink_to(tmp_path / "lot", target_is_directory=True)
+    listing = list_images([tmp_path])
+    assert len(listing.images) == 1
+    assert [reason for _, reason in listing.problems] == [f"link to a folder already listed ({tmp_path / 'alias'})"] \
+        or [reason for _, reason in listing.problems] == [f"link to a folder already listed ({tmp_path / 'lot'})"]
