@@ -1,0 +1,199 @@
+"""Running an exported model with onnxruntime, behind the facade's ``inspect`` (no torch needed).
+
+:class:`OnnxModel` loads a file written by :func:`inspector.export.onnx_export.export_onnx`
+and returns the same :class:`~inspector.core.records.InspectionResult` records as
+:meth:`inspector.pipeline.model.InspectionModel.inspect`: raw and normalized score,
+verdict, threshold, the model hash of the model it was exported from and, with
+``maps="fast"``, the fast map stretched back to the frame's geometry with its regions.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Sequence
+
+import cv2
+import numpy as np
+
+from inspector.core.policy import Threshold
+from inspector.core.records import Frame, Heatmap, InspectionResult
+from inspector.export.metadata import INPUT_NAME, decode
+from inspector.segmentation.geometry import to_frame_geometry
+from inspector.segmentation.regions import find_regions
+
+MAP_CHOICES = (None, "fast")
+MAPS_ON = ("all", "ng")
+BATCH = 16
+"""Frames per onnxruntime call in :meth:`OnnxModel.inspect` (bounds the memory of long lists)."""
+
+
+def resize_for_model(image: np.ndarray, size: int) -> np.ndarray:
+    """An RGB uint8 frame stretched to ``size x size`` as the model's input expects.
+
+    The rule of :meth:`inspector.backbones.preprocessing.Preprocessing.resize_image`:
+    unchanged at the right size, ``cv2.INTER_AREA`` when either side shrinks, else
+    ``cv2.INTER_LINEAR``.
+    """
+    if image.shape[0] == size and image.shape[1] == size:
+        return image
+    shrinking = image.shape[0] > size or image.shape[1] > size
+    return cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+
+
+def onnx_metadata(path: str | os.PathLike) -> dict:
+    """The metadata of an exported file, JSON values parsed (see :mod:`inspector.export.metadata`).
+
+    Raises:
+        ValueError: for a file that is not an Inspector export, or of a newer format.
+        OSError: for a file that cannot be read.
+    """
+    try:
+        import onnx
+    except ImportError:
+        onnx = None
+    if onnx is not None:
+        proto = onnx.load(os.fspath(path), load_external_data=False)
+        props = {entry.key: entry.value for entry in proto.metadata_props}
+    else:
+        import onnxruntime
+
+        session = onnxruntime.InferenceSession(os.fspath(path), providers=["CPUExecutionProvider"])
+        props = dict(session.get_modelmeta().custom_metadata_map)
+    return decode(props)
+
+
+def default_providers() -> list[str]:
+    """CUDA first when this onnxruntime build has it, then the CPU."""
+    import onnxruntime
+
+    available = onnxruntime.get_available_providers()
+    return [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
+
+
+class OnnxModel:
+    """An exported model in an onnxruntime session, deciding frames like ``InspectionModel.inspect``.
+
+    Args:
+        path: The ``.onnx`` file.
+        providers: onnxruntime execution providers (default :func:`default_providers`).
+        threads: Intra-op threads (default: onnxruntime's choice, one per physical core).
+        optimization: ``"all"`` (``ORT_ENABLE_ALL``), ``"extended"``, ``"basic"`` or ``"none"``.
+
+    Raises:
+        ValueError: for a file that is not an Inspector export.
+    """
+
+    def __init__(self, path: str | os.PathLike, providers: Sequence[str] | None = None, threads: int | None = None,
+                 optimization: str = "all") -> None:
+        import onnxruntime
+
+        self.path = os.fspath(path)
+        self.metadata = onnx_metadata(path)
+        levels = {"all": onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL,
+                  "extended": onnxruntime.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+                  "basic": onnxruntime.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+                  "none": onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL}
+        if optimization not in levels:
+            raise ValueError(f"optimization must be one of {', '.join(levels)}, got {optimization!r}")
+        options = onnxruntime.SessionOptions()
+        options.graph_optimization_level = levels[optimization]
+        if threads:
+            options.intra_op_num_threads = int(threads)
+            options.inter_op_num_threads = 1
+        self.session = onnxruntime.InferenceSession(self.path, options,
+                                                    providers=list(providers or default_providers()))
+        self.outputs = tuple(output.name for output in self.session.get_outputs())
+        self.decision = Threshold(float(self.metadata["threshold"]))
+
+    # ---- identity (as InspectionModel) ------------------------------------------------------
+    @property
+    def model_hash(self) -> str:
+        """Hash of the model file the export was made from (the records carry it)."""
+        return str(self.metadata["model_hash"])
+
+    @property
+    def detector_kind(self) -> str:
+        """The detector's registered name."""
+        return str(self.metadata["detector"])
+
+    @property
+    def backbone(self) -> str | None:
+        """The backbone's name."""
+        return self.metadata.get("backbone")
+
+    @property
+    def threshold(self) -> float:
+        """The calibrated raw threshold."""
+        return self.decision.raw
+
+    @property
+    def input_size(self) -> int:
+        """The square input size ``S`` of the graph."""
+        return int(self.metadata["input_size"])
+
+    @property
+    def supported_segmenters(self) -> tuple[str, ...]:
+        """``("fast",)`` when the graph has the map output, else ``()``."""
+        return ("fast",) if "anomaly_map" in self.outputs else ()
+
+    @property
+    def providers(self) -> list[str]:
+        """The execution providers the session uses."""
+        return self.session.get_providers()
+
+    # ---- running --------------------------------------------------------------------------
+    def run(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+        """The graph's outputs for a uint8 ``(N, S, S, 3)`` batch already at the input size, by name."""
+        values = self.session.run(None, {INPUT_NAME: np.ascontiguousarray(batch, dtype=np.uint8)})
+        return dict(zip(self.outputs, values))
+
+    def _batches(self, images: Sequence[np.ndarray]):
+        size = self.input_size
+        for start in range(0, len(images), BATCH):
+            yield self.run(np.stack([resize_for_model(image, size) for image in images[start:start + BATCH]]))
+
+    def score_images(self, images: Sequence[np.ndarray]) -> np.ndarray:
+        """Raw scores of RGB uint8 frames of any size, float64 ``(N,)``."""
+        if not len(images):
+            return np.zeros(0)
+        return np.concatenate([out["raw_score"] for out in self._batches(images)]).astype(np.float64)
+
+    def inspect(self, frames: Sequence[Frame], maps: str | None = None, threshold: Threshold | float | None = None,
+                maps_on: str = "all") -> list[InspectionResult]:
+        """Decide frames: one complete record per frame, as :meth:`InspectionModel.inspect`.
+
+        With the calibrated threshold the verdict is the graph's ``anomalous`` (decided in
+        float64); with ``threshold`` given, :class:`Threshold` decides on the float32 raw score.
+
+        Raises:
+            ValueError: for a map this model cannot draw or an unknown ``maps_on``.
+        """
+        if maps not in MAP_CHOICES or maps_on not in MAPS_ON:
+            raise ValueError(f"maps must be one of {MAP_CHOICES} and maps_on one of {MAPS_ON}")
+        if maps is not None and maps not in self.supported_segmenters:
+            raise ValueError(f"this exported {self.detector_kind} model has no {maps!r} map; "
+                             f"available: {', '.join(self.supported_segmenters) or 'none'}")
+        if not frames:
+            return []
+        rule = self.decision if threshold is None else Threshold.of(threshold)
+        started = time.perf_counter()
+        outs = list(self._batches([frame.image for frame in frames]))
+        raw = np.concatenate([out["raw_score"] for out in outs]).astype(np.float64)
+        flagged = (np.concatenate([out["anomalous"] for out in outs]) if threshold is None
+                   else rule.decide_many(raw))
+        heatmaps: list[Heatmap | None] = [None] * len(frames)
+        if maps is not None:
+            values = np.concatenate([out["anomaly_map"] for out in outs])
+            for index in np.flatnonzero(flagged) if maps_on == "ng" else range(len(frames)):
+                full = to_frame_geometry(values[index], frames[index].image.shape[:2])
+                heatmaps[index] = Heatmap(values=full, method=maps, regions=find_regions(full))
+        latency = (time.perf_counter() - started) * 1000.0 / len(frames)
+        return [InspectionResult(frame=frame, raw_score=float(score), score=rule.normalize(score),
+                                 threshold=rule.raw, anomalous=bool(ng), model_hash=self.model_hash,
+                                 latency_ms=latency, heatmap=heatmap)
+                for frame, score, ng, heatmap in zip(frames, raw, flagged, heatmaps)]
+
+    def __repr__(self) -> str:
+        return (f"OnnxModel({self.detector_kind}, backbone={self.backbone}, threshold={self.threshold:.4g}, "
+                f"hash={self.model_hash[:12]}, providers={self.providers})")
