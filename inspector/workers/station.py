@@ -41,6 +41,11 @@ class Station(QObject):
         segmentation_mode: Initial segmentation mode.
         parent: Qt parent.
 
+    Attributes:
+        recorder: The :class:`~inspector.workers.decision_recorder.DecisionRecorder` the inspection
+            worker records through (``None`` without a store); read its ``state`` only once the
+            workers have stopped (``--quit-after`` does, for its exit code).
+
     Signals:
         model_changed(InspectionModel, str): the model in use and its file ("" if unsaved).
         undo_available(bool): whether :meth:`undo_model` has something to go back to.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 from pathlib import Path
 from typing import Any
@@ -48,7 +49,9 @@ class StoreHolder:
             if self._store is None:
                 from inspector.storage.results_db import ResultStore, default_db_path
 
-                store = ResultStore(self._path or default_db_path())
+                path = Path(self._path or default_db_path())
+                _fail_fast_if_locked(path, self._busy_ms / 1000.0)
+                store = ResultStore(path)
                 # The store's connection is ours to tune: a shorter wait keeps the detection going.
                 store._conn.execute(f"PRAGMA busy_timeout = {self._busy_ms}")
                 self._store = store
@@ -83,3 +86,28 @@ class StoreHolder:
                 store.close()
             except Exception:
                 logger.exception("closing the results database failed")
+
+
+def _fail_fast_if_locked(path: Path, timeout: float) -> None:
+    """Raise ``sqlite3.OperationalError`` at once if another process holds the write lock.
+
+    Opening a store writes its schema and would wait the store's own (long) timeout;
+    a station opening a locked database journals instead. Other problems are left
+    to the store, whose messages say more.
+    """
+    if not path.is_file() or path.stat().st_size == 0:
+        return
+    try:
+        connection = sqlite3.connect(path, timeout=timeout, isolation_level=None)
+    except sqlite3.Error:
+        return
+    try:
+        connection.execute("BEGIN IMMEDIATE")
+        connection.execute("ROLLBACK")
+    except sqlite3.OperationalError as exc:
+        if "locked" in str(exc) or "busy" in str(exc):
+            raise
+    except sqlite3.Error:
+        pass
+    finally:
+        connection.close()

@@ -179,6 +179,8 @@ def test_corrupt_database_file_exits_4_with_every_decision_journalled(world, dam
     assert [e.path for e in entries] == [str(p) for p in images]
     assert sum(1 for e in entries if e.image) == 3, "NG frames kept as PNG in the journal"
     assert len({e.uid for e in entries}) == len(entries)
+    if damage == "truncated":
+        return  # the restart below is the same for both
 
     # Fixed (the broken file moved away): the next start drains the journal before anything else.
     db.rename(db.with_suffix(".broken"))

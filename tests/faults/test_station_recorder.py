@@ -123,3 +123,37 @@ def test_restart_on_the_same_folder_skips_recorded_files_and_rescores_replaced_o
     assert rows[-1][1] == "NG" and rows[2][1] == "OK", "the new content got its own decision"
     assert rows[-1][2] != rows[2][2]
     assert model.detector.images_scored.value == 6
+
+
+LOCKER = """
+import sqlite3, sys, time
+connection = sqlite3.connect(sys.argv[1], timeout=10, isolation_level=None)
+connection.execute("BEGIN EXCLUSIVE")
+print("locked", flush=True)
+time.sleep(float(sys.argv[2]))
+connection.execute("ROLLBACK")
+"""
+
+
+def test_database_locked_before_the_station_opens_it_is_journalled_without_a_long_stall(tmp_path, monkeypatch):
+    import subprocess
+    import time
+
+    from inspector.storage.results_db import ResultStore
+
+    monkeypatch.setenv("INSPECTOR_DATA_DIR", str(tmp_path / "data"))
+    db = tmp_path / "results.sqlite3"
+    ResultStore(db).close()
+    locker = subprocess.Popen([sys.executable, "-c", LOCKER, str(db), "2.0"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert locker.stdout.readline().strip() == "locked"
+        recorder = DecisionRecorder(StoreHolder(db, busy_timeout_s=0.3))
+        started = time.monotonic()
+        assert recorder.record(_result(0, True)) == (None, None)
+        assert time.monotonic() - started < 1.5, "not the store's own 10 s open timeout"
+        assert "locked" in recorder.state.error and recorder.state.waiting == 1
+    finally:
+        locker.wait(timeout=20)
+    assert recorder.flush(force=True).healthy
+    with ResultStore(db) as store:
+        assert [r["verdict"] for r in store.query()] == ["NG"]
