@@ -221,7 +221,9 @@ def list_images(paths: Iterable[str | os.PathLike], recursive: bool = True) -> L
     files in hidden folders (below the given folder) are ignored. Symbolic links
     to folders are followed once per real folder, so a link loop ends the walk
     there (reported in ``problems``) instead of hanging; unreadable folders are
-    reported in ``problems`` too. Paths that do not exist raise ``FileNotFoundError``.
+    reported in ``problems`` too. Paths that do not exist raise ``FileNotFoundError``;
+    a given folder that cannot be read raises :class:`PermissionError` (or the
+    :class:`OSError` of the failure).
     """
     listing = Listing()
     for raw in paths:
@@ -260,6 +262,8 @@ def _walk(root: Path, recursive: bool, found: list[Path], listing: Listing) -> N
             with os.scandir(folder) as scan:
                 entries = list(scan)
         except OSError as exc:
+            if folder == root:  # the folder asked for: an error, like a missing one
+                raise type(exc)(exc.errno, f"{root}: folder cannot be read ({exc.strerror or exc})") from exc
             listing.problems.append((folder, f"folder cannot be read ({exc.strerror or exc})"))
             continue
         for entry in entries:

@@ -120,7 +120,7 @@ def check_output_path(path: str | os.PathLike, *, overwrite_read_only: bool = Fa
             raise OutputPathError(f"{path} exists and is not a regular file; choose another name")
         if is_read_only(path) and not overwrite_read_only:
             raise OutputPathError(f"{path} is read-only; Inspector does not replace it. Write to another "
-                                  "file with -o, make it writable, or pass --force to replace it anyway")
+                                  "file, make it writable, or (command line) pass --force to replace it anyway")
     folder = path.parent
     for ancestor in (folder, *folder.parents):
         if ancestor.exists():

@@ -459,6 +459,8 @@ def test_unreadable_sub_folder_is_reported_not_skipped_silently(tmp_path: Path, 
     listing = list_images([tmp_path])
     assert [p.name for p in listing.images] == ["a.png"]
     assert listing.problems == [(locked, "folder cannot be read (Permission denied)")]
+    with pytest.raises(PermissionError, match="folder cannot be read"):  # the folder asked for itself
+        list_images([locked])
 
 
 def test_unreadable_sub_folder_for_real(tmp_path: Path) -> None:

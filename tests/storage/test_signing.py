@@ -197,3 +197,18 @@ def test_unreadable_trusted_key_fails_closed(lite1_model, tmp_path) -> None:
     broken.write_text("not a key")
     with pytest.raises(ModelFileError, match="trusted key"):
         InspectionModel.load(lite1_model, device="cpu", trust=trust_policy([broken], required=True))
+
+
+def test_station_model_worker_shows_a_refused_model_as_a_failed_load(lite1_model, signed, keys, config) -> None:
+    pytest.importorskip("PySide6")
+    from inspector.workers.model_worker import ModelWorker
+
+    save_settings(Settings(trusted_keys=[str(keys["qa.pub"])], require_signed_models=True), config)
+    worker = ModelWorker()
+    failed, loaded = [], []
+    worker.load_failed.connect(failed.append)
+    worker.model_loaded.connect(lambda model, path: loaded.append(path))
+    worker.load(str(lite1_model))  # unsigned
+    assert loaded == [] and len(failed) == 1 and "unsigned model refused" in failed[0]
+    worker.load(str(signed))
+    assert loaded == [str(signed)]
