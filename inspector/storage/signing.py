@@ -26,6 +26,7 @@ import datetime as dt
 import hashlib
 import json
 import os
+import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
@@ -166,7 +167,8 @@ def sign_model(model_path: str | os.PathLike, private_key_path: str | os.PathLik
         "model_name": model_path.name,
     }
     target = signature_path(model_path)
-    temp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    # Named like the model file's temporaries, so that a killed signing leaves nothing the next save keeps.
+    temp = target.with_name(f".{target.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
     try:
         temp.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
         os.replace(temp, target)

@@ -503,3 +503,20 @@ def test_symlinked_folder_is_listed_once(tmp_path: Path) -> None:
     assert len(listing.images) == 1
     assert [reason for _, reason in listing.problems] == [f"link to a folder already listed ({tmp_path / 'alias'})"] \
         or [reason for _, reason in listing.problems] == [f"link to a folder already listed ({tmp_path / 'lot'})"]
+
+
+def test_tiff_with_a_preview_page_reads_as_one_image(tmp_path: Path) -> None:
+    from PIL import TiffImagePlugin
+
+    cell = _real_cells(1)[0][:, :, 0]
+    full, preview = Image.fromarray(cell), Image.fromarray(cell[::6, ::6])
+    path = tmp_path / "with_preview.tif"
+    with open(path, "w+b") as stream, TiffImagePlugin.AppendingTiffWriter(stream, True) as writer:
+        full.save(writer, format="TIFF")
+        writer.newFrame()
+        reduced = TiffImagePlugin.ImageFileDirectory_v2()
+        reduced[254] = 1  # NewSubfileType: reduced-resolution version of the image
+        preview.save(writer, format="TIFF", tiffinfo=reduced)
+        writer.newFrame()
+    assert cv2.imcount(str(path)) == 2  # two pages for OpenCV, one image for Inspector
+    np.testing.assert_array_equal(read_image(path)[:, :, 0], cell)
