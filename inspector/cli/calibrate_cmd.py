@@ -7,6 +7,7 @@ import numpy as np
 from inspector.cli.common import add_device, add_quiet, load_folder, load_model, warn
 from inspector.cli.progress_bar import progress_bar
 from inspector.cli.rates import print_rates
+from inspector.cli.sign_cmd import add_trusted_key, trust_from_args
 from inspector.core.imageio import image_digest
 
 HELP = "set a model's threshold from held-out good images (and known-bad ones)"
@@ -29,9 +30,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--force", action="store_true",
                         help="replace the model file even if it is read-only (by default a read-only model "
                              "is refused: it was protected on purpose)")
-    parser.add_argument("--trusted-key", action="append", default=[], metavar="PUB",
-                        help="public key whose signatures are trusted; MODEL must then be signed by it "
-                             "(repeatable; adds to the settings' trusted_keys)")
+    add_trusted_key(parser)
     add_device(parser)
     add_quiet(parser)
 
@@ -107,6 +106,5 @@ def _load(args):
     if not args.trusted_key:
         return load_model(args.model, args.device)
     from inspector.pipeline.model import InspectionModel
-    from inspector.storage.signing import default_trust_policy
 
-    return InspectionModel.load(args.model, device=args.device, trust=default_trust_policy(args.trusted_key))
+    return InspectionModel.load(args.model, device=args.device, trust=trust_from_args(args))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 
+from inspector.cli.sign_cmd import add_trusted_key
+
 HELP = "open the inspection station (default: the built-in demo)"
 
 
@@ -18,9 +20,7 @@ def add_arguments(parser) -> None:
                         help="process N frames, record them in the results database, then exit 0")
     parser.add_argument("--db", metavar="PATH", help="results database (default: in the user data folder)")
     parser.add_argument("--demo", action="store_true", help="open the built-in demo even if settings name a model")
-    parser.add_argument("--trusted-key", action="append", default=[], metavar="PUB",
-                        help="public key whose model signatures are trusted; every model loaded must then be "
-                             "signed by a trusted key (repeatable; adds to the settings' trusted_keys)")
+    add_trusted_key(parser)
 
 
 def run(args) -> int:

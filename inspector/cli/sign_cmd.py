@@ -13,6 +13,24 @@ from __future__ import annotations
 HELP = "sign a model file with an Ed25519 key (or make a key pair, or check a signature)"
 
 
+def add_trusted_key(parser) -> None:
+    """The ``--trusted-key PUB`` option of the commands that load models (repeatable).
+
+    Naming a key makes signatures required for that run, on top of the settings'
+    ``trusted_keys`` / ``require_signed_models``; read it with :func:`trust_from_args`.
+    """
+    parser.add_argument("--trusted-key", action="append", default=[], metavar="PUB",
+                        help="public key whose model signatures are trusted; the model must then carry a valid "
+                             "signature by a trusted key (repeatable; adds to the settings' trusted_keys)")
+
+
+def trust_from_args(args):
+    """The trust policy for a command: settings, environment and ``--trusted-key`` (imports torch)."""
+    from inspector.storage.signing import default_trust_policy
+
+    return default_trust_policy(getattr(args, "trusted_key", None) or ())
+
+
 def add_arguments(parser) -> None:
     """Arguments of ``inspector sign``."""
     parser.add_argument("model", metavar="MODEL", nargs="?", help="model file to sign or check")
