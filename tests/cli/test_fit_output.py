@@ -125,3 +125,15 @@ def test_gui_model_path_is_made_absolute(monkeypatch, tmp_path) -> None:
     gui_cmd.add_arguments(parser)
     assert gui_cmd.run(parser.parse_args(["--model", "models/part.safetensors"])) == 0
     assert seen["model_path"] == os.path.join(str(tmp_path), "models", "part.safetensors")
+
+
+def test_references_with_too_few_distinct_images_get_a_message(elpv_mono, tmp_path, capsys) -> None:
+    folder = tmp_path / "nearly_same"
+    folder.mkdir()
+    for index in range(9):
+        shutil.copyfile(elpv_mono.good[0], folder / f"copy{index}.png")
+    shutil.copyfile(elpv_mono.good[1], folder / "other.png")
+    code = main(["fit", str(folder), "-o", str(tmp_path / "m.safetensors"), "--detector", "gaussian",
+                 "--image-size", "32", "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and "too alike to fit a model (2 distinct of 10" in err and "Traceback" not in err
