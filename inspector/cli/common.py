@@ -1,4 +1,10 @@
-"""Helpers shared by the sub-commands: reading image folders, loading models, messages."""
+"""Helpers shared by the sub-commands: argument types that check values while parsing, reading image
+folders, loading models, messages.
+
+Every numeric option of every command is checked by :func:`validate_numeric_options` (applied by
+:func:`inspector.cli.main.build_parser`) and ``--device`` by :func:`device_spec`: a bad value is an
+argparse error, one line and exit code 2, before any work starts.
+"""
 
 from __future__ import annotations
 
