@@ -141,3 +141,15 @@ def elpv_mono() -> RealCells:
     cells = [c for c in load_cells() if c.cell_type == "mono"]
     return RealCells(good=sorted((c.path for c in cells if c.good), key=lambda p: p.name),
                      defective=sorted((c.path for c in cells if c.defective), key=lambda p: p.name))
+
+
+@pytest.fixture(autouse=True)
+def isolated_config(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test reads settings from an empty folder, never the developer's own.
+
+    Model loading obeys the settings' signature policy (``require_signed_models``),
+    so a real settings file must not leak into the tests.
+    """
+    monkeypatch.setenv("INSPECTOR_CONFIG_DIR", str(tmp_path_factory.mktemp("config")))
+    monkeypatch.delenv("INSPECTOR_TRUSTED_KEYS", raising=False)
+    monkeypatch.delenv("INSPECTOR_REQUIRE_SIGNED_MODELS", raising=False)

@@ -44,15 +44,22 @@ def load_folder(paths: Sequence[str | Path], progress: Progress, what: str, recu
     """
     listing = list_images(paths, recursive=recursive)
     loaded = read_images(listing.images, progress)
-    report_skipped(listing.skipped, loaded.errors)
+    report_skipped(listing.skipped, loaded.errors, listing.problems)
     if not loaded.images:
         where = ", ".join(str(p) for p in paths)
         raise ValueError(f"no readable {what} images in {where}")
     return loaded
 
 
-def report_skipped(skipped: Sequence[Path], errors: Sequence[tuple[Path, str]]) -> None:
-    """List non-image files and unreadable images on stderr."""
+def report_skipped(skipped: Sequence[Path], errors: Sequence[tuple[Path, str]],
+                   problems: Sequence[tuple[Path, str]] = ()) -> None:
+    """List non-image files, unreadable images and what the listing could not enter on stderr.
+
+    ``problems`` are the listing's (path, reason) pairs: unreadable sub-folders,
+    symbolic-link loops, entries that are not regular files.
+    """
+    for path, reason in problems:
+        warn(f"not listed: {path}: {reason}")
     if skipped:
         warn(f"skipped {len(skipped)} non-image file(s): " + ", ".join(str(p) for p in skipped[:10])
              + (" ..." if len(skipped) > 10 else ""))
@@ -78,11 +85,20 @@ def output_folder(path: str | Path, option: str) -> Path:
     return folder
 
 
-def load_model(path: str, device: str | None = None, weights: str | None = None):
-    """Load an :class:`~inspector.pipeline.model.InspectionModel` (imports torch lazily)."""
+def load_model(path: str, device: str | None = None, weights: str | None = None, args=None):
+    """Load an :class:`~inspector.pipeline.model.InspectionModel` (imports torch lazily).
+
+    With ``args`` from a command that has ``--trusted-key``, the signature policy
+    includes those keys (on top of the settings' and the environment's).
+    """
     from inspector.pipeline.model import InspectionModel
 
-    return InspectionModel.load(path, device=device, weights=weights)
+    trust = None
+    if args is not None and getattr(args, "trusted_key", None):
+        from inspector.cli.sign_cmd import trust_from_args
+
+        trust = trust_from_args(args)
+    return InspectionModel.load(path, device=device, weights=weights, trust=trust)
 
 
 # -- argument types: every numeric option is checked when the command line is parsed --------

@@ -12,6 +12,9 @@ HELP = "test whether images of production parts come from the population the mod
 
 def add_arguments(parser) -> None:
     """Arguments of ``inspector drift``."""
+    from inspector.cli.sign_cmd import add_trusted_key
+
+    add_trusted_key(parser)
     parser.add_argument("model", metavar="MODEL")
     parser.add_argument("paths", nargs="+", metavar="PATH", help="images or folders of recent production parts")
     parser.add_argument("--format", choices=("text", "json"), default="text")
@@ -27,7 +30,7 @@ def run(args) -> int:
     alpha = ALPHA if args.alpha is None else args.alpha
     if not 0 < alpha < 1:
         raise ValueError(f"--alpha must be between 0 and 1, got {alpha}")
-    model = load_model(args.model, args.device)
+    model = load_model(args.model, args.device, args=args)
     with progress_bar(args.quiet, "drift") as progress:
         loaded = load_folder(args.paths, progress, "production")
         scores = model.score_images(loaded.images)

@@ -27,6 +27,9 @@ def opset(text: str) -> int:
 
 def add_arguments(parser) -> None:
     """Arguments of ``inspector export``."""
+    from inspector.cli.sign_cmd import add_trusted_key
+
+    add_trusted_key(parser)
     parser.add_argument("model", metavar="MODEL", help="fitted model file (.safetensors)")
     parser.add_argument("-o", "--output", required=True, metavar="OUT.onnx", help="ONNX file to write")
     parser.add_argument("--opset", type=opset, default=17, help="ONNX opset, 17 or newer (default 17)")
@@ -87,7 +90,7 @@ def run(args) -> int:
     from inspector.export.onnx_export import check_exportable, export_onnx
 
     check_arguments(args)
-    model = load_model(args.model, device="cpu")
+    model = load_model(args.model, device="cpu", args=args)
     check_exportable(model)
     meta = export_onnx(model, args.output, opset=args.opset)
     size_mb = os.path.getsize(args.output) / 1e6

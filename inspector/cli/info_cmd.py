@@ -12,6 +12,9 @@ HELP = "show a model file's detector, backbone, calibration and expected rates (
 
 def add_arguments(parser) -> None:
     """Arguments of ``inspector info``."""
+    from inspector.cli.sign_cmd import add_trusted_key
+
+    add_trusted_key(parser)
     parser.add_argument("model", metavar="MODEL")
     parser.add_argument("--format", choices=("text", "json"), default="text")
 
@@ -40,7 +43,7 @@ def model_info(model) -> dict:
 
 def run(args) -> int:
     """Print the model's metadata."""
-    model = load_model(args.model, "cpu")
+    model = load_model(args.model, "cpu", args=args)
     data = model_info(model)
     if args.format == "json":
         print(json.dumps(data, indent=2))

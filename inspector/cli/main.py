@@ -24,19 +24,18 @@ from inspector.cli import (
     calibrate_cmd,
     dataset_cmd,
     drift_cmd,
+    export_cmd,
     fit_cmd,
     gui_cmd,
     info_cmd,
     results_cmd,
     score_cmd,
+    sign_cmd,
     speed_cmd,
 )
 
 from inspector.cli.common import validate_numeric_options
-from inspector.core.exit_codes import EXIT_CANCELLED, EXIT_MODEL, EXIT_USAGE  # noqa: F401 (re-exported)
-
-EXIT_INTERNAL = 1
-"""An unexpected error (a bug): one line on stderr, the traceback with ``-v``."""
+from inspector.core.exit_codes import EXIT_CANCELLED, EXIT_INTERNAL, EXIT_MODEL, EXIT_USAGE  # noqa: F401 (re-exported)
 
 COMMANDS = {
     "gui": gui_cmd,
@@ -49,6 +48,8 @@ COMMANDS = {
     "speed": speed_cmd,
     "results": results_cmd,
     "make-dataset": dataset_cmd,
+    "sign": sign_cmd,
+    "export": export_cmd,
 }
 
 
@@ -63,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log details to stderr")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, module in COMMANDS.items():
-        command = sub.add_parser(name, help=module.HELP, description=module.HELP)
+        command = sub.add_parser(name, help=module.HELP.replace("%", "%%"), description=module.HELP)
         module.add_arguments(command)
         validate_numeric_options(command)
         command.set_defaults(run=module.run)

@@ -26,7 +26,10 @@ HELP = "score images (files or folders, recursive); exit 0 whatever the verdicts
 
 def add_arguments(parser) -> None:
     """Arguments of ``inspector score``."""
+    from inspector.cli.sign_cmd import add_trusted_key
     from inspector.pipeline.maps import SEGMENTERS
+
+    add_trusted_key(parser)
 
     parser.add_argument("model", metavar="MODEL", help="model file written by `inspector fit`")
     parser.add_argument("paths", metavar="PATH", nargs="+", help="image files or folders")
@@ -50,7 +53,7 @@ def run(args) -> int:
     from inspector.core.policy import Threshold
 
     out_dir = output_folder(args.heatmaps, "--heatmaps") if args.heatmaps else None
-    model = load_model(args.model, args.device)
+    model = load_model(args.model, args.device, args=args)
     threshold = Threshold(args.threshold) if args.threshold is not None else model.decision
     if args.heatmaps and args.segmenter not in model.supported_segmenters:
         raise ValueError(f"this model has no {args.segmenter!r} map (available: "
@@ -67,7 +70,7 @@ def run(args) -> int:
                 counts["error" if "error" in record else ("NG" if record["anomalous"] else "OK")] += 1
                 writer.write(record)
             progress.update(min(start + len(chunk), total), total, "scoring images")
-    report_skipped(listing.skipped, [])
+    report_skipped(listing.skipped, [], listing.problems)
     print(f"inspector: {counts['OK']} OK, {counts['NG']} NG, {counts['error']} unreadable "
           f"(threshold {threshold.raw:.4f} raw)", file=sys.stderr)
     return 0

@@ -2,6 +2,8 @@
 
 EXIT_OK = 0
 """Success, whatever the verdicts."""
+EXIT_INTERNAL = 1
+"""An unexpected error (a bug): one line on stderr, the traceback with ``-v``."""
 EXIT_USAGE = 2
 """A usage or input error: bad arguments, no readable images, a source that cannot be opened."""
 EXIT_MODEL = 3
