@@ -12,7 +12,7 @@ import datetime as dt
 import json
 import sys
 
-HELP = "list recorded decisions (time, source, frame, score, threshold, verdict, model)"
+HELP = "list recorded decisions (time, source, frame, score, threshold, verdict, model), or the audit trail"
 
 FIELDS = ["id", "time", "source", "frame_id", "path", "raw_score", "score", "threshold", "verdict",
           "model_hash", "latency_ms", "image_path", "overlay_path", "error"]
@@ -27,6 +27,11 @@ def add_arguments(parser) -> None:
     parser.add_argument("--source", help="only this source, e.g. folder:/data/lot7")
     parser.add_argument("--verdict", choices=("OK", "NG", "ERROR"))
     parser.add_argument("--limit", type=int, default=None, metavar="N", help="at most this many rows (newest first)")
+    parser.add_argument("--audit", action="store_true",
+                        help="list the audit trail instead (model swaps, calibrations, threshold changes, "
+                             "feedback, refits: time, user, old and new value, model hashes); --since and "
+                             "--limit apply, --action filters")
+    parser.add_argument("--action", help="with --audit: only this action, e.g. threshold or model_swap")
     parser.add_argument("--wait", type=float, default=5.0, metavar="SECONDS",
                         help="how long to wait for a database locked by another process (default 5)")
 
@@ -51,11 +56,19 @@ def run(args) -> int:
 
     path = Path(args.db) if args.db else default_db_path()
     since = parse_time(args.since) if args.since else None
+    if args.action and not args.audit:
+        raise ValueError("--action filters the audit trail: use it with --audit")
     with ResultStore.open_read_only(path, timeout=args.wait) as store:
-        rows = store.query(since=since, source=args.source, limit=args.limit, verdict=args.verdict)
+        if args.audit:
+            rows = store.query_audit(since=since, action=args.action, limit=args.limit)
+        else:
+            rows = store.query(since=since, source=args.source, limit=args.limit, verdict=args.verdict)
     rows.reverse()
     if args.format == "csv":
-        writer = csv.DictWriter(sys.stdout, fieldnames=FIELDS, extrasaction="ignore")
+        from inspector.storage.audit import AUDIT_COLUMNS
+
+        writer = csv.DictWriter(sys.stdout, fieldnames=list(AUDIT_COLUMNS) if args.audit else FIELDS,
+                                extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
     else:

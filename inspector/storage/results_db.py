@@ -21,8 +21,9 @@ from platformdirs import user_data_dir
 
 from inspector.core.imageio import write_image
 from inspector.core.records import InspectionResult
+from inspector.storage.audit import AUDIT_SCHEMA, audit_values
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 DB_FILENAME = "results.sqlite3"
 ERROR_VERDICT = "ERROR"
 
@@ -52,11 +53,13 @@ CREATE INDEX IF NOT EXISTS decisions_source_path ON decisions (source, path);
 
 # Schema 2 adds a decision's unique id (a journal replays a decision at most once)
 # and the content hash of the inspected file (resume keyed on content, not on the name).
+# Schema 3 adds the audit trail (its own table, created with the rest: nothing to alter).
 _UPGRADES = {
     2: """
 ALTER TABLE decisions ADD COLUMN uid TEXT;
 ALTER TABLE decisions ADD COLUMN content_hash TEXT;
 """,
+    3: "",
 }
 _INDEXES = """
 CREATE UNIQUE INDEX IF NOT EXISTS decisions_uid ON decisions (uid) WHERE uid IS NOT NULL;
@@ -201,7 +204,7 @@ class ResultStore:
                 for step in range(max(version, 1) + 1, SCHEMA_VERSION + 1):
                     for statement in filter(None, (s.strip() for s in _UPGRADES[step].split(";"))):
                         self._conn.execute(statement)
-            self._conn.executescript(_SCHEMA + _INDEXES)
+            self._conn.executescript(_SCHEMA + _INDEXES + AUDIT_SCHEMA)
             self._conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
     # -- writing -------------------------------------------------------------
@@ -296,6 +299,50 @@ class ResultStore:
                 f"INSERT INTO decisions ({columns}) VALUES ({marks})", tuple(values.values())
             )
             return int(cursor.lastrowid)
+
+    def record_audit(self, action: str, old: Any = None, new: Any = None, old_model_hash: str | None = None,
+                     new_model_hash: str | None = None, detail: Any = None, user: str | None = None) -> int:
+        """Record one change in the audit trail (see :mod:`inspector.storage.audit`); returns its id.
+
+        Args:
+            action: What changed, e.g. ``"model_swap"``, ``"calibration"``, ``"threshold"``,
+                ``"feedback"``, ``"refit"``.
+            old, new: The value before and after (text, or anything JSON can hold).
+            old_model_hash, new_model_hash: The models before and after.
+            detail: Free text or a JSON-able value (a file, a reason, counts).
+            user: Who; default the operating-system user.
+        """
+        values = audit_values(action, old, new, old_model_hash, new_model_hash, detail, user, time=utc_iso())
+        columns = ", ".join(values)
+        marks = ", ".join("?" for _ in values)
+        with self._lock, self._conn:
+            cursor = self._conn.execute(f"INSERT INTO audit ({columns}) VALUES ({marks})", tuple(values.values()))
+            return int(cursor.lastrowid)
+
+    def query_audit(self, since: datetime | None = None, action: str | None = None,
+                    limit: int | None = 1000) -> list[dict[str, Any]]:
+        """Audit entries, newest first (none for a database older than the audit trail)."""
+        clauses, params = [], []
+        if since is not None:
+            clauses.append("time >= ?")
+            params.append(utc_iso(since))
+        if action is not None:
+            clauses.append("action = ?")
+            params.append(action)
+        sql = "SELECT * FROM audit" + (" WHERE " + " AND ".join(clauses) if clauses else "") + " ORDER BY id DESC"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(int(limit))
+        with self._lock:
+            has_table = self._conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'audit'").fetchone()
+            if not has_table:
+                return []
+            try:
+                rows = self._conn.execute(sql, params).fetchall()
+            except sqlite3.DatabaseError as exc:
+                raise ResultStoreError(f"{self.path}: {_read_problem(exc)}") from exc
+        return [dict(row) for row in rows]
 
     def has_uid(self, uid: str) -> bool:
         """Whether a decision with this unique id is stored."""

@@ -15,7 +15,7 @@ import pytest
 
 from inspector.cli.main import main
 from inspector.core.records import Frame, InspectionResult
-from inspector.storage.results_db import ResultStore
+from inspector.storage.results_db import SCHEMA_VERSION, ResultStore
 
 
 def _recorded_db(path: Path, n: int = 3) -> Path:
@@ -79,7 +79,7 @@ def test_newer_version_is_refused_and_left_alone(tmp_path, capsys):
     before = db.read_bytes()
     code, _, err = _results(db, capsys)
     assert code == 2
-    assert "written by a newer Inspector (schema 9 > 2)" in _one_error_line(err)
+    assert f"written by a newer Inspector (schema 9 > {SCHEMA_VERSION})" in _one_error_line(err)
     assert db.read_bytes() == before
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from inspector.core.imageio import read_image
 from inspector.core.records import Frame, InspectionResult
-from inspector.storage.results_db import ResultStore, ResultStoreError, default_db_path
+from inspector.storage.results_db import SCHEMA_VERSION, ResultStore, ResultStoreError, default_db_path
 
 
 def result(path: str | None, score: float = 0.5, source: str = "folder:/lot7", frame_id: int = 0):
@@ -187,7 +187,7 @@ def test_a_schema_1_database_is_upgraded_in_place(tmp_path):
         rows = store.query()
     assert [r["path"] for r in rows] == ["/lot7/b.png", "/lot7/a.png"]
     assert rows[0]["uid"] == "u-9" and rows[1]["uid"] is None
-    assert sqlite3.connect(db).execute("PRAGMA user_version").fetchone()[0] == 2
+    assert sqlite3.connect(db).execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
 
 
 def test_latest_rows_is_the_newest_row_per_file_of_one_model(tmp_path):
@@ -244,3 +244,31 @@ def test_read_only_open_of_an_empty_file_writes_nothing(tmp_path):
     conn.close()
     with pytest.raises(ResultStoreError, match="without a decisions table"):
         ResultStore.open_read_only(other)
+
+
+def test_audit_trail_records_who_changed_what(tmp_path):
+    db = tmp_path / "r.db"
+    with ResultStore(db) as store:
+        store.record_audit("threshold", old=1.5, new=1.8, old_model_hash="m1", new_model_hash="m1")
+        store.record_audit("model_swap", old="a.safetensors", new="b.safetensors", old_model_hash="m1",
+                           new_model_hash="m2", detail={"reason": "refit"}, user="quality")
+        rows = store.query_audit()
+    assert [r["action"] for r in rows] == ["model_swap", "threshold"]
+    assert rows[0]["user"] == "quality" and rows[0]["detail"] == '{"reason": "refit"}'
+    assert rows[1]["old_value"] == "1.5" and rows[1]["new_value"] == "1.8" and rows[1]["user"]
+    with ResultStore.open_read_only(db) as reader:
+        assert [r["action"] for r in reader.query_audit(action="threshold")] == ["threshold"]
+
+
+def test_a_schema_2_database_gets_the_audit_table_and_reads_without_it(tmp_path):
+    db = tmp_path / "old.db"
+    with ResultStore(db) as store:
+        store.record(result("/lot7/a.png"))
+    conn = sqlite3.connect(db)
+    conn.executescript("DROP TABLE audit; PRAGMA user_version=2;")
+    conn.close()
+    with ResultStore.open_read_only(db) as reader:
+        assert reader.query_audit() == []  # an older database has no trail: nothing, not an error
+    with ResultStore(db) as store:
+        store.record_audit("threshold", old=1, new=2)
+        assert len(store.query_audit()) == 1 and store.count() == 1

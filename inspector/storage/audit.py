@@ -1,0 +1,63 @@
+"""The audit trail: who changed what on the station, kept in the results database beside the decisions.
+
+Every model swap, calibration, threshold change, operator feedback and refit is
+one row: the time (UTC), the operating-system user and host, the action, the
+old and new value (text; JSON for structured values) and the model hashes
+before and after. ``inspector results --audit`` lists them.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import socket
+from typing import Any
+
+AUDIT_SCHEMA = """
+CREATE TABLE IF NOT EXISTS audit (
+    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    time            TEXT NOT NULL,
+    user            TEXT,
+    host            TEXT,
+    action          TEXT NOT NULL,
+    old_value       TEXT,
+    new_value       TEXT,
+    old_model_hash  TEXT,
+    new_model_hash  TEXT,
+    detail          TEXT
+);
+CREATE INDEX IF NOT EXISTS audit_time ON audit (time);
+"""
+
+AUDIT_ACTIONS = ("model_swap", "calibration", "threshold", "feedback", "refit", "recipe", "settings")
+"""The actions the station records (others are accepted: the list documents, it does not restrict)."""
+
+AUDIT_COLUMNS = ("id", "time", "user", "host", "action", "old_value", "new_value",
+                 "old_model_hash", "new_model_hash", "detail")
+
+
+def current_user() -> str:
+    """The operating-system user running Inspector (``"unknown"`` if it cannot be told)."""
+    try:
+        return getpass.getuser()
+    except Exception:  # no login name (containers, services)
+        return "unknown"
+
+
+def audit_values(action: str, old: Any = None, new: Any = None, old_model_hash: str | None = None,
+                 new_model_hash: str | None = None, detail: Any = None, user: str | None = None,
+                 time: str = "") -> dict[str, Any]:
+    """The column values of one audit row (values that are not text are stored as JSON)."""
+    if not action:
+        raise ValueError("an audit entry needs an action")
+    return {
+        "time": time, "user": user or current_user(), "host": socket.gethostname(), "action": str(action),
+        "old_value": _text(old), "new_value": _text(new), "old_model_hash": old_model_hash,
+        "new_model_hash": new_model_hash, "detail": _text(detail),
+    }
+
+
+def _text(value: Any) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    return json.dumps(value, sort_keys=True, default=str)
