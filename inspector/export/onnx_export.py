@@ -62,6 +62,8 @@ def export_metadata(model, graph: InspectionGraph, opset: int) -> dict:
             "expected_escape": cal.expected_escape,
             "expected_escape_interval": None if escape is None else [escape.low, escape.high],
             "n_bad": len(cal.bad_scores), "warning": cal.warning,
+            # The evidence itself, so that a runtime can rebuild the Calibration (calibration view, re-deciding).
+            "good_scores": list(cal.good_scores), "bad_scores": list(cal.bad_scores),
         },
         "preprocessing": model.detector.preprocessing.to_dict(),
         "pixel_calibration": None if pixel is None or not graph.has_map else pixel.to_dict(),

@@ -9,6 +9,7 @@ verdict, threshold, the model hash of the model it was exported from and, with
 
 from __future__ import annotations
 
+import copy
 import os
 import time
 from typing import Sequence
@@ -39,6 +40,12 @@ def resize_for_model(image: np.ndarray, size: int) -> np.ndarray:
         return image
     shrinking = image.shape[0] > size or image.shape[1] > size
     return cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+
+
+def _heatmap(square: np.ndarray, frame_shape: tuple[int, ...], method: str) -> Heatmap:
+    """A map at the input size stretched to the frame (as the torch path draws it), with its regions."""
+    values = to_frame_geometry(square, frame_shape)
+    return Heatmap(values=values, method=method, regions=find_regions(values))
 
 
 def onnx_metadata(path: str | os.PathLike) -> dict:
@@ -104,7 +111,26 @@ class OnnxModel:
         self.session = onnxruntime.InferenceSession(self.path, options,
                                                     providers=list(providers or default_providers()))
         self.outputs = tuple(output.name for output in self.session.get_outputs())
-        self.decision = Threshold(float(self.metadata["threshold"]))
+        self._graph_threshold = float(self.metadata["threshold"])
+        self.decision = Threshold(self._graph_threshold)
+        self.info = {"exported_from": self.model_hash, "software_version": self.metadata.get("software_version"),
+                     "onnx_path": self.path}
+
+    @property
+    def calibration(self):
+        """The :class:`~inspector.calibration.policies.Calibration` the model decides with (from the metadata)."""
+        from inspector.calibration.policies import Calibration
+
+        stored = dict(self.metadata["calibration"])
+        if self.decision.raw != self._graph_threshold:
+            return Calibration.from_dict(stored).with_threshold(self.decision.raw)
+        return Calibration.from_dict(stored)
+
+    def with_calibration(self, calibration) -> "OnnxModel":
+        """A model sharing this session, deciding with ``calibration``'s threshold (in Python, not the graph)."""
+        twin = copy.copy(self)
+        twin.decision = Threshold(calibration.threshold)
+        return twin
 
     # ---- identity (as InspectionModel) ------------------------------------------------------
     @property
@@ -163,8 +189,9 @@ class OnnxModel:
                 maps_on: str = "all") -> list[InspectionResult]:
         """Decide frames: one complete record per frame, as :meth:`InspectionModel.inspect`.
 
-        With the calibrated threshold the verdict is the graph's ``anomalous`` (decided in
-        float64); with ``threshold`` given, :class:`Threshold` decides on the float32 raw score.
+        With the threshold baked into the graph the verdict is the graph's ``anomalous``
+        (decided in float64); with another one (``threshold``, :meth:`with_calibration`),
+        :class:`Threshold` decides on the float32 raw score.
 
         Raises:
             ValueError: for a map this model cannot draw or an unknown ``maps_on``.
@@ -180,19 +207,32 @@ class OnnxModel:
         started = time.perf_counter()
         outs = list(self._batches([frame.image for frame in frames]))
         raw = np.concatenate([out["raw_score"] for out in outs]).astype(np.float64)
-        flagged = (np.concatenate([out["anomalous"] for out in outs]) if threshold is None
+        flagged = (np.concatenate([out["anomalous"] for out in outs]) if rule.raw == self._graph_threshold
                    else rule.decide_many(raw))
         heatmaps: list[Heatmap | None] = [None] * len(frames)
         if maps is not None:
             values = np.concatenate([out["anomaly_map"] for out in outs])
             for index in np.flatnonzero(flagged) if maps_on == "ng" else range(len(frames)):
-                full = to_frame_geometry(values[index], frames[index].image.shape[:2])
-                heatmaps[index] = Heatmap(values=full, method=maps, regions=find_regions(full))
+                heatmaps[index] = _heatmap(values[index], frames[index].image.shape[:2], maps)
         latency = (time.perf_counter() - started) * 1000.0 / len(frames)
         return [InspectionResult(frame=frame, raw_score=float(score), score=rule.normalize(score),
                                  threshold=rule.raw, anomalous=bool(ng), model_hash=self.model_hash,
                                  latency_ms=latency, heatmap=heatmap)
                 for frame, score, ng, heatmap in zip(frames, raw, flagged, heatmaps)]
+
+    def heatmaps(self, images: Sequence[np.ndarray], method: str = "fast", progress=None,
+                 fast: Sequence[Heatmap] | None = None) -> list[Heatmap]:
+        """Fast maps in each image's own geometry, normalized with the stored pixel statistics.
+
+        Raises:
+            ValueError: for a method other than ``"fast"`` or a model without the map.
+        """
+        if method not in self.supported_segmenters:
+            raise ValueError(f"this exported {self.detector_kind} model has no {method!r} map; "
+                             f"available: {', '.join(self.supported_segmenters) or 'none'}")
+        values = [out["anomaly_map"] for out in self._batches(list(images))]
+        values = np.concatenate(values) if values else np.zeros((0, self.input_size, self.input_size), np.float32)
+        return [_heatmap(v, image.shape[:2], method) for v, image in zip(values, images)]
 
     def __repr__(self) -> str:
         return (f"OnnxModel({self.detector_kind}, backbone={self.backbone}, threshold={self.threshold:.4g}, "

@@ -110,6 +110,7 @@ def test_metadata_round_trip(exported):
     assert meta["pixel_calibration"] == model.pixel_calibration["fast"].to_dict()
     assert set(meta["outputs"]) == {"raw_score", "score", "anomalous", "anomaly_map"}
     assert onnx_model.model_hash == model.model_hash and onnx_model.threshold == model.threshold
+    assert onnx_model.calibration == cal  # the held-out evidence travels too (calibration view, re-deciding)
     assert repr(onnx_model).startswith("OnnxModel(fusion")
 
 
@@ -123,6 +124,13 @@ def test_threshold_override_and_maps_on_ng(exported, cells):
     assert all(r.threshold == middle for r in got)
     assert [r.heatmap is not None for r in got] == [r.anomalous for r in got]
     assert onnx_model.inspect([]) == []
+    manual = model.calibration.with_threshold(middle)
+    redecided = onnx_model.with_calibration(manual)
+    assert redecided.calibration == manual and onnx_model.threshold == model.threshold
+    assert [r.anomalous for r in redecided.inspect(frames)] == [r.anomalous for r in expected]
+    drawn, wanted = redecided.heatmaps([f.image for f in frames[:3]]), model.heatmaps([f.image for f in frames[:3]])
+    for mine, theirs in zip(drawn, wanted):
+        np.testing.assert_allclose(mine.values, theirs.values, rtol=0, atol=MAP_ATOL)
     with pytest.raises(ValueError):
         onnx_model.inspect(frames, maps="gradient")
 
