@@ -127,6 +127,8 @@ class FolderSource(FrameSource):
             self._set_state(SourceState.FINISHED, f"cannot list {self.path}")
             return
         self.skipped_paths = listing.skipped
+        for problem_path, reason in listing.problems:  # unreadable sub-folders, link loops: said, not skipped silently
+            self._add_failure(str(problem_path), f"not listed: {reason}")
         self._pending = []
         for index, image in enumerate(listing.images):
             if path_key(image) in self._skip:

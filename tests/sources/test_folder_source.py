@@ -89,3 +89,31 @@ def test_empty_and_missing_folder(tmp_path):
     assert missing.read() is None and missing.finished
     assert missing.state == SourceState.FINISHED
     assert "cannot list" in missing.take_failures()[0].message
+
+
+def test_link_loops_and_aliases_are_reported_as_failures_not_skipped_silently(tmp_path):
+    write_png(tmp_path / "lot" / "a.png", 90)
+    (tmp_path / "lot" / "loop").symlink_to(tmp_path / "lot", target_is_directory=True)
+    source = FolderSource(tmp_path, recursive=True)
+    source.open()
+    frames, failures = [], []
+    for _ in range(10):  # a read may return None to let the caller take a failure first
+        frames += read_all(source)
+        failures += source.take_failures()
+        if source.finished:
+            break
+    source.release()
+    assert [frame.path for frame in frames] == [str(tmp_path / "lot" / "a.png")]
+    assert [f.path for f in failures] == [str(tmp_path / "lot" / "loop")]
+    assert failures[0].message.startswith("not listed: symbolic link loop")
+
+
+def test_cli_prints_what_the_listing_could_not_enter(tmp_path, capsys):
+    from inspector.cli.common import load_folder
+    from inspector.core.progress import silent
+
+    write_png(tmp_path / "a.png", 90)
+    (tmp_path / "again").symlink_to(tmp_path, target_is_directory=True)
+    loaded = load_folder([tmp_path], silent(), "reference")
+    assert len(loaded.images) == 1
+    assert f"not listed: {tmp_path / 'again'}: symbolic link loop" in capsys.readouterr().err
