@@ -20,9 +20,13 @@ from inspector.detectors.base import Detector, detector_class, pick_device, reso
 def fit_parts(images: Sequence[np.ndarray], *, detector: str, backbone: str, weights: str | None,
               image_size: int | None, folds: int | None, bad_images: Sequence[np.ndarray] | None,
               policy: str | None, target: float | None, progress: Progress | None,
-              device: torch.device | str | None, **options) -> tuple[Detector, Calibration, dict, dict]:
-    """Fit a detector and calibrate it; returns ``(detector, calibration, pixel_calibration, info)``.
+              device: torch.device | str | None, mask: np.ndarray | None = None,
+              reference_dir: str | None = None, **options) -> tuple[Detector, Calibration, dict, dict, object]:
+    """Fit a detector and calibrate it; returns ``(detector, calibration, pixel_calibration, info, regions)``.
 
+    With ``mask`` (a mask picture, white inspected), the references, the bad images
+    and everything scored later go through the same
+    :class:`~inspector.detectors.regions.RegionMask` (``regions``; else ``None``).
     See :meth:`inspector.pipeline.model.InspectionModel.fit` for the arguments.
     """
     progress = progress or silent()
@@ -40,6 +44,14 @@ def fit_parts(images: Sequence[np.ndarray], *, detector: str, backbone: str, wei
         raise ValueError(f"invalid option for the {detector} detector: {exc}") from exc
     # Cheap refits (backbone detectors): leave-one-out for small sets; trained detectors hold out 1/k.
     folds = resolve_folds(len(images), folds) if cls_.uses_backbone else (folds or 5)
+    regions = None
+    if mask is not None:
+        from inspector.detectors.regions import RegionMask, mask_from_image
+
+        resize = det.preprocessing.resize_image
+        regions = RegionMask.fitted(mask_from_image(mask, det.preprocessing.image_size), images, resize)
+        images = regions.apply(images, resize)
+        bad_images = regions.apply(bad_images, resize) if bad_images else bad_images
     try:
         result = det.fit(images, progress, folds=folds)
     except np.linalg.LinAlgError as exc:
@@ -71,9 +83,12 @@ def fit_parts(images: Sequence[np.ndarray], *, detector: str, backbone: str, wei
         # Lets `calibrate` reuse the unbiased held-out score of a reference image it is given again.
         "reference_held_out": {digest: float(score) for digest, score in zip(digests, result.held_out_scores)},
     }
+    if reference_dir:
+        # A refit with operator feedback starts again from these references.
+        info["reference_dir"] = str(reference_dir)
     if len(set(digests)) < len(digests):
         info["duplicate_references"] = len(digests) - len(set(digests))
-    return det, calibration, pixel, info
+    return det, calibration, pixel, info, regions
 
 
 def check_distinct(digests: Sequence[str]) -> None:

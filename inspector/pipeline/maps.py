@@ -31,7 +31,7 @@ def supported_segmenters(detector: Detector) -> tuple[str, ...]:
 
 
 def to_heatmaps(images: Sequence[np.ndarray], raw: np.ndarray, method: str,
-                calibration: PixelCalibration | None) -> list[Heatmap]:
+                calibration: PixelCalibration | None, regions=None) -> list[Heatmap]:
     """Normalized heatmaps with their above-threshold regions, one per image.
 
     Args:
@@ -39,12 +39,16 @@ def to_heatmaps(images: Sequence[np.ndarray], raw: np.ndarray, method: str,
         raw: Raw maps ``(N, S, S)`` at the detector's input size.
         method: ``"fast"`` or ``"gradient"``.
         calibration: The model's stored pixel statistics for ``method`` (``None``: raw values).
+        regions: The model's :class:`~inspector.detectors.regions.RegionMask`: the map is zero
+            outside the inspected region (``None``: everywhere inspected).
     """
     heatmaps = []
     for image, values in zip(images, raw):
         if calibration is not None:
             values = normalize_map(values, calibration)
         values = to_frame_geometry(values, image.shape[:2]).astype(np.float32, copy=False)
+        if regions is not None:
+            values = regions.mask_map(values)
         heatmaps.append(Heatmap(values=values, method=method, regions=find_regions(values)))
     return heatmaps
 

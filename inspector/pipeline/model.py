@@ -22,6 +22,7 @@ from inspector.core.policy import Threshold
 from inspector.core.progress import Progress, silent
 from inspector.core.records import Frame, Heatmap, InspectionResult
 from inspector.detectors.base import Detector, detector_class, pick_device
+from inspector.detectors.regions import RegionMask, split_tensors
 from inspector.pipeline.maps import gradient_raw_maps, supported_segmenters, to_heatmaps
 from inspector.storage.model_file import ModelFileError, load_model_file, save_model_file
 
@@ -37,8 +38,9 @@ class InspectionModel:
     """
 
     def __init__(self, detector: Detector, calibration: Calibration, pixel_calibration: dict | None = None,
-                 info: dict | None = None, model_hash: str | None = None) -> None:
+                 info: dict | None = None, model_hash: str | None = None, regions: RegionMask | None = None) -> None:
         self.detector = detector
+        self.regions = regions
         self.calibration = calibration
         self.pixel_calibration = dict(pixel_calibration or {})
         self.info = dict(info or {})
@@ -76,7 +78,19 @@ class InspectionModel:
 
         # Stamped like save_model_file stamps it, so saving does not change the hash.
         stamped = dict(self._metadata(), magic=MAGIC, format_version=FORMAT_VERSION)
-        return content_hash(stamped, self.detector.tensors())
+        return content_hash(stamped, self._tensors())
+
+    def _tensors(self) -> dict[str, torch.Tensor]:
+        tensors = dict(self.detector.tensors())
+        if self.regions is not None:
+            tensors.update(self.regions.tensors())
+        return tensors
+
+    def _model_view(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """The images as the detector is given them: with the ignored regions filled (if any)."""
+        if self.regions is None:
+            return list(images)
+        return self.regions.apply(images, self.detector.preprocessing.resize_image)
 
     @property
     def supported_segmenters(self) -> tuple[str, ...]:
@@ -85,7 +99,7 @@ class InspectionModel:
 
     def with_calibration(self, calibration: Calibration) -> "InspectionModel":
         """A model sharing this detector, deciding with another calibration."""
-        return InspectionModel(self.detector, calibration, self.pixel_calibration, self.info)
+        return InspectionModel(self.detector, calibration, self.pixel_calibration, self.info, regions=self.regions)
 
     # ---- building and files ----------------------------------------------------------------
     @classmethod
@@ -93,7 +107,8 @@ class InspectionModel:
             weights: str | None = None, image_size: int | None = None, folds: int | None = None,
             bad_images: Sequence[np.ndarray] | None = None, policy: str | None = None,
             target: float | None = None, progress: Progress | None = None,
-            device: torch.device | str | None = None, **options) -> "InspectionModel":
+            device: torch.device | str | None = None, mask: np.ndarray | None = None,
+            reference_dir: str | None = None, **options) -> "InspectionModel":
         """Fit a detector on good images and calibrate it on held-out scores.
 
         Args:
@@ -105,14 +120,20 @@ class InspectionModel:
             policy, target: Threshold policy (default: 1% false-reject rate).
             progress: Progress sink (cancellable).
             device: Torch device; CUDA when available by default.
+            mask: Optional mask picture (white inspected, black ignored), stretched to the
+                input size; stored in the model and applied to every frame (see
+                :mod:`inspector.detectors.regions`).
+            reference_dir: The reference folder, stored so that a refit with operator
+                feedback can start from it again.
             **options: Passed to the detector's constructor.
         """
         from inspector.pipeline.fitting import fit_parts
 
         parts = fit_parts(images, detector=detector, backbone=backbone, weights=weights, image_size=image_size,
                           folds=folds, bad_images=bad_images, policy=policy, target=target, progress=progress,
-                          device=device, **options)
-        return cls(*parts)
+                          device=device, mask=mask, reference_dir=reference_dir, **options)
+        detector_, calibration, pixel, info, regions = parts
+        return cls(detector_, calibration, pixel, info, regions=regions)
 
     def _metadata(self) -> dict:
         return {
@@ -124,6 +145,7 @@ class InspectionModel:
             "calibration": self.calibration.to_dict(),
             "pixel_calibration": {k: v.to_dict() for k, v in self.pixel_calibration.items()},
             "info": self.info,
+            **({"regions": self.regions.metadata()} if self.regions is not None else {}),
         }
 
     def save(self, path: str | Path, overwrite_read_only: bool = False) -> str:
@@ -133,7 +155,7 @@ class InspectionModel:
             inspector.storage.model_file.OutputPathError: the file cannot be written there
                 (a folder, an unwritable folder, or a read-only file without ``overwrite_read_only``).
         """
-        self._hash = save_model_file(path, self._metadata(), self.detector.tensors(),
+        self._hash = save_model_file(path, self._metadata(), self._tensors(),
                                      overwrite_read_only=overwrite_read_only)
         return self._hash
 
@@ -163,13 +185,15 @@ class InspectionModel:
         contents = load_model_file(path, trust=trust if trust.active else None)
         meta = contents.metadata
         device = pick_device(device)
+        own, region_tensors = split_tensors(contents.tensors)
+        regions = RegionMask.from_tensors(region_tensors) if meta.get("regions") else None
         try:
             cls_ = detector_class(meta["detector"])
         except ValueError as exc:
             raise ModelFileError(f"{path}: {exc}") from exc
         try:
             kwargs = {"weights": weights} if cls_.uses_backbone else {}
-            detector = cls_.from_state(meta["detector_config"], contents.tensors, device, **kwargs)
+            detector = cls_.from_state(meta["detector_config"], own, device, **kwargs)
         except ModelFileError:
             raise
         except (KeyError, ValueError, RuntimeError) as exc:
@@ -187,12 +211,12 @@ class InspectionModel:
 
             pixel = {k: PixelCalibration.from_dict(v) for k, v in meta["pixel_calibration"].items()}
         return cls(detector, Calibration.from_dict(meta["calibration"]), pixel, meta.get("info", {}),
-                   model_hash=meta["content_sha256"])
+                   model_hash=meta["content_sha256"], regions=regions)
 
     # ---- decisions -------------------------------------------------------------------------
     def score_images(self, images: Sequence[np.ndarray]) -> np.ndarray:
         """Raw scores of RGB uint8 images (no maps)."""
-        return self.detector.score(images)
+        return self.detector.score(self._model_view(images))
 
     def inspect(self, frames: Sequence[Frame], maps: str | None = None, threshold: Threshold | float | None = None,
                 maps_on: str = "all") -> list[InspectionResult]:
@@ -220,15 +244,17 @@ class InspectionModel:
         if not frames:
             return []
         rule = self.decision if threshold is None else Threshold.of(threshold)
-        images = [frame.image for frame in frames]
+        originals = [frame.image for frame in frames]
         started = time.perf_counter()
+        images = self._model_view(originals)
         if maps is None:
             scores, heatmaps = self.detector.score(images), [None] * len(frames)
         else:
             scores, raw = self.detector.score_and_maps(images)
             flagged = rule.decide_many(scores) if maps_on == "ng" else np.ones(len(frames), dtype=bool)
             wanted = np.flatnonzero(flagged)
-            drawn = to_heatmaps([images[i] for i in wanted], raw[wanted], maps, self.pixel_calibration.get(maps))
+            drawn = to_heatmaps([originals[i] for i in wanted], raw[wanted], maps, self.pixel_calibration.get(maps),
+                                self.regions)
             heatmaps = [None] * len(frames)
             for index, heatmap in zip(wanted, drawn):
                 heatmaps[index] = heatmap
@@ -253,13 +279,14 @@ class InspectionModel:
         """
         if method not in self.supported_segmenters:
             raise ValueError(self._no_map_message(method))
+        originals, images = images, self._model_view(images)
         if method == "fast":
             _, raw = self.detector.score_and_maps(images)
         else:
             raw = gradient_raw_maps(self.detector, images, scale=self.info.get("gradient_scale"),
                                     fast_calibration=self.pixel_calibration.get("fast"), fast=fast,
                                     progress=progress or silent())
-        return to_heatmaps(images, raw, method, self.pixel_calibration.get(method))
+        return to_heatmaps(originals, raw, method, self.pixel_calibration.get(method), self.regions)
 
     def _no_map_message(self, method: str) -> str:
         return (f"this {self.detector_kind} model has no {method!r} map; "
