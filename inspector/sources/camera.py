@@ -200,6 +200,12 @@ class CaptureSource(FrameSource):
                     self._deliver(image, stop)
                     continue
                 if not self._real_time:
+                    if self._retry_damaged_frame(capture, stop):
+                        continue
+                    problem = self._end_of_file_problem()
+                    if problem:
+                        self._add_failure(self._path(), problem)
+                        self._set_state(SourceState.FINISHED, problem)
                     return  # end of the file
                 if capture is not None:
                     _safe_release(capture)
@@ -213,6 +219,14 @@ class CaptureSource(FrameSource):
             if capture is not None:
                 _safe_release(capture)
             ended.set()
+
+    def _retry_damaged_frame(self, capture: Capture | None, stop: threading.Event) -> bool:
+        """A file source may have one damaged frame before its end: try reading past it once."""
+        return False
+
+    def _end_of_file_problem(self) -> str | None:
+        """Why the end of a file is not a normal end (a truncated file), or ``None``."""
+        return None
 
     def _wait_to_retry(self, delay: float, attempt: int, stop: threading.Event) -> bool:
         """Report the loss, wait ``delay`` seconds; False if released meanwhile."""
@@ -351,6 +365,56 @@ class VideoFileSource(CaptureSource):
 
     def _path(self) -> str | None:
         return self.path
+
+    def open(self) -> None:
+        """Note the file's declared frame count, size and time, then start reading (see the base class)."""
+        self._declared = _declared_frames(self.path)
+        self._stamp = _file_stamp(self.path)
+        self._skipped_damaged = 0
+        super().open()
+
+    def _retry_damaged_frame(self, capture: Capture | None, stop: threading.Event) -> bool:
+        # A failed read before the declared count may be a damaged frame: read past it (a few per file).
+        declared = getattr(self, "_declared", 0)
+        if capture is None or not declared or self._next_id + self._skipped_damaged >= declared:
+            return False
+        if self._skipped_damaged >= DAMAGED_FRAMES_TOLERATED:
+            return False
+        self._skipped_damaged += 1
+        return not stop.is_set()
+
+    def _end_of_file_problem(self) -> str | None:
+        read, declared = self._next_id, getattr(self, "_declared", 0)
+        if _file_stamp(self.path) != getattr(self, "_stamp", None):
+            return f"video {self.path} changed while it was read (ended after {read} frames)"
+        if declared and read < declared - max(1, round(declared * FRAME_COUNT_SLACK)):
+            return (f"video ended after {read} of {declared} frames: the file is truncated or damaged "
+                    f"({self.path})")
+        return None
+
+
+DAMAGED_FRAMES_TOLERATED = 3
+"""Failed reads a video file may have before its declared end and still be read on (damaged frames)."""
+FRAME_COUNT_SLACK = 0.01
+"""Containers that estimate their frame count may overstate it by this fraction (at least one frame)."""
+
+
+def _declared_frames(path: str) -> int:
+    """The frame count the container declares (0 when it declares none or cannot be opened)."""
+    capture = cv2.VideoCapture(path)
+    try:
+        count = capture.get(cv2.CAP_PROP_FRAME_COUNT) if capture.isOpened() else 0
+    finally:
+        capture.release()
+    return int(count) if count and count > 0 else 0
+
+
+def _file_stamp(path: str) -> tuple[int, int] | None:
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    return stat.st_size, stat.st_mtime_ns
 
 
 def _safe_release(capture: Capture) -> None:

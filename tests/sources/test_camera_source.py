@@ -5,6 +5,8 @@ from __future__ import annotations
 import threading
 import time
 
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pytest
@@ -176,6 +178,41 @@ def test_real_video_file_round_trip(tmp_path):
     assert [f.frame_id for f in frames] == list(range(5))
     assert frames[0].image.shape == (24, 32, 3)
     assert source.describe() == f"video:{path}"
+
+
+def _write_clip(path: str, frames: int) -> None:
+    writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 48))
+    if not writer.isOpened():
+        pytest.skip("no MJPG writer in this OpenCV build")
+    rng = np.random.default_rng(0)
+    for _ in range(frames):
+        writer.write(rng.integers(0, 255, (48, 64, 3), dtype=np.uint8))
+    writer.release()
+
+
+def _read_to_end(source) -> tuple[list, list]:
+    frames, failures = [], []
+    with source:
+        while (frame := source.read(timeout=2)) is not None:
+            frames.append(frame)
+        failures = source.take_failures()
+        state, message = source.state, source.status_message
+    return frames, failures, (state, message)
+
+
+def test_truncated_video_is_reported_not_taken_for_its_end(tmp_path):
+    whole, cut = str(tmp_path / "whole.avi"), str(tmp_path / "cut.avi")
+    _write_clip(whole, 60)
+    data = Path(whole).read_bytes()
+    Path(cut).write_bytes(data[: len(data) // 2])  # the index still declares 60 frames
+
+    frames, failures, _ = _read_to_end(VideoFileSource(whole))
+    assert len(frames) == 60 and failures == []
+    frames, failures, (state, message) = _read_to_end(VideoFileSource(cut))
+    assert 0 < len(frames) < 60
+    assert [f.path for f in failures] == [cut]
+    assert f"video ended after {len(frames)} of 60 frames: the file is truncated or damaged" in failures[0].message
+    assert state == SourceState.FINISHED and "truncated" in message
 
 
 def test_release_wakes_blocked_read_and_stops_retrying():
