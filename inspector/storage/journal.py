@@ -33,7 +33,8 @@ from typing import Any, Iterable
 
 import cv2
 import numpy as np
-from platformdirs import user_data_dir
+
+from inspector.core.paths import data_dir
 
 logger = logging.getLogger(__name__)
 
@@ -119,7 +120,7 @@ def journal_folders(db_path: str | os.PathLike) -> list[Path]:
     user data folder, named after the database so that two databases never share one.
     """
     db = Path(os.path.abspath(os.fspath(db_path)))
-    data = Path(os.environ.get("INSPECTOR_DATA_DIR") or user_data_dir("inspector"))
+    data = data_dir()
     digest = hashlib.sha256(str(db).encode()).hexdigest()[:16]
     return [db.parent / f"{db.name}.journal", data / "journals" / f"{db.name}-{digest}"]
 

@@ -26,7 +26,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from platformdirs import user_config_dir
+from inspector.core.paths import config_dir
+
 
 SETTINGS_VERSION = 1
 SETTINGS_FILENAME = "settings.json"
@@ -79,7 +80,7 @@ def absolute_path(path: str) -> str:
 
 def default_settings_path() -> Path:
     """``$INSPECTOR_CONFIG_DIR/settings.json``, or the same file in the user config dir."""
-    folder = os.environ.get("INSPECTOR_CONFIG_DIR") or user_config_dir("inspector")
+    folder = config_dir()
     return Path(folder) / SETTINGS_FILENAME
 
 
