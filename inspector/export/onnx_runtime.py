@@ -113,6 +113,7 @@ class OnnxModel:
         self.outputs = tuple(output.name for output in self.session.get_outputs())
         self._graph_threshold = float(self.metadata["threshold"])
         self.decision = Threshold(self._graph_threshold)
+        self._calibration = None
         self.info = {"exported_from": self.model_hash, "software_version": self.metadata.get("software_version"),
                      "onnx_path": self.path}
 
@@ -121,15 +122,14 @@ class OnnxModel:
         """The :class:`~inspector.calibration.policies.Calibration` the model decides with (from the metadata)."""
         from inspector.calibration.policies import Calibration
 
-        stored = dict(self.metadata["calibration"])
-        if self.decision.raw != self._graph_threshold:
-            return Calibration.from_dict(stored).with_threshold(self.decision.raw)
-        return Calibration.from_dict(stored)
+        if self._calibration is None:
+            self._calibration = Calibration.from_dict(dict(self.metadata["calibration"]))
+        return self._calibration
 
     def with_calibration(self, calibration) -> "OnnxModel":
         """A model sharing this session, deciding with ``calibration``'s threshold (in Python, not the graph)."""
         twin = copy.copy(self)
-        twin.decision = Threshold(calibration.threshold)
+        twin.decision, twin._calibration = Threshold(calibration.threshold), calibration
         return twin
 
     # ---- identity (as InspectionModel) ------------------------------------------------------
