@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 import sqlite3
 import threading
 from datetime import datetime, timezone
@@ -22,8 +21,9 @@ from platformdirs import user_data_dir
 from inspector.core.imageio import write_image
 from inspector.core.records import InspectionResult
 from inspector.storage.audit import AUDIT_SCHEMA, audit_values
+from inspector.storage.stores import default_station, overlay_path_for, write_ng_images
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 DB_FILENAME = "results.sqlite3"
 ERROR_VERDICT = "ERROR"
 
@@ -45,7 +45,8 @@ CREATE TABLE IF NOT EXISTS decisions (
     overlay_path TEXT,
     error        TEXT,
     uid          TEXT,
-    content_hash TEXT
+    content_hash TEXT,
+    station      TEXT
 );
 CREATE INDEX IF NOT EXISTS decisions_time ON decisions (time);
 CREATE INDEX IF NOT EXISTS decisions_source_path ON decisions (source, path);
@@ -54,15 +55,22 @@ CREATE INDEX IF NOT EXISTS decisions_source_path ON decisions (source, path);
 # Schema 2 adds a decision's unique id (a journal replays a decision at most once)
 # and the content hash of the inspected file (resume keyed on content, not on the name).
 # Schema 3 adds the audit trail (its own table, created with the rest: nothing to alter).
+# Schema 4 adds the station that decided (host name or --station; NULL for older rows)
+# and an index for resuming by model and file (inspector score --db).
+# The PostgreSQL backend (postgres_store.py) has the same steps.
 _UPGRADES = {
     2: """
 ALTER TABLE decisions ADD COLUMN uid TEXT;
 ALTER TABLE decisions ADD COLUMN content_hash TEXT;
 """,
     3: "",
+    4: """
+ALTER TABLE decisions ADD COLUMN station TEXT;
+""",
 }
 _INDEXES = """
 CREATE UNIQUE INDEX IF NOT EXISTS decisions_uid ON decisions (uid) WHERE uid IS NOT NULL;
+CREATE INDEX IF NOT EXISTS decisions_model_path ON decisions (model_hash, path);
 """
 
 
@@ -105,6 +113,8 @@ class ResultStore:
         synchronous: SQLite ``synchronous`` level. ``"NORMAL"`` (default) loses
             nothing when the process is killed; ``"FULL"`` also survives power loss
             at the cost of a disk flush per decision.
+        station: The name stored with each decision (default
+            :func:`~inspector.storage.stores.default_station`: ``$INSPECTOR_STATION`` or the host name).
 
     Raises:
         ResultStoreError: if the file is not a usable results database.
@@ -115,12 +125,14 @@ class ResultStore:
         path: str | os.PathLike,
         images_dir: str | os.PathLike | None = None,
         synchronous: str = "NORMAL",
+        station: str | None = None,
     ) -> None:
         if synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
             raise ValueError(f"unknown synchronous level {synchronous!r}")
         self.path = Path(path)
         self.images_dir = Path(images_dir) if images_dir else self.path.parent / "ng_images"
         self.read_only = False
+        self.station = station or default_station()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         try:
@@ -167,6 +179,7 @@ class ResultStore:
             raise ResultStoreError(f"{path}: empty file (0 bytes), not a results database")
         store = cls.__new__(cls)
         store.path, store.images_dir, store.read_only = path, path.parent / "ng_images", True
+        store.station = default_station()
         store._lock = threading.Lock()
         store._conn = _connect_read_only(path, timeout)
         store._conn.row_factory = sqlite3.Row
@@ -201,9 +214,12 @@ class ResultStore:
                 "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'decisions'"
             ).fetchone()
             if has_table and version < SCHEMA_VERSION:
+                columns = {row[1] for row in self._conn.execute("PRAGMA table_info(decisions)")}
                 for step in range(max(version, 1) + 1, SCHEMA_VERSION + 1):
                     for statement in filter(None, (s.strip() for s in _UPGRADES[step].split(";"))):
-                        self._conn.execute(statement)
+                        added = statement.split()[-2] if "ADD COLUMN" in statement else None
+                        if added not in columns:  # a column already there (a half-done upgrade) stays
+                            self._conn.execute(statement)
             self._conn.executescript(_SCHEMA + _INDEXES + AUDIT_SCHEMA)
             self._conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
@@ -287,6 +303,7 @@ class ResultStore:
         )
 
     def _insert(self, **values: Any) -> int:
+        values["station"] = self.station
         columns = ", ".join(values)
         marks = ", ".join("?" for _ in values)
         with self._lock, self._conn:
@@ -365,22 +382,7 @@ class ResultStore:
         Returns:
             ``(image_path, overlay_path)``; ``overlay_path`` is ``None`` without an overlay.
         """
-        frame = result.frame
-        moment = datetime.fromtimestamp(frame.timestamp, timezone.utc)
-        folder = self.images_dir / moment.strftime("%Y-%m-%d")
-        folder.mkdir(parents=True, exist_ok=True)
-        stem = f"{moment.strftime('%H%M%S_%f')[:-3]}_{_slug(frame.source)}_{frame.frame_id}"
-        if frame.path:
-            stem += f"_{_slug(Path(frame.path).stem)}"
-        suffix = f"_{result.verdict.lower()}.png"
-        stem = _unique_stem(folder, stem[:150], suffix)
-        image_path = folder / f"{stem}{suffix}"
-        write_image(image_path, frame.image)
-        overlay_path = None
-        if overlay is not None:
-            overlay_path = folder / f"{stem}_overlay.png"
-            write_image(overlay_path, overlay)
-        return str(image_path), (str(overlay_path) if overlay_path else None)
+        return write_ng_images(self.images_dir, result, overlay)
 
     def attach_overlay(self, row_id: int, overlay: np.ndarray) -> str:
         """Save an overlay made after the decision was recorded, and note it in that row.
@@ -404,14 +406,7 @@ class ResultStore:
             ).fetchone()
         if row is None:
             raise KeyError(f"no decision with id {row_id}")
-        image_path = row["image_path"]
-        if image_path:
-            stem = image_path[: -len("_ng.png")] if image_path.endswith("_ng.png") else (
-                os.path.splitext(image_path)[0]
-            )
-            overlay_path = Path(f"{stem}_overlay.png")
-        else:
-            overlay_path = self.images_dir / f"row{int(row_id)}_overlay.png"
+        overlay_path = overlay_path_for(row["image_path"], row_id, self.images_dir)
         write_image(overlay_path, overlay)
         with self._lock, self._conn:
             self._conn.execute(
@@ -427,6 +422,8 @@ class ResultStore:
         source: str | None = None,
         limit: int | None = 1000,
         verdict: str | None = None,
+        station: str | None = None,
+        model_hash: str | None = None,
     ) -> list[dict[str, Any]]:
         """Recorded decisions, newest first.
 
@@ -435,11 +432,19 @@ class ResultStore:
             source: Only this source description, e.g. ``"folder:/data/lot7"``.
             limit: At most this many rows; ``None`` for all.
             verdict: Only ``"OK"``, ``"NG"`` or ``"ERROR"``.
+            station: Only decisions of this station (schema 4 and later).
+            model_hash: Only decisions by this model: the full hash or its first characters.
 
         Returns:
             One dict per row with the table's columns as keys.
         """
         clauses, params = [], []
+        if station is not None:
+            clauses.append("station = ?")
+            params.append(station)
+        if model_hash is not None:
+            clauses.append("substr(model_hash, 1, ?) = ?")
+            params.extend([len(model_hash), model_hash])
         if since is not None:
             clauses.append("time >= ?")
             params.append(utc_iso(since))
@@ -519,6 +524,27 @@ class ResultStore:
             rows = self._conn.execute(sql, (source, model_hash)).fetchall()
         return {row[0]: row[1] for row in rows}
 
+    def recorded_contents(self, model_hash: str, paths: list[str]) -> set[tuple[str, str]]:
+        """``(path, content_hash)`` pairs of ``paths`` already decided by ``model_hash`` (errors included).
+
+        For ``inspector score --db``: a file is done when this set holds its path with
+        its current content hash. Asked in chunks, so millions of paths cost no more
+        than memory for the answer.
+        """
+        found: set[tuple[str, str]] = set()
+        for start in range(0, len(paths), 500):
+            chunk = list(paths[start:start + 500])
+            marks = ", ".join("?" for _ in chunk)
+            sql = (f"SELECT path, content_hash FROM decisions WHERE model_hash = ? AND path IN ({marks}) "
+                   "AND content_hash IS NOT NULL")
+            with self._lock:
+                try:
+                    rows = self._conn.execute(sql, [model_hash, *chunk]).fetchall()
+                except sqlite3.DatabaseError as exc:
+                    raise ResultStoreError(f"{self.path}: {_read_problem(exc)}") from exc
+            found.update((row[0], row[1]) for row in rows)
+        return found
+
     # -- life ------------------------------------------------------------------
 
     def close(self) -> None:
@@ -582,16 +608,3 @@ def _read_problem(exc: sqlite3.Error) -> str:
 
 def _text(value: str | os.PathLike | None) -> str | None:
     return None if value is None else os.fspath(value)
-
-
-def _slug(text: str, keep: int = 60) -> str:
-    """File-name-safe form of a source description or file stem (its last ``keep`` chars)."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-.")[-keep:].strip("-.") or "frame"
-
-
-def _unique_stem(folder: Path, stem: str, suffix: str) -> str:
-    candidate, n = stem, 1
-    while (folder / f"{candidate}{suffix}").exists():
-        n += 1
-        candidate = f"{stem}-{n}"
-    return candidate

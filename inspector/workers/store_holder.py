@@ -1,4 +1,7 @@
-"""A results database opened on first use, shared by the workers (the store is thread-safe)."""
+"""A results database opened on first use, shared by the workers (the store is thread-safe).
+
+The target is an SQLite file or a ``postgresql://`` URL (:func:`inspector.storage.stores.open_store`).
+"""
 
 from __future__ import annotations
 
@@ -25,12 +28,17 @@ class StoreHolder:
     the next call reopens it.
 
     Args:
-        path: The database file; ``None`` for ``default_db_path()``.
-        busy_timeout_s: How long a write waits for a lock held by another process.
+        path: The database file or a ``postgresql://`` URL; ``None`` for ``default_db_path()``.
+        busy_timeout_s: How long a write waits for a lock held by another process
+            (PostgreSQL: how long connecting may take, at least a second).
+        station: The station name stored with each decision (default: ``$INSPECTOR_STATION``
+            or the host name).
     """
 
-    def __init__(self, path: str | Path | None = None, busy_timeout_s: float = BUSY_TIMEOUT_S) -> None:
+    def __init__(self, path: str | Path | None = None, busy_timeout_s: float = BUSY_TIMEOUT_S,
+                 station: str | None = None) -> None:
         self._path = path
+        self._station = station
         self._busy_ms = max(0, int(busy_timeout_s * 1000))
         self._lock = threading.Lock()
         self._store: Any = None
@@ -48,10 +56,16 @@ class StoreHolder:
                 raise RuntimeError("the results database is closed")
             if self._store is None:
                 from inspector.storage.results_db import ResultStore, default_db_path
+                from inspector.storage.stores import is_url, open_store
+
+                if is_url(self._path):
+                    self._store = open_store(str(self._path), station=self._station,
+                                             timeout=max(1.0, self._busy_ms / 1000.0))
+                    return self._store
 
                 path = Path(self._path or default_db_path())
                 _fail_fast_if_locked(path, self._busy_ms / 1000.0)
-                store = ResultStore(path)
+                store = ResultStore(path, station=self._station)
                 # The store's connection is ours to tune: a shorter wait keeps the detection going.
                 store._conn.execute(f"PRAGMA busy_timeout = {self._busy_ms}")
                 self._store = store
@@ -69,7 +83,18 @@ class StoreHolder:
 
     @property
     def path(self) -> Path:
-        """Where the database is (or will be)."""
+        """Where the database is (or will be); for a PostgreSQL URL, a local name the journal is kept beside."""
+        from inspector.storage.stores import is_url
+
+        if is_url(self._path):
+            from urllib.parse import urlsplit
+
+            from inspector.core.paths import data_dir
+            from inspector.storage.stores import slug
+
+            parts = urlsplit(str(self._path))
+            name = slug(f"{parts.hostname or 'local'}_{parts.port or 5432}_{parts.path.strip('/') or 'db'}")
+            return data_dir() / "postgresql" / name
         if self._path:
             return Path(self._path)
         from inspector.storage.results_db import default_db_path

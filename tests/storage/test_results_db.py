@@ -272,3 +272,25 @@ def test_a_schema_2_database_gets_the_audit_table_and_reads_without_it(tmp_path)
     with ResultStore(db) as store:
         store.record_audit("threshold", old=1, new=2)
         assert len(store.query_audit()) == 1 and store.count() == 1
+
+
+def test_a_schema_3_database_gets_the_station_column_and_filters(tmp_path):
+    db = tmp_path / "v3.db"
+    conn = sqlite3.connect(db)  # the schema-3 layout: no station column
+    conn.executescript(
+        "CREATE TABLE decisions (id INTEGER PRIMARY KEY AUTOINCREMENT, time TEXT NOT NULL, frame_time TEXT, "
+        "source TEXT NOT NULL, frame_id INTEGER, path TEXT, raw_score REAL, score REAL, threshold REAL, "
+        "verdict TEXT NOT NULL, model_hash TEXT, latency_ms REAL, image_path TEXT, overlay_path TEXT, error TEXT, "
+        "uid TEXT, content_hash TEXT);"
+        "INSERT INTO decisions (time, source, verdict, model_hash) VALUES ('2025-01-01', 'cam', 'OK', 'abc999');"
+        "PRAGMA user_version=3;")
+    conn.close()
+    with ResultStore(db, station="line-2") as store:
+        store.record(result("/lot7/a.png"))
+        assert [r["station"] for r in store.query()] == ["line-2", None]
+        assert [r["path"] for r in store.query(station="line-2")] == ["/lot7/a.png"]
+        assert len(store.query(model_hash="abc")) == 2 and store.query(model_hash="abd") == []
+        assert store.recorded_contents("abc123", ["/lot7/a.png"]) == set()  # no content hash recorded
+    conn = sqlite3.connect(db)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
+    conn.close()
