@@ -32,7 +32,7 @@ EXPORTABLE_DETECTORS = ("fusion", "gaussian")
 
 
 def precision_factor(precision: torch.Tensor) -> torch.Tensor:
-    """``L`` (float64) with ``L @ L.T == precision``, from the symmetric eigendecomposition (negative eigenvalues clipped)."""
+    """``L`` (float64) with ``L @ L.T == precision``, by symmetric eigendecomposition (negative eigenvalues clipped)."""
     values, vectors = np.linalg.eigh(precision.detach().double().cpu().numpy())
     return torch.from_numpy(vectors * np.sqrt(np.clip(values, 0.0, None)))
 

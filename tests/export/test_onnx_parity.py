@@ -180,7 +180,8 @@ def test_gaussian_without_fast_map_exports_scores_only(fitted_model, texture_set
     assert "anomaly_map" not in meta["outputs"] and "pixel_calibration" not in meta
     onnx_model = OnnxModel(path, ["CPUExecutionProvider"], threads=1)
     assert onnx_model.supported_segmenters == () and "fast" not in fitted_model.supported_segmenters
-    frames = [Frame(image, "texture", i) for i, image in enumerate(texture_set.test_good[:3] + texture_set.test_bad[:3])]
+    images = texture_set.test_good[:3] + texture_set.test_bad[:3]
+    frames = [Frame(image, "texture", i) for i, image in enumerate(images)]
     expected, got = fitted_model.inspect(frames), onnx_model.inspect(frames)
     assert _relative([r.raw_score for r in got], [r.raw_score for r in expected]) <= RTOL
     assert [r.anomalous for r in got] == [r.anomalous for r in expected]
