@@ -30,6 +30,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--force", action="store_true",
                         help="replace the model file even if it is read-only (by default a read-only model "
                              "is refused: it was protected on purpose)")
+    parser.add_argument("--db", metavar="PATH", help="results database whose audit trail records the change")
     add_trusted_key(parser)
     add_device(parser)
     add_quiet(parser)
@@ -91,7 +92,8 @@ def run(args) -> int:
             bad_images = load_folder([args.bad], progress, "bad").images
             bad = model.score_images(bad_images)
     calibration = calibrate(good, bad, policy=policy, target=target, threshold=args.threshold)
-    model.with_calibration(calibration).save(output, overwrite_read_only=args.force)
+    new_hash = model.with_calibration(calibration).save(output, overwrite_read_only=args.force)
+    _audit(args, model, calibration, new_hash, output)
     print_rates(calibration, f"good images ({reused} reference images scored held-out, {fresh} new"
                 + (f", {pooled} stored held-out scores pooled" if pooled else "") + ")")
     print(f"model:        {output}")
@@ -108,3 +110,15 @@ def _load(args):
     from inspector.pipeline.model import InspectionModel
 
     return InspectionModel.load(args.model, device=args.device, trust=trust_from_args(args))
+
+
+def _audit(args, model, calibration, new_hash: str, output: str) -> None:
+    """The ``calibration`` row of the audit trail in ``--db`` (old and new raw threshold, both hashes)."""
+    if not getattr(args, "db", None):
+        return
+    from inspector.cli.feedback_cmd import record_audit
+
+    record_audit(args.db, "calibration", old=f"{model.threshold:.6g}", new=f"{calibration.threshold:.6g}",
+                 old_model_hash=model.model_hash, new_model_hash=new_hash,
+                 detail={"model": str(args.model), "output": str(output), "policy": args.policy or "frr",
+                         "good": str(args.good), "bad": args.bad, "source": "command line"})

@@ -36,6 +36,9 @@ def add_arguments(parser) -> None:
                         help=f"skip the patch-level map ({', '.join(with_switch) or 'no detector has the switch'})")
     parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                         help="detector option, repeatable (e.g. epochs=50, max_seconds=300, seed=1, levels=[4,5,6,7,8])")
+    parser.add_argument("--mask", metavar="MASK.png",
+                        help="inspection mask: white is inspected, black ignored (a label, a serial number); "
+                             "stretched to the model input like the frames and stored in the model file")
     parser.add_argument("--force", action="store_true", help="replace MODEL even if it is a read-only file")
     add_device(parser)
     add_quiet(parser)
@@ -77,6 +80,7 @@ def run(args) -> int:
         options["fast_map"] = False
     # Before the fit, not after it: an unwritable output would lose the whole fit.
     check_output_path(args.output, overwrite_read_only=args.force)
+    mask = _read_mask(args.mask) if args.mask else None
     with progress_bar(args.quiet, "fit") as progress:
         references = load_folder([args.ref_dir], progress, "reference")
         bad = load_folder([args.bad], progress, "bad").images if args.bad else None
@@ -84,13 +88,16 @@ def run(args) -> int:
         model = InspectionModel.fit(
             references.images, detector=args.detector, backbone=args.backbone, weights=args.weights,
             image_size=args.image_size, folds=args.folds, bad_images=bad, policy=policy, target=args.frr,
-            progress=progress, device=args.device, **options)
+            progress=progress, device=args.device, mask=mask, reference_dir=os.path.abspath(args.ref_dir),
+            **options)
     model_hash = model.save(args.output, overwrite_read_only=args.force)
     cal = model.calibration
     size_mb = os.path.getsize(args.output) / 1e6
     print(f"model:        {args.output} ({size_mb:.1f} MB, hash {model_hash[:16]})")
     print(f"detector:     {model.detector_kind}" + (f" on {model.backbone}" if model.backbone else ""))
     print(f"references:   {len(references.images)} images, fitted in {model.info['fit_seconds']:.1f} s")
+    if model.regions is not None:
+        print(f"regions:      {args.mask}: {model.regions.ignored_fraction:.0%} of the image ignored")
     print_rates(cal)
     duplicates = duplicate_warning(model.info)
     if duplicates:
@@ -98,3 +105,15 @@ def run(args) -> int:
     if len(references.images) < 20:
         warn(f"only {len(references.images)} reference images; 20 or more give steadier thresholds")
     return 0
+
+
+def _read_mask(path: str):
+    """The mask picture, checked before the fit (unreadable or all black: exit 2)."""
+    from inspector.core.imageio import read_image
+    from inspector.detectors.regions import mask_from_image
+
+    if not os.path.isfile(path):
+        raise ValueError(f"--mask {path}: no such file")
+    image = read_image(path)
+    mask_from_image(image, 64)  # raises for a mask that inspects nothing
+    return image

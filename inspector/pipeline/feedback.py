@@ -1,0 +1,176 @@
+"""Operator feedback: images an operator re-labelled, kept beside the model, and the refit that uses them.
+
+"Mark good" (a false reject) puts a copy of the image into ``good/`` of the
+model's feedback folder; "mark defect" (an escape) into ``bad/``. The folder is
+``MODEL.feedback/`` next to the model file, or, for a model not saved yet,
+``<data dir>/feedback/<first 16 hex of the model hash>/``. A refit with feedback
+fits a new model on the model's reference folder (stored in the model at fit
+time) plus the marked-good images, with the marked-bad images as known-bad ones
+for the escape estimate and the same detector, backbone, input size and region
+mask. The model in use is never changed.
+
+No Qt here.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+import numpy as np
+
+from inspector.core.paths import data_dir
+from inspector.core.progress import Progress, silent
+
+LABELS = ("good", "bad")
+"""Feedback labels: ``good`` = a false reject marked good, ``bad`` = an escape marked defect."""
+
+
+def feedback_folder(model_path: str | os.PathLike | None, model_hash: str = "") -> Path:
+    """The feedback folder of a model: ``MODEL.feedback`` beside its file, or one in the data dir.
+
+    Args:
+        model_path: The model file (``None`` or ``""`` for an unsaved model).
+        model_hash: The model's hash (names the folder of an unsaved model).
+    """
+    if model_path:
+        path = Path(model_path)
+        return path.with_name(path.name + ".feedback")
+    if not model_hash:
+        raise ValueError("an unsaved model's feedback folder needs its hash")
+    return data_dir() / "feedback" / model_hash[:16]
+
+
+def add_feedback(folder: str | os.PathLike, label: str, *, source_path: str | os.PathLike | None = None,
+                 image: np.ndarray | None = None, name: str = "") -> Path:
+    """Keep one re-labelled image in ``folder/label/``; returns the file written.
+
+    The file itself is copied when it exists (bytes unchanged); otherwise (a camera
+    frame) ``image`` is written as PNG. A name already there gets a number, so two
+    frames called alike never overwrite each other. The copy is written to a
+    hidden temporary and renamed, so a kill leaves no partial image behind.
+
+    Raises:
+        ValueError: for an unknown label or neither a readable file nor an image.
+    """
+    if label not in LABELS:
+        raise ValueError(f"feedback label must be one of {', '.join(LABELS)}, got {label!r}")
+    target_dir = Path(folder) / label
+    target_dir.mkdir(parents=True, exist_ok=True)
+    source = Path(source_path) if source_path else None
+    if source is not None and source.is_file():
+        stem, suffix = source.stem, source.suffix.lower() or ".png"
+    elif image is not None:
+        stem, suffix = Path(name).stem if name else time.strftime("frame-%Y%m%d-%H%M%S"), ".png"
+    else:
+        raise ValueError(f"nothing to keep: {source_path or 'no file'} is not a readable file and no image was given")
+    target = _free_name(target_dir, stem, suffix)
+    temp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    try:
+        if source is not None and source.is_file():
+            shutil.copyfile(source, temp)
+        else:
+            from inspector.core.imageio import write_image
+
+            write_image(temp.with_suffix(".png"), image)
+            temp = temp.with_suffix(".png")
+        os.replace(temp, target)
+    finally:
+        if temp.exists():
+            temp.unlink()
+    return target
+
+
+def _free_name(folder: Path, stem: str, suffix: str) -> Path:
+    candidate = folder / f"{stem}{suffix}"
+    number = 1
+    while candidate.exists():
+        number += 1
+        candidate = folder / f"{stem}-{number}{suffix}"
+    return candidate
+
+
+@dataclass(frozen=True)
+class FeedbackSet:
+    """The images of a feedback folder."""
+
+    folder: Path
+    good: list[Path] = field(default_factory=list)
+    bad: list[Path] = field(default_factory=list)
+
+    @property
+    def empty(self) -> bool:
+        """No image marked yet."""
+        return not self.good and not self.bad
+
+
+def list_feedback(folder: str | os.PathLike) -> FeedbackSet:
+    """The marked-good and marked-bad images kept in ``folder`` (missing folders: none)."""
+    from inspector.core.imageio import list_images
+
+    folder = Path(folder)
+    found = {}
+    for label in LABELS:
+        sub = folder / label
+        found[label] = [p for p in list_images([sub]).images if not p.name.startswith(".")] if sub.is_dir() else []
+    return FeedbackSet(folder, found["good"], found["bad"])
+
+
+def mask_picture(model) -> np.ndarray | None:
+    """The model's region mask as a picture (white inspected), for a refit; ``None`` without one."""
+    regions = getattr(model, "regions", None)
+    if regions is None:
+        return None
+    return regions.inspected.astype(np.uint8) * 255
+
+
+def refit_with_feedback(model, feedback: FeedbackSet, reference_dir: str | os.PathLike | None = None,
+                        progress: Progress | None = None, folds: int | None = None, device=None):
+    """A new model fitted on the references plus the marked-good images; marked-bad ones calibrate escapes.
+
+    Args:
+        model: The model in use (its detector kind, backbone, input size and mask are reused).
+        feedback: What the operators marked (:func:`list_feedback`).
+        reference_dir: The reference folder; default the one stored in the model.
+        progress: Progress sink (cancellable).
+        folds: k of the held-out calibration (default: the fit's own rule).
+        device: Torch device.
+
+    Raises:
+        ValueError: without a reference folder (the model does not know one and none was
+            given) or when it has no images.
+    """
+    from inspector.core.imageio import list_images, read_images
+    from inspector.pipeline.model import InspectionModel
+
+    progress = progress or silent()
+    folder = reference_dir or model.info.get("reference_dir")
+    if not folder:
+        raise ValueError("this model does not record its reference folder (fitted before Inspector kept it): "
+                         "give the reference folder")
+    if not Path(folder).is_dir():
+        raise ValueError(f"the reference folder {folder} is not there any more: give the reference folder")
+    paths = list_images([folder]).images + list(feedback.good)
+    loaded = read_images(paths, _reading(progress, "reference and marked-good"))
+    if not loaded.images:
+        raise ValueError(f"no readable images in {folder}")
+    bad = read_images(feedback.bad, _reading(progress, "marked-bad")).images if feedback.bad else []
+    detector = model.detector
+    options = {}
+    if type(detector).has_fast_map_option():
+        options["fast_map"] = bool(detector.has_maps)
+    return InspectionModel.fit(
+        loaded.images, detector=model.detector_kind, backbone=model.backbone or "lite0",
+        image_size=int(detector.preprocessing.image_size), folds=folds, bad_images=bad or None,
+        progress=progress, device=device, mask=mask_picture(model), reference_dir=str(folder), **options)
+
+
+def _reading(progress: Progress, label: str) -> Progress:
+    return Progress(lambda done, total, _: progress.update(done, total, f"reading {label} images ({done}/{total})"))
+
+
+def feedback_counts(feedback: FeedbackSet) -> dict[str, int]:
+    """``{"good": n, "bad": m}`` for messages and the audit trail."""
+    return {"good": len(feedback.good), "bad": len(feedback.bad)}

@@ -1,0 +1,102 @@
+"""``inspector feedback`` and ``fit --mask`` / ``calibrate --db`` as a user runs them: subprocesses, real ELPV cells."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from inspector.storage.results_db import ResultStore
+
+# `feedback` is run through main() with the module registered the way main.py will register it.
+RUN = ("import sys; from inspector.cli import main as m, feedback_cmd; "
+       "m.COMMANDS.setdefault('feedback', feedback_cmd); sys.exit(m.main(sys.argv[1:]))")
+
+
+def inspector(*args: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    return subprocess.run([sys.executable, "-c", RUN, *map(str, args)], capture_output=True, text=True,
+                          timeout=300, env=env, cwd=Path(__file__).resolve().parents[2])
+
+
+@pytest.fixture(scope="module")
+def cells(elpv_mono, tmp_path_factory):
+    root = tmp_path_factory.mktemp("cells")
+    rng = np.random.default_rng(3)
+    good = list(rng.permutation(elpv_mono.good))
+    refs = root / "refs"
+    refs.mkdir()
+    for path in good[:14]:
+        shutil.copy(path, refs / path.name)
+    mask = root / "mask.png"
+    from inspector.core.imageio import write_image
+
+    picture = np.full((300, 300), 255, np.uint8)
+    picture[:60, :] = 0  # the top strip is ignored
+    write_image(mask, picture)
+    model = root / "cells.safetensors"
+    done = inspector("fit", refs, "-o", model, "--detector", "gaussian", "--image-size", "96", "--folds", "5",
+                     "--mask", mask, "--quiet")
+    assert done.returncode == 0, done.stderr
+    assert "regions:" in done.stdout and "% of the image ignored" in done.stdout, done.stdout
+    return root, refs, model, good[14:17], list(elpv_mono.defective[:2])
+
+
+def test_feedback_copies_records_and_refits(cells, tmp_path):
+    from inspector.pipeline.model import InspectionModel
+
+    root, refs, model, extra_good, bad = cells
+    db = tmp_path / "results.sqlite3"
+    new = tmp_path / "refitted.safetensors"
+    done = inspector("feedback", model, "--good", *extra_good[:2], "--bad", bad[0], "--db", db,
+                     "--refit", "-o", new)
+    assert done.returncode == 0, done.stderr
+    folder = Path(str(model) + ".feedback")
+    kept_good = sorted((folder / "good").iterdir())
+    assert [p.name for p in kept_good] == sorted(p.name for p in extra_good[:2])
+    assert kept_good[0].read_bytes() == Path(extra_good[0].parent / kept_good[0].name).read_bytes()
+    assert [p.name for p in (folder / "bad").iterdir()] == [bad[0].name]
+
+    old_model, new_model = InspectionModel.load(model), InspectionModel.load(new)
+    assert new_model.info["n_reference"] == 14 + 2
+    assert new_model.info["reference_dir"] == str(refs)
+    assert len(new_model.calibration.bad_scores) == 1  # the escape estimate uses the marked defect
+    np.testing.assert_array_equal(new_model.regions.inspected, old_model.regions.inspected)
+    assert new_model.model_hash != old_model.model_hash
+
+    from inspector.cli.main import main
+
+    assert main(["calibrate", str(new), "--good", str(refs), "--db", str(db), "--quiet"]) == 0
+    with ResultStore(db) as store:
+        rows = list(reversed(store.query_audit()))
+    assert [r["action"] for r in rows] == ["feedback"] * 3 + ["refit", "calibration"]
+    assert [r["new_value"] for r in rows[:3]] == ["good", "good", "bad"]
+    assert rows[0]["old_model_hash"] == old_model.model_hash and str(extra_good[0]) in rows[0]["detail"]
+    assert rows[3]["old_model_hash"] == old_model.model_hash and rows[3]["new_model_hash"] == new_model.model_hash
+    assert rows[4]["old_model_hash"] == new_model.model_hash and rows[4]["user"]
+    assert rows[4]["new_model_hash"] == InspectionModel.load(new).model_hash
+
+
+def test_refit_without_a_known_reference_folder_asks_for_one(cells, tmp_path, monkeypatch, capsys):
+    from inspector.cli import feedback_cmd, main as cli
+    from inspector.core.imageio import read_image
+    from inspector.pipeline.model import InspectionModel
+
+    monkeypatch.setitem(cli.COMMANDS, "feedback", feedback_cmd)
+    root, refs, _, _, _ = cells
+    images = [read_image(p) for p in sorted(refs.iterdir())]
+    legacy = tmp_path / "legacy.safetensors"
+    InspectionModel.fit(images, detector="gaussian", image_size=64, folds=3, device="cpu").save(legacy)
+    out = tmp_path / "x.safetensors"
+    assert cli.main(["feedback", str(legacy), "--refit", "-o", str(out), "--quiet"]) == 2
+    assert "give the reference folder" in capsys.readouterr().err
+    assert not out.exists()
+    assert cli.main(["feedback", str(legacy), "--refit", "-o", str(out), "--references", str(refs), "--quiet"]) == 0
+    assert InspectionModel.load(out).info["reference_dir"] == str(refs)
+    assert cli.main(["feedback", str(legacy), "--refit"]) == 2  # -o is required
+    assert cli.main(["feedback", str(legacy), "--good", str(tmp_path / "missing.png")]) == 2
