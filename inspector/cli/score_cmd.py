@@ -1,4 +1,11 @@
-"""``inspector score``: score image files and folders with a model file."""
+"""``inspector score``: score image files and folders with a model file.
+
+Locally in batches (default), or with ``--engine ray`` on a Ray cluster's actor pool
+(:mod:`inspector.scale.ray_engine`; Ray is imported only then). Both go through
+:func:`inspector.scale.scoring.score_chunk`, so a file gets the same record either way.
+With ``--db`` every scored file is recorded (OK, NG, ERROR, its content hash) and a
+rerun skips the files already recorded for the same model and the same content.
+"""
 
 from __future__ import annotations
 
@@ -19,7 +26,7 @@ from inspector.cli.common import (
 )
 from inspector.cli.output import RecordWriter
 from inspector.cli.progress_bar import progress_bar
-from inspector.core.imageio import ImageReadError, list_images, read_image, write_image
+from inspector.core.imageio import list_images, write_image
 
 HELP = "score images (files or folders, recursive); exit 0 whatever the verdicts"
 
@@ -44,14 +51,35 @@ def add_arguments(parser) -> None:
     parser.add_argument("--batch-size", type=positive_int, default=16, metavar="N",
                         help="images per forward pass (default 16)")
     parser.add_argument("--no-recursive", action="store_true", help="do not descend into sub-folders")
+    parser.add_argument("--db", metavar="PATH|URL",
+                        help="record every scored file in this results store (an SQLite file or "
+                             "postgresql://user@host:port/dbname) and skip files already recorded for this "
+                             "model with the same content (a rerun resumes)")
+    parser.add_argument("--station", metavar="NAME", help="with --db: the station name stored (default: host name)")
+    parser.add_argument("--engine", choices=("local", "ray"), default="local",
+                        help="local: this process, in batches (default); ray: an actor pool on a Ray cluster "
+                             "(pip install 'inspector[scale]')")
+    parser.add_argument("--address", metavar="auto|HOST:PORT",
+                        help="with --engine ray: the cluster to join (default: start a local one on loopback)")
+    parser.add_argument("--workers", type=positive_int, metavar="N",
+                        help="with --engine ray: scoring actors (default: one per CPU, or per GPU)")
     add_device(parser)
     add_quiet(parser)
 
 
 def run(args) -> int:
     """Score every image; one record per image, errors included, in input order."""
-    from inspector.core.policy import Threshold
+    import os
 
+    from inspector.core.policy import Threshold
+    from inspector.scale.scoring import known_by_path, record_outcome
+
+    if args.engine != "ray" and (args.address or args.workers):
+        raise ValueError("--address and --workers go with --engine ray")
+    if args.engine == "ray" and args.heatmaps:
+        raise ValueError("--heatmaps is not available with --engine ray (score, then map the NG files locally)")
+    if args.station and not args.db:
+        raise ValueError("--station names this station in the results store: use it with --db")
     out_dir = output_folder(args.heatmaps, "--heatmaps") if args.heatmaps else None
     model = load_model(args.model, args.device, args=args)
     threshold = Threshold(args.threshold) if args.threshold is not None else model.decision
@@ -59,45 +87,67 @@ def run(args) -> int:
         raise ValueError(f"this model has no {args.segmenter!r} map (available: "
                          f"{', '.join(model.supported_segmenters) or 'none'})")
     listing = list_images(args.paths, recursive=not args.no_recursive)
+    items = [(index, str(path)) for index, path in enumerate(listing.images)]
     writer = RecordWriter(args.format)
     args.used_stems = set()
-    counts = {"OK": 0, "NG": 0, "error": 0}
-    with progress_bar(args.quiet, "score") as progress:
-        total = len(listing.images)
-        for start in range(0, total, args.batch_size):
-            chunk = listing.images[start:start + args.batch_size]
-            for record in _score_chunk(model, chunk, threshold, out_dir, args):
-                counts["error" if "error" in record else ("NG" if record["anomalous"] else "OK")] += 1
-                writer.write(record)
-            progress.update(min(start + len(chunk), total), total, "scoring images")
+    counts = {"OK": 0, "NG": 0, "error": 0, "skipped": 0}
+    store, started_ray = None, False
+    try:
+        known = None
+        if args.db:
+            from inspector.storage.stores import open_store
+
+            store = open_store(args.db, station=args.station)
+            known = known_by_path(store.recorded_contents(model.model_hash, [os.path.abspath(p) for _, p in items]))
+        if args.engine == "ray":
+            from inspector.scale.ray_engine import score_on_ray, start_ray
+
+            started_ray = start_ray(args.address)
+            outcomes = score_on_ray(args.model, model.model_hash, items, threshold.raw, known=known,
+                                    batch_size=args.batch_size, workers=args.workers,
+                                    trusted_keys=getattr(args, "trusted_key", None) or (), device=args.device)
+        else:
+            outcomes = _score_locally(model, items, threshold, known, out_dir, args)
+        with progress_bar(args.quiet, "score") as progress:
+            for done, outcome in enumerate(outcomes, start=1):
+                if outcome.skipped:
+                    counts["skipped"] += 1
+                else:
+                    if store is not None:
+                        record_outcome(store, outcome, model.model_hash)
+                    record = outcome.record
+                    counts["error" if "error" in record else ("NG" if record["anomalous"] else "OK")] += 1
+                    writer.write(record)
+                progress.update(done, len(items), "scoring images")
+    finally:
+        if store is not None:
+            store.close()
+        if started_ray:
+            from inspector.scale.ray_engine import stop_ray
+
+            stop_ray()
     report_skipped(listing.skipped, [], listing.problems)
+    if args.db:
+        print(f"inspector: skipped {counts['skipped']} file(s) already recorded for this model with the same "
+              f"content; {len(items) - counts['skipped']} new", file=sys.stderr)
     print(f"inspector: {counts['OK']} OK, {counts['NG']} NG, {counts['error']} unreadable "
           f"(threshold {threshold.raw:.4f} raw)", file=sys.stderr)
     return 0
 
 
-def _score_chunk(model, paths, threshold, out_dir, args):
-    """Records of one chunk: the pipeline decides each readable image (with its fast map when asked)."""
-    from inspector.core.records import Frame
+def _score_locally(model, items, threshold, known, out_dir, args):
+    """Outcomes of local batched scoring, in input order (overlays written per batch when asked)."""
+    from inspector.scale.scoring import chunked, known_for, score_chunk
 
-    frames, records = [], []
-    for path in paths:
-        try:
-            frames.append(Frame(read_image(path), "cli", len(frames), path=str(path)))
-            records.append({"path": str(path)})
-        except ImageReadError as exc:
-            records.append({"path": str(path), "error": str(exc)})
-    readable = [r for r in records if "error" not in r]
-    if frames:
-        # The fast map (for the overlays, or to weight the gradient map) comes from the scoring pass.
-        maps = "fast" if out_dir is not None and "fast" in model.supported_segmenters else None
-        results = model.inspect(frames, maps=maps, threshold=threshold, maps_on="all" if args.all else "ng")
-        for record, result in zip(readable, results):
-            record.update(score=round(result.score, 6), raw_score=round(result.raw_score, 6),
-                          anomalous=result.anomalous, threshold=round(result.threshold, 6))
-        if out_dir is not None:
-            _write_heatmaps(model, results, readable, out_dir, args)
-    return records
+    # The fast map (for the overlays, or to weight the gradient map) comes from the scoring pass.
+    maps = "fast" if out_dir is not None and "fast" in model.supported_segmenters else None
+    for chunk in chunked(items, args.batch_size):
+        outcomes, results = score_chunk(model, chunk, threshold, known_for(known, chunk), maps=maps,
+                                        maps_on="all" if args.all else "ng")
+        if out_dir is not None and results:
+            scored = [o.record for o in outcomes if not o.skipped and "error" not in o.record]
+            _write_heatmaps(model, results, scored, out_dir, args)
+        yield from outcomes
 
 
 def _write_heatmaps(model, results, records, out_dir: Path, args) -> None:
