@@ -110,6 +110,8 @@ class DecisionRecorder:
         self._delay = RETRY_INITIAL_S
         self._next_try = 0.0
         self._started = False
+        self.last_uid: str | None = None
+        """The unique id of the last decision :meth:`record` took (for listeners on the same thread)."""
 
     # -- recording ---------------------------------------------------------------------
 
@@ -122,6 +124,7 @@ class DecisionRecorder:
         from inspector.storage.results_db import utc_iso
 
         uid, recorded_at = new_uid(), utc_iso()
+        self.last_uid = uid
         with self._lock:
             if self._direct():
                 image_path = None

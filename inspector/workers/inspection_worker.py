@@ -34,6 +34,7 @@ _FLUSH_INTERVAL_MS = 1000  # how often a failing store is looked at (the recorde
 
 SourceFactory = Callable[[str], Any]
 StoreFactory = Callable[[], Any]
+ResultListener = Callable[[InspectionResult, "int | None", "str | None", "str | None"], None]
 
 
 class InspectionWorker(QObject):
@@ -86,6 +87,7 @@ class InspectionWorker(QObject):
         self.recorder = recorder
         self._recording = RecorderState()
         self._on_result = on_result
+        self._listeners: tuple[ResultListener, ...] = ()
         self._map_plan = map_plan
         self._model: InspectingModel | None = None
         self._threshold: float | None = None
@@ -101,6 +103,14 @@ class InspectionWorker(QObject):
         self._flush_timer = QTimer(self)
         self._flush_timer.setInterval(_FLUSH_INTERVAL_MS)
         self._flush_timer.timeout.connect(self.flush_journal)
+
+    def add_result_listener(self, listener: ResultListener) -> None:
+        """Call ``listener(result, row_id, image_path, uid)`` on the worker thread after each recorded decision.
+
+        Thread-safe; ``uid`` is the decision's unique id in the results database (``None`` without
+        a recorder). A listener must be quick (hand the work to its own thread) and never raise.
+        """
+        self._listeners = (*self._listeners, listener)
 
     # -- slots (run on the worker thread) ------------------------------------------------
 
@@ -254,6 +264,12 @@ class InspectionWorker(QObject):
         row_id, image_path = self._record(result, self._content_hash(frame))
         if self._on_result is not None:
             self._on_result(result, row_id, image_path)
+        uid = getattr(self.recorder, "last_uid", None) if self.recorder is not None else None
+        for listener in self._listeners:
+            try:
+                listener(result, row_id, image_path, uid)
+            except Exception:  # noqa: BLE001 - a listener never stops the detection
+                logger.exception("a result listener failed")
         self.result_ready.emit(result)
         return True
 

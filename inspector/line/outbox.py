@@ -1,0 +1,231 @@
+"""The MQTT outbox: decisions wait here, on disk, until the broker acknowledged them.
+
+Every message is one JSON line in ``outbox.jsonl`` (format version ``"v"``, the
+message's unique id ``"uid"``, its topic and payload), appended with one
+``write`` to a file opened ``O_APPEND``, so a line survives the process being
+killed the moment :meth:`Outbox.append` returns; :meth:`Outbox.sync` fsyncs it
+(the publisher thread does, before it publishes). An acknowledged message's uid
+is appended to ``acked.txt``; a message is pending while its uid is not there.
+When everything is acknowledged both files are removed; when many acknowledged
+lines pile up, the pending ones are rewritten atomically (temporary file, fsync,
+rename) and the acknowledgements dropped.
+
+A torn last line (killed while writing) is skipped with a warning, as in
+:mod:`inspector.storage.journal`. One process uses an outbox at a time. No Qt.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+OUTBOX_VERSION = 1
+OUTBOX_FILE = "outbox.jsonl"
+ACKED_FILE = "acked.txt"
+COMPACT_AFTER = 2000
+"""Acknowledged lines kept before the file is rewritten with only the pending ones."""
+
+
+@dataclass(frozen=True)
+class OutboxEntry:
+    """One message waiting for its PUBACK."""
+
+    uid: str
+    topic: str
+    payload: str
+
+    def to_line(self) -> bytes:
+        """The JSON line, newline included."""
+        values = {"v": OUTBOX_VERSION, "uid": self.uid, "topic": self.topic, "payload": self.payload}
+        return (json.dumps(values, separators=(",", ":")) + "\n").encode("utf-8")
+
+    @classmethod
+    def from_line(cls, line: bytes) -> OutboxEntry:
+        """Parse one line; ``ValueError`` for a torn or foreign one."""
+        values = json.loads(line.decode("utf-8"))
+        if not isinstance(values, dict) or values.get("v") != OUTBOX_VERSION:
+            raise ValueError("not an outbox entry of a known version")
+        return cls(str(values["uid"]), str(values["topic"]), str(values["payload"]))
+
+
+class Outbox:
+    """An append-only, fsync'd queue of messages on disk (see the module docstring).
+
+    Args:
+        folder: The outbox folder (created when needed).
+    """
+
+    def __init__(self, folder: str | os.PathLike) -> None:
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._pending: list[OutboxEntry] = []
+        self._acked_lines = 0
+        self._fd: int | None = None
+        self._ack_fd: int | None = None
+        self._dirty = False
+        self._load()
+
+    @property
+    def file(self) -> Path:
+        """The JSON-lines file of messages."""
+        return self.folder / OUTBOX_FILE
+
+    # -- writing ---------------------------------------------------------------
+
+    def append(self, entry: OutboxEntry) -> None:
+        """Add a message at the end (one ``write``: survives a killed process; :meth:`sync` for power loss)."""
+        line = entry.to_line()
+        with self._lock:
+            os.write(self._message_fd(), line)
+            self._pending.append(entry)
+            self._dirty = True
+
+    def sync(self) -> None:
+        """fsync what :meth:`append` wrote since the last call."""
+        with self._lock:
+            if self._dirty and self._fd is not None:
+                os.fsync(self._fd)
+                self._dirty = False
+
+    def ack(self, uid: str) -> None:
+        """The broker acknowledged ``uid``: it is no longer pending."""
+        with self._lock:
+            index = next((i for i, e in enumerate(self._pending) if e.uid == uid), None)
+            if index is None:
+                return
+            del self._pending[index]
+            if not self._pending:
+                self._clear()
+                return
+            if self._ack_fd is None:
+                self._ack_fd = os.open(self.folder / ACKED_FILE, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            os.write(self._ack_fd, (uid + "\n").encode("ascii", "replace"))
+            self._acked_lines += 1
+            if self._acked_lines >= COMPACT_AFTER:
+                self._compact()
+
+    # -- reading ---------------------------------------------------------------
+
+    def pending(self, start: int = 0, limit: int | None = None) -> list[OutboxEntry]:
+        """Pending messages in order, from position ``start``, at most ``limit``."""
+        with self._lock:
+            end = None if limit is None else start + limit
+            return list(self._pending[start:end])
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._pending)
+
+    def close(self) -> None:
+        """fsync and close the files (the pending messages stay on disk)."""
+        with self._lock:
+            for name in ("_fd", "_ack_fd"):
+                fd = getattr(self, name)
+                if fd is not None:
+                    try:
+                        os.fsync(fd)
+                    finally:
+                        os.close(fd)
+                    setattr(self, name, None)
+            self._dirty = False
+
+    # -- helpers -----------------------------------------------------------------
+
+    def _message_fd(self) -> int:
+        if self._fd is None:
+            new = not self.file.exists()
+            self._fd = os.open(self.file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            if os.fstat(self._fd).st_size and not _ends_with_newline(self.file):
+                os.write(self._fd, b"\n")  # a torn line of a killed writer stays on its own
+            if new:
+                _fsync_folder(self.folder)
+        return self._fd
+
+    def _load(self) -> None:
+        acked: set[str] = set()
+        try:
+            acked = {line.strip() for line in (self.folder / ACKED_FILE).read_text("ascii", "replace").splitlines()}
+        except FileNotFoundError:
+            pass
+        try:
+            raw = self.file.read_bytes()
+        except FileNotFoundError:
+            raw = b""
+        for number, line in enumerate(raw.split(b"\n"), 1):
+            if not line.strip():
+                continue
+            try:
+                entry = OutboxEntry.from_line(line)
+            except (ValueError, KeyError, UnicodeDecodeError) as exc:
+                logger.warning("outbox %s: line %d skipped (torn or unreadable: %s)", self.file, number, exc)
+                continue
+            if entry.uid not in acked:
+                self._pending.append(entry)
+        self._acked_lines = len(acked)
+        if self._pending:
+            logger.info("outbox %s: %d messages from an earlier run wait for the broker", self.folder,
+                        len(self._pending))
+            if self._acked_lines >= COMPACT_AFTER:
+                self._compact()
+        elif raw or acked:
+            self._clear()
+
+    def _clear(self) -> None:
+        """Nothing pending: remove the messages first, then the acknowledgements (a crash between: harmless)."""
+        for name in ("_fd", "_ack_fd"):
+            fd = getattr(self, name)
+            if fd is not None:
+                os.close(fd)
+                setattr(self, name, None)
+        self.file.unlink(missing_ok=True)
+        (self.folder / ACKED_FILE).unlink(missing_ok=True)
+        _fsync_folder(self.folder)
+        self._acked_lines = 0
+        self._dirty = False
+
+    def _compact(self) -> None:
+        """Rewrite the file with only the pending messages, then drop the acknowledgements."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+        temporary = self.file.with_name(OUTBOX_FILE + ".tmp")
+        with open(temporary, "wb") as handle:
+            handle.write(b"".join(e.to_line() for e in self._pending))
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, self.file)
+        _fsync_folder(self.folder)
+        if self._ack_fd is not None:
+            os.close(self._ack_fd)
+            self._ack_fd = None
+        (self.folder / ACKED_FILE).unlink(missing_ok=True)
+        self._acked_lines = 0
+        self._dirty = False
+
+
+def _ends_with_newline(path: Path) -> bool:
+    with open(path, "rb") as handle:
+        handle.seek(-1, os.SEEK_END)
+        return handle.read(1) == b"\n"
+
+
+def _fsync_folder(folder: Path) -> None:
+    if os.name != "posix":
+        return
+    try:
+        descriptor = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        pass
+    finally:
+        os.close(descriptor)
