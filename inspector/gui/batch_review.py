@@ -8,9 +8,10 @@ shows the newest verdict per file.
 
 from __future__ import annotations
 
-from PySide6.QtCore import QItemSelection, QSize, Qt, Signal
+from PySide6.QtCore import QItemSelection, QPoint, QSize, Qt, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QMenu,
     QComboBox,
     QFileDialog,
     QHBoxLayout,
@@ -41,10 +42,13 @@ class BatchReview(QWidget):
     Signals:
         rescore_all_requested(str): a folder to score again from the start (to the batch worker).
         rescore_files_requested(str, list): a folder and the files of it to score again.
+        mark_requested(list, str): ``(path, verdict)`` of rows the operator corrects, and the label
+            (``"good"``: false rejects; ``"bad"``: escapes), from the table's context menu.
     """
 
     rescore_all_requested = Signal(str)
     rescore_files_requested = Signal(str, list)
+    mark_requested = Signal(list, str)
 
     def __init__(self, station, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -136,6 +140,8 @@ class BatchReview(QWidget):
         self.filter_verdict.currentTextChanged.connect(
             lambda text: self.proxy.set_verdict("" if text == "All" else text))
         self.table.selectionModel().selectionChanged.connect(self._selection_changed)
+        self.table.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.table.customContextMenuRequested.connect(self._context_menu)
         self.csv_button.clicked.connect(lambda: self._export("csv"))
         self.html_button.clicked.connect(lambda: self._export("html"))
         worker = station.batch
@@ -176,6 +182,36 @@ class BatchReview(QWidget):
         """The files of the selected rows."""
         rows = self.table.selectionModel().selectedRows()
         return [path for path in (self.proxy.data(index, PATH_ROLE) for index in rows) if path]
+
+    def selected_rows(self) -> list[tuple[str, str]]:
+        """``(path, verdict)`` of the selected rows."""
+        out = []
+        for index in self.table.selectionModel().selectedRows():
+            path = self.proxy.data(index, PATH_ROLE)
+            verdict = self.proxy.data(index.siblingAtColumn(VERDICT))
+            if path:
+                out.append((str(path), str(verdict or "")))
+        return out
+
+    def context_menu(self) -> QMenu:
+        """The table's context menu for the selected rows: mark good, mark defect."""
+        menu = QMenu(self)
+        rows = self.selected_rows()
+        count = f" ({len(rows)} rows)" if len(rows) > 1 else ""
+        good = menu.addAction(f"Mark good — a false reject{count}")
+        bad = menu.addAction(f"Mark defect — an escape{count}")
+        for action, label in ((good, "good"), (bad, "bad")):
+            action.setEnabled(bool(rows))
+            action.triggered.connect(lambda _=False, lab=label: self.mark_requested.emit(self.selected_rows(), lab))
+        return menu
+
+    def _context_menu(self, position: QPoint) -> None:
+        index = self.table.indexAt(position)
+        if index.isValid() and not self.table.selectionModel().isRowSelected(index.row(), index.parent()):
+            self.table.selectRow(index.row())
+        menu = self.context_menu()
+        menu.exec(self.table.viewport().mapToGlobal(position))
+        menu.deleteLater()
 
     def _begin(self, folder: str | None) -> str:
         folder = folder or self.folder.path

@@ -26,8 +26,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from inspector.gui.audit_trail import AuditTrail
+from inspector.gui.audit_view import AuditView
 from inspector.gui.batch_review import BatchReview
 from inspector.gui.calibration_view import CalibrationView
+from inspector.gui.feedback_actions import FeedbackActions
 from inspector.gui.frame_view import FrameView
 from inspector.gui.icons import pause_icon, play_icon, step_icon, stop_icon
 from inspector.gui.operator_panel import OperatorPanel
@@ -77,6 +80,9 @@ class MainWindow(QMainWindow):
         self.history.setMinimumHeight(110)
         self.calibration = CalibrationView()
         self.batch = BatchReview(station)
+        self.audit = AuditTrail(station, parent=self)
+        self.audit_view = AuditView(self.audit.refresh)
+        self.feedback = FeedbackActions(station, self)
         self.source_bar = SourceBar()
         if settings.last_source:
             self.source_bar.set_spec(settings.last_source)
@@ -138,6 +144,7 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(station_page, "Station")
         self.tabs.addTab(self.calibration, "Calibration")
         self.tabs.addTab(self.batch, "Batch review")
+        self.tabs.addTab(self.audit_view, "Audit")
         self.setCentralWidget(self.tabs)
 
     def _action(self, text: str, shortcut: str | None, slot, tip: str = "", icon: QIcon | None = None) -> QAction:
@@ -159,8 +166,15 @@ class MainWindow(QMainWindow):
         self.open_model_action = self._action("Open model…", "O", self.open_model)
         self.save_model_action = self._action("Save model…", "Ctrl+S", self.save_model)
         self.refit_action = self._action("Refit…", "Ctrl+R", self.open_refit, "Refit from reference images")
-        self.undo_action = self._action("Undo model", "Ctrl+Z", self.station.undo_model,
+        self.undo_action = self._action("Undo model", "Ctrl+Z", self.undo_model,
                                         "Go back to the previous model")
+        self.mark_good_action = self._action("Mark good", "G", lambda: self.mark_current("good"),
+                                             "The decision shown is a false reject: keep the image as good")
+        self.mark_defect_action = self._action("Mark defect", "D", lambda: self.mark_current("bad"),
+                                               "The decision shown is an escape: keep the image as a defect")
+        self.refit_feedback_action = self._action("Refit with feedback", "Ctrl+Shift+R", self.refit_with_feedback,
+                                                  "Fit a new model on the references plus the images marked good")
+        self.audit_tab_action = self._action("Audit", "Ctrl+4", lambda: self.tabs.setCurrentWidget(self.audit_view))
         self.undo_action.setEnabled(False)
         self.batch_action = self._action("Batch…", "Ctrl+B", self.open_batch, "Review a folder batch")
         self.calibrate_action = self._action("Calibrate", "Ctrl+K", lambda: self.tabs.setCurrentIndex(1))
@@ -175,8 +189,8 @@ class MainWindow(QMainWindow):
         for action in (self.run_action, self.step_action, self.stop_action):
             bar.addAction(action)
         bar.addSeparator()
-        for action in (self.open_model_action, self.save_model_action, self.refit_action, self.undo_action,
-                       self.batch_action):
+        for action in (self.open_model_action, self.save_model_action, self.refit_action,
+                       self.refit_feedback_action, self.undo_action, self.batch_action):
             bar.addAction(action)
         self.addToolBar(bar)
 
@@ -200,6 +214,9 @@ class MainWindow(QMainWindow):
         self.operator.segmentation_mode_changed.connect(s.set_segmentation_mode)
         self.calibration.threshold_chosen.connect(s.set_threshold)
         self.calibration.calibration_chosen.connect(s.apply_calibration)
+        self.audit.rows_loaded.connect(self.audit_view.set_rows)
+        self.verdict.mark_requested.connect(self.mark_current)
+        self.batch.mark_requested.connect(self.feedback.mark_files)
 
     # -- commands ----------------------------------------------------------------------------
 
@@ -245,6 +262,20 @@ class MainWindow(QMainWindow):
         dialog.show()
         dialog.raise_()
         return dialog
+
+    def undo_model(self) -> None:
+        """Ctrl+Z: back to the previous model (recorded as a model swap, reason undo)."""
+        self.audit.next_swap_reason("undo")
+        self.station.undo_model()
+        self.audit.next_swap_reason("")
+
+    def mark_current(self, label: str) -> bool:
+        """G / D: the decision shown was wrong: keep its image as ``good`` or ``bad`` feedback."""
+        return self.feedback.mark_result(self._shown, label)
+
+    def refit_with_feedback(self, reference_dir: str | None = None):
+        """Ctrl+Shift+R: a new model from the references plus the marked-good images (undoable)."""
+        return self.feedback.refit(reference_dir)
 
     def open_batch(self) -> None:
         """Ctrl+B: the batch review tab; asks for a folder if none is set."""
@@ -372,6 +403,7 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt's name
         """Persist the settings and stop every worker thread."""
         self.operator.flush()
+        self.audit.flush_threshold()
         self._paint_timer.stop()
         self._status_timer.stop()
         self.settings.window_geometry = base64.b64encode(bytes(self.saveGeometry())).decode("ascii")

@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QFrame, QGridLayout, QLabel, QVBoxLayout, QWidget
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import QFrame, QGridLayout, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from inspector.core.records import InspectionResult
 from inspector.gui.theme import IDLE_COLOR, MUTED, NG_COLOR, OK_COLOR, to_pixmap
 
 
 class VerdictPanel(QWidget):
-    """Shows the decision recorded for the newest frame, exactly as the results database has it."""
+    """Shows the decision recorded for the newest frame, exactly as the results database has it.
+
+    Signals:
+        mark_requested(str): the operator corrects the decision shown: ``"good"`` or ``"bad"``.
+    """
+
+    mark_requested = Signal(str)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -51,6 +57,16 @@ class VerdictPanel(QWidget):
         layout.addWidget(self.score_label)
         layout.addWidget(self.detail_label)
         layout.addWidget(counts)
+        self.mark_good_button = QPushButton("Mark good (G)")
+        self.mark_good_button.setToolTip("A false reject: keep this image as good for the next refit with feedback")
+        self.mark_defect_button = QPushButton("Mark defect (D)")
+        self.mark_defect_button.setToolTip("An escape: keep this image as a known defect for the next refit")
+        self.mark_good_button.clicked.connect(lambda: self.mark_requested.emit("good"))
+        self.mark_defect_button.clicked.connect(lambda: self.mark_requested.emit("bad"))
+        marks = QHBoxLayout()
+        marks.addWidget(self.mark_good_button)
+        marks.addWidget(self.mark_defect_button)
+        layout.addLayout(marks)
         layout.addWidget(self.last_ng_caption)
         layout.addWidget(self.last_ng, 1)
         self.set_verdict(None)
@@ -82,6 +98,8 @@ class VerdictPanel(QWidget):
         never re-decides. When the station decides later frames at another
         threshold (``current_threshold``), a line says so.
         """
+        for button in (self.mark_good_button, self.mark_defect_button):
+            button.setEnabled(result is not None)
         if result is None:
             text, color, score = "—", IDLE_COLOR, "score —"
         else:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,10 @@ class FitRequest:
         folds: k of the k-fold held-out calibration.
         image_size: Input size override (``None``: the backbone's own).
         save_path: Where to save the new model (``None``: not saved).
+        feedback_folder: A model's feedback folder (:mod:`inspector.pipeline.feedback`): its
+            marked-good images join the references, its marked-bad ones the known-bad images.
+        mask: A region mask picture (white inspected) to fit with (``None``: the whole image).
+        reason: What the fit is for, for the audit trail (``"refit"``, ``"refit with feedback"``).
     """
 
     reference_dir: str
@@ -46,6 +50,9 @@ class FitRequest:
     folds: int | None = None
     image_size: int | None = None
     save_path: str | None = None
+    feedback_folder: str | None = None
+    mask: Any = field(default=None, compare=False, repr=False)
+    reason: str = "refit"
 
 
 class FitWorker(QObject):
@@ -53,12 +60,15 @@ class FitWorker(QObject):
 
     Signals:
         fit_progress(int, int, str): done, total, message.
+        model_fitted(InspectionModel, FitRequest, dict): just before ``fit_finished``: the new model,
+            its request and what it was fitted on (counts), for the audit trail.
         fit_finished(InspectionModel, str): the new model and the path it was saved to ("" if not saved).
         fit_failed(str): why the fit failed.
         fit_cancelled(): the user cancelled.
     """
 
     fit_progress = Signal(int, int, str)
+    model_fitted = Signal(object, object, dict)
     fit_finished = Signal(object, str)
     fit_failed = Signal(str)
     fit_cancelled = Signal()
@@ -85,19 +95,20 @@ class FitWorker(QObject):
         if self._cancel_pending.is_set():
             progress.cancel()
         try:
-            model, saved = self._fit(request, progress)
+            model, saved, counts = self._fit(request, progress)
         except Cancelled:
             self.fit_cancelled.emit()
         except Exception as exc:
             logger.exception("fit failed")
             self.fit_failed.emit(str(exc) or type(exc).__name__)
         else:
+            self.model_fitted.emit(model, request, counts)
             self.fit_finished.emit(model, saved)
         finally:
             self._progress = None
             self._cancel_pending.clear()
 
-    def _fit(self, request: FitRequest, progress: Progress) -> tuple[Any, str]:
+    def _fit(self, request: FitRequest, progress: Progress) -> tuple[Any, str, dict]:
         from inspector.pipeline.model import InspectionModel
 
         images = load_folder(request.reference_dir, progress, "reference")
@@ -105,7 +116,15 @@ class FitWorker(QObject):
             raise ValueError(
                 f"{request.reference_dir}: {len(images)} readable images; at least {max(2, request.folds or 2)} are needed"
             )
-        bad = load_folder(request.bad_dir, progress, "bad") if request.bad_dir else None
+        bad = load_folder(request.bad_dir, progress, "bad") if request.bad_dir else []
+        counts = {"references": len(images), "bad": len(bad)}
+        if request.feedback_folder:
+            from inspector.pipeline.feedback import list_feedback
+
+            feedback = list_feedback(request.feedback_folder)
+            images = images + load_paths(feedback.good, progress, "marked-good")
+            bad = bad + load_paths(feedback.bad, progress, "marked-bad")
+            counts.update(marked_good=len(feedback.good), marked_bad=len(feedback.bad))
         model = InspectionModel.fit(
             images,
             detector=request.detector,
@@ -115,13 +134,15 @@ class FitWorker(QObject):
             folds=request.folds,
             bad_images=bad or None,
             progress=progress,
+            mask=request.mask,
+            reference_dir=str(Path(request.reference_dir).resolve()),
         )
         saved = ""
         if request.save_path:
             progress.update(1, 1, f"saving {request.save_path}")
             model.save(request.save_path)
             saved = str(request.save_path)
-        return model, saved
+        return model, saved, counts
 
     def _report(self, done: int, total: int, message: str) -> None:
         now = time.monotonic()
@@ -132,11 +153,20 @@ class FitWorker(QObject):
 
 def load_folder(folder: str | Path, progress: Progress, label: str) -> list:
     """Read every image of a folder; unreadable files are skipped with a log line."""
-    from inspector.core.imageio import list_images, read_images
+    from inspector.core.imageio import list_images
 
     paths = list_images([folder]).images
     if not paths:
         raise ValueError(f"no images in {folder}")
+    return load_paths(paths, progress, label)
+
+
+def load_paths(paths: list, progress: Progress, label: str) -> list:
+    """Read image files; unreadable ones are skipped with a log line."""
+    from inspector.core.imageio import read_images
+
+    if not paths:
+        return []
     loaded = read_images(paths, Progress(lambda done, total, _: progress.update(
         done, total, f"reading {label} images ({done}/{total})")))
     for path, reason in loaded.errors:

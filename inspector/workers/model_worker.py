@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable
+
+import numpy as np
 
 from PySide6.QtCore import QObject, Signal, Slot
 
@@ -20,6 +23,32 @@ if TYPE_CHECKING:
     from inspector.calibration.policies import Calibration
 
 logger = logging.getLogger(__name__)
+
+AUDIT_LIMIT = 500
+"""How many audit rows the station's log view loads (newest first)."""
+
+
+@dataclass(frozen=True, eq=False)
+class FeedbackRequest:
+    """An operator's correction of one decision, to keep with the model and record in the audit trail.
+
+    Attributes:
+        label: ``"good"`` (a false reject marked good) or ``"bad"`` (an escape marked defect).
+        model_path: The model's file ("" for an unsaved model: its folder is in the data dir).
+        model_hash: The model that made the decision.
+        source_path: The image file, when the frame came from one (it is copied as is).
+        image: The frame's pixels (written as PNG when there is no file).
+        old_verdict: What the model said: ``"OK"`` or ``"NG"``.
+        reference: The decision: path, source and frame number (for the audit row).
+    """
+
+    label: str
+    model_path: str
+    model_hash: str
+    source_path: str | None = None
+    image: np.ndarray | None = None
+    old_verdict: str = ""
+    reference: dict = field(default_factory=dict)
 
 
 class ModelWorker(QObject):
@@ -33,6 +62,10 @@ class ModelWorker(QObject):
         demo_progress(str): what the first-start demo build is doing (about once a second).
         load_failed(str): no model could be loaded (file or demo); a message for the status bar.
         job_failed(str): saving or recalibrating failed; a message for the status bar.
+        audit_recorded(int): an audit row was written (its id).
+        audit_loaded(list): audit rows (dicts, newest first) for the log view.
+        audit_failed(str): the audit trail could not be written or read (the entry is dropped).
+        feedback_kept(str, str, dict): label, the file kept and the folder's counts.
     """
 
     model_loaded = Signal(object, str)
@@ -42,6 +75,10 @@ class ModelWorker(QObject):
     demo_progress = Signal(str)
     load_failed = Signal(str)
     job_failed = Signal(str)
+    audit_recorded = Signal(int)
+    audit_loaded = Signal(list)
+    audit_failed = Signal(str)
+    feedback_kept = Signal(str, str, dict)
 
     def __init__(self, trust=None) -> None:
         """Args:
@@ -105,6 +142,57 @@ class ModelWorker(QObject):
             self.load_failed.emit(f"cannot prepare the demo: {exc}")
             return
         self.demo_ready.emit(model, str(path), str(spec))
+
+    @Slot(object, object)
+    def record_audit(self, store: Callable[[], Any] | None, entry: dict) -> None:
+        """Write one audit row (``entry``: the keyword arguments of ``ResultStore.record_audit``).
+
+        Without a database, or when it cannot be written, the entry is logged and
+        dropped (``audit_failed``): the audit trail is not journalled like decisions.
+        """
+        if store is None:
+            logger.info("no results database: audit entry not recorded: %s", entry)
+            return
+        try:
+            row = store().record_audit(**entry)
+        except Exception as exc:
+            logger.warning("audit entry dropped (%s): %s", exc, entry)
+            self.audit_failed.emit(f"audit entry not recorded ({exc}): {entry.get('action')}")
+            return
+        self.audit_recorded.emit(int(row))
+
+    @Slot(object, int)
+    def load_audit(self, store: Callable[[], Any] | None, limit: int = AUDIT_LIMIT) -> None:
+        """Read the newest ``limit`` audit rows; ``audit_loaded`` answers."""
+        if store is None:
+            self.audit_loaded.emit([])
+            return
+        try:
+            rows = store().query_audit(limit=limit)
+        except Exception as exc:
+            self.audit_failed.emit(f"cannot read the audit trail: {exc}")
+            return
+        self.audit_loaded.emit(list(rows))
+
+    @Slot(object, object)
+    def keep_feedback(self, store: Callable[[], Any] | None, request: FeedbackRequest) -> None:
+        """Copy the image into the model's feedback folder and record a ``feedback`` audit row."""
+        from inspector.pipeline.feedback import add_feedback, feedback_counts, feedback_folder, list_feedback
+
+        try:
+            folder = feedback_folder(request.model_path, request.model_hash)
+            kept = add_feedback(folder, request.label, source_path=request.source_path, image=request.image,
+                                name=str(request.reference.get("name", "")))
+            counts = feedback_counts(list_feedback(folder))
+        except Exception as exc:
+            logger.warning("cannot keep feedback: %s", exc)
+            self.job_failed.emit(f"cannot keep the marked image: {exc}")
+            return
+        detail = dict(request.reference, kept=str(kept), folder=str(folder))
+        self.record_audit(store, {"action": "feedback", "old": request.old_verdict, "new": request.label,
+                                  "old_model_hash": request.model_hash, "new_model_hash": request.model_hash,
+                                  "detail": detail})
+        self.feedback_kept.emit(request.label, str(kept), counts)
 
     def _report_demo(self, done: int, total: int, message: str) -> None:
         now = time.monotonic()
