@@ -1,0 +1,113 @@
+"""Operator feedback in the window: mark good / mark defect on the live view and the batch table, refit with it."""
+
+from __future__ import annotations
+
+import shutil
+
+from gui_stubs import Recorder
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QFileDialog, QPushButton
+
+from inspector.storage.results_db import ResultStore
+
+
+def _run_folder(window, qtbot, folder) -> None:
+    done = Recorder()
+    window.station.inspection.run_state_changed.connect(done.record)
+    painted = Recorder()
+    window.frame_painted.connect(painted.record)
+    window.open_source(f"folder:{folder}", start=True)
+    qtbot.waitUntil(lambda: ("finished",) in done.calls, timeout=15000)
+    qtbot.waitUntil(lambda: window._shown is not None and painted.calls
+                    and painted.calls[-1][0] is window._latest, timeout=5000)
+
+
+def _audit(tmp_path, action: str) -> list[dict]:
+    with ResultStore(tmp_path / "data" / "results.sqlite3") as store:
+        return list(reversed(store.query_audit(action=action)))
+
+
+def test_marks_on_live_view_are_kept_recorded_and_refit_is_undoable(make_window, qtbot, real_model, demo_images,
+                                                                    tmp_path, monkeypatch):
+    window = make_window()
+    station = window.station
+    model_path = tmp_path / "models" / "line.safetensors"
+    station.set_model(real_model, str(model_path))
+    parts = tmp_path / "parts"
+    parts.mkdir()
+    goods = sorted(p for p in demo_images.inspect_dir.iterdir() if p not in demo_images.defective)[:2]
+    for path in goods:
+        shutil.copy(path, parts / path.name)
+    _run_folder(window, qtbot, parts)
+    shown = window._shown
+    kept = Recorder()
+    window.feedback.kept.connect(kept.record)
+
+    qtbot.keyClick(window, Qt.Key.Key_G)  # the shortcut
+    qtbot.waitUntil(lambda: len(kept.calls) == 1, timeout=5000)
+    window.verdict.mark_defect_button.click()  # the button
+    qtbot.waitUntil(lambda: len(kept.calls) == 2, timeout=5000)
+    folder = tmp_path / "models" / "line.safetensors.feedback"
+    good_copy = folder / "good" / (parts / shown.frame.path).name
+    assert good_copy.read_bytes() == (parts / shown.frame.path).read_bytes()
+    assert [p.name for p in (folder / "bad").iterdir()] == [good_copy.name]
+    assert kept.calls[-1][2] == {"good": 1, "bad": 1}
+    qtbot.waitUntil(lambda: len(_audit(tmp_path, "feedback")) == 2, timeout=5000)
+    rows = _audit(tmp_path, "feedback")
+    assert rows[0]["old_value"] == ("NG" if shown.anomalous else "OK") and rows[0]["new_value"] == "good"
+    assert shown.frame.path in rows[0]["detail"] and rows[0]["old_model_hash"] == real_model.model_hash
+    (folder / "bad" / good_copy.name).unlink()  # keep one mark: the refit below counts it
+
+    # The fixture's model does not record its reference folder: the window asks for it.
+    asked = []
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory",
+                        lambda *a, **k: asked.append(a) or str(demo_images.reference_dir))
+    changed = Recorder()
+    station.model_changed.connect(changed.record)
+    request = window.refit_with_feedback()
+    assert asked and request.feedback_folder == str(folder)
+    assert window.feedback.progress is not None and window.feedback.progress.isVisible()
+    qtbot.waitUntil(lambda: bool(changed.calls), timeout=60000)
+    new = station.model
+    assert new is not real_model and new.info["n_reference"] == 12 + 1
+    assert new.info["reference_dir"] == str(demo_images.reference_dir.resolve())
+    assert window.feedback.progress is None and window.undo_action.isEnabled()
+    qtbot.waitUntil(lambda: len(_audit(tmp_path, "refit")) == 1, timeout=5000)
+    refit = _audit(tmp_path, "refit")[0]
+    assert refit["old_model_hash"] == real_model.model_hash and refit["new_model_hash"] == new.model_hash
+    assert '"marked_good": 1' in refit["detail"]
+    window.undo_action.trigger()
+    assert station.model is real_model
+
+
+def test_cancelled_refit_leaves_the_model(make_window, qtbot, real_model, demo_images, tmp_path):
+    window = make_window()
+    station = window.station
+    station.set_model(real_model, "")
+    cancelled = Recorder()
+    station.fitter.fit_cancelled.connect(cancelled.record)
+    window.refit_with_feedback(str(demo_images.reference_dir))
+    window.feedback.progress.findChild(QPushButton).click()  # the dialog's Cancel button
+    qtbot.waitUntil(lambda: bool(cancelled.calls), timeout=20000)
+    assert station.model is real_model and window.feedback.progress is None
+
+
+def test_batch_table_context_menu_marks_rows(make_window, qtbot, real_model, demo_images, tmp_path):
+    window = make_window()
+    station = window.station
+    station.set_model(real_model, "")  # unsaved: the feedback folder is in the data dir
+    window.batch.run(str(demo_images.inspect_dir))
+    qtbot.waitUntil(lambda: not window.batch.running and window.batch.model.rowCount() > 0, timeout=30000)
+    window.batch.table.selectRow(0)
+    path, verdict = window.batch.selected_rows()[0]
+    menu = window.batch.context_menu()
+    kept = Recorder()
+    window.feedback.kept.connect(kept.record)
+    [action for action in menu.actions() if action.text().startswith("Mark defect")][0].trigger()
+    menu.deleteLater()
+    qtbot.waitUntil(lambda: bool(kept.calls), timeout=5000)
+    folder = tmp_path / "data" / "feedback" / real_model.model_hash[:16] / "bad"
+    assert [p.name for p in folder.iterdir()] == [path.split("/")[-1]]
+    qtbot.waitUntil(lambda: len(_audit(tmp_path, "feedback")) == 1, timeout=5000)
+    row = _audit(tmp_path, "feedback")[0]
+    assert row["old_value"] == verdict and row["new_value"] == "bad" and path in row["detail"]
