@@ -94,8 +94,12 @@ class FeedbackActions(QObject):
 
     # -- refit -------------------------------------------------------------------------------
 
-    def feedback_request(self, reference_dir: str | None = None, save_path: str | None = None) -> FitRequest | None:
-        """The fit request of a refit with feedback for the model in use (``None``: no model/folder)."""
+    def feedback_request(self, reference_dir: str | None = None, save_path: str | None = None,
+                         mask: Any = None, reason: str = "refit with feedback") -> FitRequest | None:
+        """The fit request of a refit with feedback for the model in use (``None``: no model/folder).
+
+        ``mask`` (a mask picture) replaces the model's own regions (default: keep them).
+        """
         model = self.station.model
         if model is None:
             return None
@@ -108,10 +112,11 @@ class FeedbackActions(QObject):
             image_size=int(detector.preprocessing.image_size),
             save_path=save_path or default_feedback_path(self.station.model_path),
             feedback_folder=str(feedback_folder(self.station.model_path, model.model_hash)),
-            mask=mask_picture(model), reason="refit with feedback")
+            mask=mask_picture(model) if mask is None else mask, reason=reason)
 
-    def refit(self, reference_dir: str | None = None, save_path: str | None = None) -> FitRequest | None:
-        """Start a refit with feedback; asks for the reference folder when the model does not know it."""
+    def refit(self, reference_dir: str | None = None, save_path: str | None = None, mask: Any = None,
+              reason: str = "refit with feedback") -> FitRequest | None:
+        """Start a refit with feedback (and ``mask``, if given); asks for the reference folder when unknown."""
         model = self.station.model
         if model is None:
             self.station.message.emit("no model to refit")
@@ -121,9 +126,9 @@ class FeedbackActions(QObject):
                 self.window, "This model does not record its reference images: choose their folder")
             if not reference_dir:
                 return None
-        request = self.feedback_request(reference_dir, save_path)
+        request = self.feedback_request(reference_dir, save_path, mask, reason)
         self._open_progress()
-        self.station.message.emit(f"refitting with feedback from {request.feedback_folder} ...")
+        self.station.message.emit(f"{reason}: fitting on {request.reference_dir} and {request.feedback_folder} ...")
         self.station.fit(request)
         return request
 

@@ -18,6 +18,7 @@ from PySide6.QtWidgets import QGraphicsRectItem
 from inspector.core.records import Heatmap
 from inspector.gui.theme import BACKGROUND, NG_COLOR
 from inspector.segmentation.heat_colours import HEAT_MAX, heat_rgba_table
+from inspector.segmentation.overlay import ignored_layer
 
 HEAT_LEVELS = (0.0, HEAT_MAX)  # map values shown: 0 .. twice the pixel threshold
 
@@ -43,6 +44,13 @@ class FrameView(pg.GraphicsLayoutWidget):
         self.heat_item.setOpacity(opacity)
         self.view.addItem(self.image_item)
         self.view.addItem(self.heat_item)
+        # The model's ignored regions, drawn as saved overlays draw them (dimmed, hatched).
+        self.ignore_item = pg.ImageItem(axisOrder="row-major")
+        self.ignore_item.setZValue(12)
+        self.ignore_item.setVisible(False)
+        self.view.addItem(self.ignore_item)
+        self._inspected: np.ndarray | None = None
+        self._ignore_shape: tuple[int, int] | None = None
         self.caption = pg.TextItem(anchor=(0, 0), color="#e9ecef", fill=pg.mkBrush(0, 0, 0, 150))
         self.caption.setZValue(20)
         self.caption.setParentItem(self.view)
@@ -76,11 +84,34 @@ class FrameView(pg.GraphicsLayoutWidget):
             self._shape = shape
             self.view.autoRange(padding=0.01)
         self.frame_id = frame_id
+        self._update_ignored()
         self._set_caption(caption)
         if heatmap is None:
             self.clear_heatmap()
         else:
             self.show_heatmap(heatmap)
+
+    def set_inspected(self, inspected: np.ndarray | None) -> None:
+        """The model's inspected region (bool mask, any size); ``None``: the whole frame is inspected."""
+        self._inspected = None if inspected is None else np.asarray(inspected, dtype=bool)
+        self._ignore_shape = None
+        self._update_ignored()
+
+    @property
+    def ignored_shown(self) -> bool:
+        """Whether an ignored area is drawn over the frame."""
+        return self.ignore_item.isVisible()
+
+    def _update_ignored(self) -> None:
+        if self._inspected is None or self._shape is None or self._inspected.all():
+            self.ignore_item.setVisible(False)
+            return
+        if self._ignore_shape != self._shape:
+            # Drawn once per frame size, not per frame.
+            self._ignore_shape = self._shape
+            self.ignore_item.setImage(ignored_layer(self._inspected, self._shape), autoLevels=False, levels=(0, 255))
+            self.ignore_item.setRect(QRectF(0, 0, self._shape[1], self._shape[0]))
+        self.ignore_item.setVisible(True)
 
     def show_heatmap(self, heatmap: Heatmap) -> None:
         """Lay ``heatmap`` over the current frame (stretched to it if its size differs)."""
@@ -107,6 +138,7 @@ class FrameView(pg.GraphicsLayoutWidget):
         view box) on every instance.
         """
         self.image_item.setVisible(False)
+        self.ignore_item.setVisible(False)
         self.clear_heatmap()
         self._set_caption("")
         self._shape = None

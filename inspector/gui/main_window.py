@@ -35,6 +35,7 @@ from inspector.gui.frame_view import FrameView
 from inspector.gui.icons import pause_icon, play_icon, step_icon, stop_icon
 from inspector.gui.operator_panel import OperatorPanel
 from inspector.gui.refit_dialog import RefitDialog
+from inspector.gui.region_dialog import RegionDialog
 from inspector.gui.score_history import ScoreHistory
 from inspector.gui.source_bar import SourceBar
 from inspector.gui.status_bar import StationStatusBar
@@ -174,6 +175,8 @@ class MainWindow(QMainWindow):
                                                "The decision shown is an escape: keep the image as a defect")
         self.refit_feedback_action = self._action("Refit with feedback", "Ctrl+Shift+R", self.refit_with_feedback,
                                                   "Fit a new model on the references plus the images marked good")
+        self.regions_action = self._action("Regions…", "Ctrl+Shift+M", self.open_regions,
+                                           "Draw the regions to inspect and to ignore, then refit")
         self.audit_tab_action = self._action("Audit", "Ctrl+4", lambda: self.tabs.setCurrentWidget(self.audit_view))
         self.undo_action.setEnabled(False)
         self.batch_action = self._action("Batch…", "Ctrl+B", self.open_batch, "Review a folder batch")
@@ -190,7 +193,7 @@ class MainWindow(QMainWindow):
             bar.addAction(action)
         bar.addSeparator()
         for action in (self.open_model_action, self.save_model_action, self.refit_action,
-                       self.refit_feedback_action, self.undo_action, self.batch_action):
+                       self.refit_feedback_action, self.regions_action, self.undo_action, self.batch_action):
             bar.addAction(action)
         self.addToolBar(bar)
 
@@ -277,6 +280,27 @@ class MainWindow(QMainWindow):
         """Ctrl+Shift+R: a new model from the references plus the marked-good images (undoable)."""
         return self.feedback.refit(reference_dir)
 
+    def open_regions(self, image=None) -> RegionDialog | None:
+        """Ctrl+Shift+M: draw regions on the frame shown (or an image chosen), then refit with them."""
+        if image is None and self._shown is not None:
+            image = self._shown.frame.image
+        if image is None:
+            path = QFileDialog.getOpenFileName(self, "Reference image to draw on", "",
+                                               "Images (*.png *.jpg *.jpeg *.bmp *.tif *.tiff)")[0]
+            if not path:
+                return None
+            from inspector.core.imageio import read_image
+
+            image = read_image(path)
+        refit = None
+        if self.station.model is not None:
+            refit = lambda mask: self.feedback.refit(mask=mask, reason="refit with regions")  # noqa: E731
+        dialog = RegionDialog(image, refit=refit, parent=self)
+        dialog.setModal(False)
+        dialog.show()
+        self._region_dialog = dialog
+        return dialog
+
     def open_batch(self) -> None:
         """Ctrl+B: the batch review tab; asks for a folder if none is set."""
         self.tabs.setCurrentWidget(self.batch)
@@ -358,6 +382,8 @@ class MainWindow(QMainWindow):
             self.settings.last_model = path
             self.settings.add_recent_model(path)
         self.history.set_unit(model.threshold)
+        regions = getattr(model, "regions", None)
+        self.frame_view.set_inspected(None if regions is None else regions.inspected)
         self.verdict.set_unit(model.threshold)
         self.operator.set_calibration(model.calibration)
         self.calibration.set_calibration(model.calibration, self.station.threshold)

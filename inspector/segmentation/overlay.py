@@ -12,6 +12,45 @@ from inspector.segmentation.geometry import to_frame_geometry
 from inspector.segmentation.heat_colours import HEAT_FLOOR, HEAT_MAX, TABLE_SIZE, heat_rgba_table
 
 CONTOUR_COLOUR = (255, 255, 255)
+IGNORED_DIM = 0.55
+"""How much of an ignored pixel's brightness is taken away (the live view uses the same layer)."""
+HATCH_SPACING = 12
+"""Pixels between the diagonal hatch lines of an ignored region (at 480 px frame height)."""
+HATCH_COLOUR = (255, 196, 0)
+
+
+def ignored_layer(inspected: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """The RGBA layer that marks ignored pixels: dimmed, with diagonal amber hatching.
+
+    One drawing for the live view (an image item over the frame) and for saved
+    overlays (:func:`render_overlay` blends it in), so both show regions the same way.
+
+    Args:
+        inspected: Bool mask, True where the model inspects (any size: stretched, nearest).
+        shape: The frame's ``(H, W)`` (or ``(H, W, C)``).
+
+    Returns:
+        ``HxWx4`` uint8 RGBA; transparent where inspected.
+    """
+    height, width = int(shape[0]), int(shape[1])
+    mask = np.asarray(inspected, dtype=np.uint8)
+    if mask.shape != (height, width):
+        mask = cv2.resize(mask, (width, height), interpolation=cv2.INTER_NEAREST)
+    ignored = mask == 0
+    layer = np.zeros((height, width, 4), dtype=np.uint8)
+    layer[ignored, 3] = int(round(255 * IGNORED_DIM))
+    spacing = max(4, round(HATCH_SPACING * height / 480))
+    rows, cols = np.indices((height, width))
+    hatch = ignored & (((rows + cols) % spacing) < max(1, spacing // 6))
+    layer[hatch, :3] = HATCH_COLOUR
+    layer[hatch, 3] = 230
+    return layer
+
+
+def _blend_rgba(frame: np.ndarray, layer: np.ndarray) -> np.ndarray:
+    alpha = layer[..., 3:4].astype(np.float32) / 255.0
+    out = frame.astype(np.float32) * (1.0 - alpha) + layer[..., :3].astype(np.float32) * alpha
+    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
 
 
 @lru_cache(maxsize=32)
@@ -34,7 +73,7 @@ def _blend_tables(opacity: float) -> tuple[np.ndarray, np.ndarray]:
 
 def render_overlay(image: np.ndarray, heatmap: Heatmap | np.ndarray, opacity: float = 0.5,
                    contours: bool = True, contour_colour: tuple[int, int, int] = CONTOUR_COLOUR,
-                   threshold: float = 1.0) -> np.ndarray:
+                   threshold: float = 1.0, inspected: np.ndarray | None = None) -> np.ndarray:
     """The frame with the heatmap's colours blended in and above-threshold regions outlined.
 
     The colouring is the live view's (:mod:`inspector.segmentation.heat_colours`):
@@ -51,6 +90,8 @@ def render_overlay(image: np.ndarray, heatmap: Heatmap | np.ndarray, opacity: fl
         contours: Draw the outlines of regions at or above ``threshold``.
         contour_colour: RGB colour of the outlines.
         threshold: Normalized value of the outlined regions.
+        inspected: The model's inspected region (``model.regions.inspected``); the ignored
+            area is dimmed and hatched (:func:`ignored_layer`). ``None``: all inspected.
 
     Returns:
         ``HxWx3`` uint8 RGB image.
@@ -80,4 +121,6 @@ def render_overlay(image: np.ndarray, heatmap: Heatmap | np.ndarray, opacity: fl
         if outlines:
             thickness = max(1, round(min(frame.shape[:2]) / 240))
             cv2.drawContours(out, outlines, -1, contour_colour, thickness, cv2.LINE_AA)
+    if inspected is not None:
+        out = _blend_rgba(out, ignored_layer(inspected, out.shape))
     return out

@@ -93,3 +93,22 @@ def test_mask_picture_rules():
     assert inspected.shape == (32, 32) and inspected[:, 20:].all() and not inspected[:, :16].any()
     regions = RegionMask.fitted(inspected, [np.full((60, 80, 3), 7, np.uint8)], lambda im: np.full((32, 32, 3), 7, np.uint8))
     assert regions.ignored_fraction == pytest.approx(0.5)
+
+
+def test_saved_overlay_dims_and_hatches_the_ignored_area_only(cells):
+    from inspector.segmentation.overlay import ignored_layer, render_overlay
+
+    _, masked, test_good, patch, _ = cells
+    image = _paste(test_good[0], patch, INSIDE_INSPECTED)
+    heatmap = masked.heatmaps([image])[0]
+    mask = masked.regions.frame_mask(image.shape)  # the model's mask, back in the frame's geometry
+    assert abs(int(mask[:120, :120].sum()) - 0) < 120 * 4  # about the drawn label
+    plain = render_overlay(image, heatmap)
+    marked = render_overlay(image, heatmap, inspected=masked.regions.inspected)
+    assert (marked[mask > 0] == plain[mask > 0]).all()  # the inspected area is drawn as before
+    ignored = marked[mask == 0].astype(int)
+    assert ignored.mean() < plain[mask == 0].astype(int).mean() * 0.8  # dimmed ...
+    layer = ignored_layer(masked.regions.inspected, image.shape)
+    assert (layer[mask > 0, 3] == 0).all() and (layer[mask == 0, 3] > 0).all()
+    hatch = layer[..., 3] == 230
+    assert hatch[mask == 0].mean() > 0.05 and not hatch[mask > 0].any()  # ... and hatched

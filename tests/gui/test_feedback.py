@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 
 from gui_stubs import Recorder
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QPoint, Qt
 from PySide6.QtWidgets import QFileDialog, QPushButton
 
 from inspector.storage.results_db import ResultStore
@@ -111,3 +111,47 @@ def test_batch_table_context_menu_marks_rows(make_window, qtbot, real_model, dem
     qtbot.waitUntil(lambda: len(_audit(tmp_path, "feedback")) == 1, timeout=5000)
     row = _audit(tmp_path, "feedback")[0]
     assert row["old_value"] == verdict and row["new_value"] == "bad" and path in row["detail"]
+
+
+def test_regions_drawn_on_a_frame_refit_the_model_and_show_in_the_live_view(make_window, qtbot, real_model,
+                                                                             demo_images, tmp_path):
+    from inspector.core.imageio import read_image
+    from inspector.segmentation.overlay import ignored_layer
+
+    window = make_window()
+    station = window.station
+    station.set_model(real_model, "")
+    image = read_image(sorted(demo_images.reference_dir.iterdir())[0])
+    dialog = window.open_regions(image)
+    canvas = dialog.canvas
+    qtbot.waitExposed(dialog)
+    target = canvas._target()
+
+    def at(x: float, y: float) -> QPoint:  # image pixels -> canvas pixels
+        return QPoint(round(target.x() + x * target.width() / 96), round(target.y() + y * target.height() / 96))
+
+    assert dialog.ignore_button.isChecked()
+    qtbot.mousePress(canvas, Qt.MouseButton.LeftButton, pos=at(0, 0))
+    qtbot.mouseRelease(canvas, Qt.MouseButton.LeftButton, pos=at(48, 24))
+    mask = dialog.mask()
+    assert mask.shape == image.shape[:2]
+    assert (mask[:22, :46] == 0).all() and (mask[27:, :] == 255).all() and (mask[:, 51:] == 255).all()
+    assert dialog.summary.text() == f"{(mask == 0).mean():.0%} ignored"
+    saved = dialog.save_mask(str(tmp_path / "mask.png"))
+    assert (read_image(saved)[..., 0] == mask).all()
+
+    changed = Recorder()
+    station.model_changed.connect(changed.record)
+    window.feedback.refit = lambda mask, reason: window.feedback.__class__.refit(  # the folder is known here
+        window.feedback, str(demo_images.reference_dir), mask=mask, reason=reason)
+    dialog.refit_button.click()
+    qtbot.waitUntil(lambda: bool(changed.calls), timeout=60000)
+    new = station.model
+    assert new.regions is not None and not new.regions.inspected[:4, :4].any()
+    window.frame_view.show_frame(image)
+    assert window.frame_view.ignored_shown
+    drawn = window.frame_view.ignore_item.image
+    assert (drawn == ignored_layer(new.regions.inspected, image.shape)).all()  # the saved overlays' drawing
+    window.undo_action.trigger()
+    window.frame_view.show_frame(image)
+    assert not window.frame_view.ignored_shown
