@@ -121,6 +121,8 @@ class LineService(QObject):
         self._recording_ok = True
         self._finishing = False
         self._stopped = False
+        self._stepping = False
+        self._queued_steps = 0
         self.latencies_ms: list[float] = []
         self._trigger_times: list[float] = []
         self._trigger_lock = threading.Lock()
@@ -267,6 +269,12 @@ class LineService(QObject):
 
     def _on_run_state(self, state: str) -> None:
         self._run_state = state
+        if state != "running" and self._stepping:
+            self._stepping = False
+            if self._queued_steps and state == "paused" and not self._finishing:
+                self._queued_steps -= 1
+                self._stepping = True
+                self.station.step()
         if self.opcua is not None:
             self.opcua.set_values(RunState=state)
         self._publish_status()
@@ -330,13 +338,21 @@ class LineService(QObject):
         name = command.get("command")
         logger.info("command: %s", name if name != "recipe" else f"recipe {command.get('name')}")
         if name == "trigger":
-            self.station.step()
+            self._trigger_step()
         elif name == "start":
             self.station.start()
         elif name == "stop":
             self.station.pause()
         elif name == "recipe":
             self.switch_recipe(str(command.get("name")))
+
+    def _trigger_step(self) -> None:
+        """One more frame per trigger: a trigger while a frame is in hand waits for it (free-run: no step)."""
+        if self._stepping:
+            self._queued_steps += 1
+        elif self._run_state != "running":
+            self._stepping = True
+            self.station.step()
 
     def switch_recipe(self, name: str) -> None:
         """Pause, load the recipe's model, apply its threshold and source, resume; recorded in the audit trail."""
@@ -390,6 +406,7 @@ class LineService(QObject):
 
 def run_service(options: ServeOptions, source_factory: Callable[[str], Any] | None = None) -> int:
     """Run the headless station until SIGTERM/SIGINT or ``--quit-after``; returns the exit code."""
+    logging.getLogger("asyncua").setLevel(max(logging.WARNING, logging.getLogger().getEffectiveLevel()))
     app = QCoreApplication.instance() or QCoreApplication(sys.argv[:1])
     app.setApplicationName("Inspector")
     service = LineService(options, source_factory)

@@ -103,6 +103,8 @@ class Subscriber:
         assert self.subscribed.wait(10), "the subscriber could not subscribe"
 
     def _on_message(self, client, userdata, message) -> None:
+        if message.topic.endswith("/command"):
+            return  # the test's own commands (plain text or JSON)
         with self._lock:
             self.messages.append((message.topic, json.loads(message.payload), bool(message.retain)))
 
