@@ -47,8 +47,9 @@ class AuditView(QWidget):
         self.refresh_button = QPushButton("Refresh")
         self.refresh_button.clicked.connect(self.refresh)
         top = QHBoxLayout()
-        top.addWidget(QLabel("Every model swap, calibration, threshold change, feedback and refit, newest first."))
-        top.addStretch(1)
+        intro = QLabel("Every model swap, calibration, threshold change, feedback and refit, newest first.")
+        intro.setWordWrap(True)  # never widens the window
+        top.addWidget(intro, 1)
         top.addWidget(self.summary)
         top.addWidget(self.refresh_button)
         layout = QVBoxLayout(self)

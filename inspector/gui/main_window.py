@@ -18,10 +18,12 @@ from PySide6.QtGui import QAction, QCloseEvent, QGuiApplication, QIcon, QKeySequ
 from PySide6.QtWidgets import (
     QFileDialog,
     QMainWindow,
+    QMenu,
     QScrollArea,
     QSplitter,
     QTabWidget,
     QToolBar,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
@@ -30,6 +32,7 @@ from inspector.gui.audit_trail import AuditTrail
 from inspector.gui.audit_view import AuditView
 from inspector.gui.batch_review import BatchReview
 from inspector.gui.calibration_view import CalibrationView
+from inspector.gui.demo_progress import DemoProgress
 from inspector.gui.feedback_actions import FeedbackActions
 from inspector.gui.frame_view import FrameView
 from inspector.gui.icons import pause_icon, play_icon, step_icon, stop_icon
@@ -84,6 +87,7 @@ class MainWindow(QMainWindow):
         self.audit = AuditTrail(station, parent=self)
         self.audit_view = AuditView(self.audit.refresh)
         self.feedback = FeedbackActions(station, self)
+        self.demo_progress = DemoProgress(station, self)
         self.source_bar = SourceBar()
         if settings.last_source:
             self.source_bar.set_spec(settings.last_source)
@@ -123,8 +127,10 @@ class MainWindow(QMainWindow):
         column = QWidget()
         column_layout = QVBoxLayout(column)
         column_layout.setContentsMargins(6, 0, 4, 0)
-        column_layout.addWidget(self.verdict, 1)
+        column_layout.addWidget(self.verdict)
         column_layout.addWidget(self.operator)
+        # The last reject takes what is left: every control stays visible at 1280x800.
+        column_layout.addWidget(self.verdict.reject_view, 1)
         right = QScrollArea()  # small screens scroll the controls rather than squeeze the frame
         right.setWidget(column)
         right.setWidgetResizable(True)
@@ -140,7 +146,7 @@ class MainWindow(QMainWindow):
         station_page.addWidget(top)
         station_page.addWidget(self.history)
         station_page.setStretchFactor(0, 1)
-        station_page.setSizes([700, 190])
+        station_page.setSizes([700, 130])
         self.tabs = QTabWidget()
         self.tabs.addTab(station_page, "Station")
         self.tabs.addTab(self.calibration, "Calibration")
@@ -192,8 +198,19 @@ class MainWindow(QMainWindow):
         for action in (self.run_action, self.step_action, self.stop_action):
             bar.addAction(action)
         bar.addSeparator()
-        for action in (self.open_model_action, self.save_model_action, self.refit_action,
-                       self.refit_feedback_action, self.regions_action, self.undo_action, self.batch_action):
+        for action in (self.open_model_action, self.save_model_action):
+            bar.addAction(action)
+        # Refit, with its variants in the drop-down (the toolbar fits 1280 px with Undo and Batch).
+        refit_menu = QMenu(self)
+        refit_menu.addAction(self.refit_action)
+        refit_menu.addAction(self.refit_feedback_action)
+        refit_menu.addAction(self.regions_action)
+        self.refit_button = QToolButton()
+        self.refit_button.setDefaultAction(self.refit_action)
+        self.refit_button.setMenu(refit_menu)
+        self.refit_button.setPopupMode(QToolButton.ToolButtonPopupMode.MenuButtonPopup)
+        bar.addWidget(self.refit_button)
+        for action in (self.undo_action, self.batch_action):
             bar.addAction(action)
         self.addToolBar(bar)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QFrame, QGridLayout, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QFrame, QGridLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from inspector.core.records import InspectionResult
 from inspector.gui.theme import IDLE_COLOR, MUTED, NG_COLOR, OK_COLOR, to_pixmap
@@ -25,7 +25,7 @@ class VerdictPanel(QWidget):
         self.verdict_label = QLabel("—")
         self.verdict_label.setObjectName("verdict")
         self.verdict_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.verdict_label.setMinimumHeight(110)
+        self.verdict_label.setMinimumHeight(84)
         self.score_label = QLabel("score —")
         self.score_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.score_label.setStyleSheet("font-size: 20pt; font-weight: 600;")
@@ -46,7 +46,7 @@ class VerdictPanel(QWidget):
 
         self.last_ng = QLabel("no reject yet")
         self.last_ng.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.last_ng.setMinimumHeight(140)
+        self.last_ng.setMinimumHeight(40)
         self.last_ng.setStyleSheet("border: 1px solid #39414b; border-radius: 4px; color: #69727d;")
         self.last_ng_caption = QLabel("Last reject")
         self.last_ng_caption.setStyleSheet(f"color: {MUTED};")
@@ -63,12 +63,18 @@ class VerdictPanel(QWidget):
         self.mark_defect_button.setToolTip("An escape: keep this image as a known defect for the next refit")
         self.mark_good_button.clicked.connect(lambda: self.mark_requested.emit("good"))
         self.mark_defect_button.clicked.connect(lambda: self.mark_requested.emit("bad"))
-        marks = QHBoxLayout()
-        marks.addWidget(self.mark_good_button)
-        marks.addWidget(self.mark_defect_button)
-        layout.addLayout(marks)
-        layout.addWidget(self.last_ng_caption)
-        layout.addWidget(self.last_ng, 1)
+        # Beside the counts, not under them: one row less, every control visible at 1280x800.
+        grid.addWidget(self.mark_good_button, 0, 2)
+        grid.addWidget(self.mark_defect_button, 1, 2)
+        grid.setColumnStretch(0, 1)
+        grid.setColumnStretch(1, 1)
+        # The last reject is its own widget: the window may place it below the operator's controls.
+        self.reject_view = QWidget()
+        reject_layout = QVBoxLayout(self.reject_view)
+        reject_layout.setContentsMargins(0, 0, 0, 0)
+        reject_layout.addWidget(self.last_ng_caption)
+        reject_layout.addWidget(self.last_ng, 1)
+        layout.addWidget(self.reject_view, 1)
         self.set_verdict(None)
 
     @staticmethod
@@ -115,7 +121,7 @@ class VerdictPanel(QWidget):
             # Restyling re-polishes the widget: only when the verdict flips, not on every frame.
             self.verdict_label.setText(text)
             self.verdict_label.setStyleSheet(
-                f"background: {color}; color: white; border-radius: 10px; font-size: 64pt; font-weight: 800;"
+                f"background: {color}; color: white; border-radius: 10px; font-size: 52pt; font-weight: 800;"
             )
         self.score_label.setText(score)
         self.detail_label.setText(detail)

@@ -39,9 +39,9 @@ def ignored_layer(inspected: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     ignored = mask == 0
     layer = np.zeros((height, width, 4), dtype=np.uint8)
     layer[ignored, 3] = int(round(255 * IGNORED_DIM))
-    spacing = max(4, round(HATCH_SPACING * height / 480))
+    spacing = max(8, round(HATCH_SPACING * max(height, width) / 480))
     rows, cols = np.indices((height, width))
-    hatch = ignored & (((rows + cols) % spacing) < max(1, spacing // 6))
+    hatch = ignored & (((rows + cols) % spacing) < max(1, spacing // 8))
     layer[hatch, :3] = HATCH_COLOUR
     layer[hatch, 3] = 230
     return layer

@@ -8,6 +8,7 @@ already computed.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
@@ -16,7 +17,7 @@ import numpy as np
 
 from PySide6.QtCore import QObject, Signal, Slot
 
-from inspector.core.progress import Progress
+from inspector.core.progress import Cancelled, Progress
 from inspector.pipeline.protocol import InspectingModel
 
 if TYPE_CHECKING:
@@ -60,6 +61,9 @@ class ModelWorker(QObject):
         model_recalibrated(InspectionModel): the same detector with a new calibration.
         demo_ready(InspectionModel, str, str): the demo model, its path and the demo source spec.
         demo_progress(str): what the first-start demo build is doing (about once a second).
+        demo_step(int, int, str): done, total and what the demo build is doing (a few times a second),
+            for a progress dialog; only while the demo is being built.
+        demo_cancelled(): :meth:`cancel_demo` stopped the demo build (no model loaded).
         load_failed(str): no model could be loaded (file or demo); a message for the status bar.
         job_failed(str): saving or recalibrating failed; a message for the status bar.
         audit_recorded(int): an audit row was written (its id).
@@ -73,6 +77,8 @@ class ModelWorker(QObject):
     model_recalibrated = Signal(object)
     demo_ready = Signal(object, str, str)
     demo_progress = Signal(str)
+    demo_step = Signal(int, int, str)
+    demo_cancelled = Signal()
     load_failed = Signal(str)
     job_failed = Signal(str)
     audit_recorded = Signal(int)
@@ -88,7 +94,17 @@ class ModelWorker(QObject):
         """
         super().__init__()
         self._last_report = 0.0
+        self._last_step = 0.0
         self._trust = trust
+        self._demo: Progress | None = None
+        self._demo_cancel = threading.Event()
+
+    def cancel_demo(self) -> None:
+        """Stop the demo build at its next step (call from any thread)."""
+        self._demo_cancel.set()
+        progress = self._demo
+        if progress is not None:
+            progress.cancel()
 
     @Slot(str)
     def load(self, path: str) -> None:
@@ -134,13 +150,22 @@ class ModelWorker(QObject):
         except ImportError:
             self.load_failed.emit("no model given and the demo is not available; open a model (O)")
             return
+        progress = self._demo = Progress(self._report_demo)
+        if self._demo_cancel.is_set():
+            progress.cancel()
         try:
-            path, spec = ensure_demo(Progress(self._report_demo))
+            path, spec = ensure_demo(progress)
             model = self._load(str(path), self._trust)
+        except Cancelled:
+            self.demo_cancelled.emit()
+            return
         except Exception as exc:
             logger.exception("demo preparation failed")
             self.load_failed.emit(f"cannot prepare the demo: {exc}")
             return
+        finally:
+            self._demo = None
+            self._demo_cancel.clear()
         self.demo_ready.emit(model, str(path), str(spec))
 
     @Slot(object, object)
@@ -196,6 +221,9 @@ class ModelWorker(QObject):
 
     def _report_demo(self, done: int, total: int, message: str) -> None:
         now = time.monotonic()
+        if now - self._last_step >= 0.2 or done >= total:
+            self._last_step = now
+            self.demo_step.emit(int(done), int(total), str(message))
         if now - self._last_report >= 1.0:
             self._last_report = now
             self.demo_progress.emit(f"preparing the demo: {message} ({done}/{total})")
