@@ -6,9 +6,11 @@ message's unique id ``"uid"``, its topic and payload), appended with one
 killed the moment :meth:`Outbox.append` returns; :meth:`Outbox.sync` fsyncs it
 (the publisher thread does, before it publishes). An acknowledged message's uid
 is appended to ``acked.txt``; a message is pending while its uid is not there.
-When everything is acknowledged both files are removed; when many acknowledged
-lines pile up, the pending ones are rewritten atomically (temporary file, fsync,
-rename) and the acknowledgements dropped.
+When everything is acknowledged the file is truncated in place and the
+acknowledgements dropped (removed on :meth:`Outbox.close`); when many acknowledged
+lines pile up behind pending ones (a broker down for long), the pending ones are
+rewritten atomically (temporary file, fsync, rename) and the acknowledgements dropped.
+A crash between two of these steps can only make a message be delivered twice.
 
 A torn last line (killed while writing) is skipped with a warning, as in
 :mod:`inspector.storage.journal`. One process uses an outbox at a time. No Qt.
@@ -88,11 +90,16 @@ class Outbox:
             self._dirty = True
 
     def sync(self) -> None:
-        """fsync what :meth:`append` wrote since the last call."""
+        """fsync what :meth:`append` wrote since the last call (outside the lock: appends never wait for it)."""
         with self._lock:
-            if self._dirty and self._fd is not None:
-                os.fsync(self._fd)
-                self._dirty = False
+            if not self._dirty or self._fd is None:
+                return
+            descriptor = os.dup(self._fd)
+            self._dirty = False
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
 
     def ack(self, uid: str) -> None:
         """The broker acknowledged ``uid``: it is no longer pending."""
@@ -101,8 +108,10 @@ class Outbox:
             if index is None:
                 return
             del self._pending[index]
-            if not self._pending:
-                self._clear()
+            if not self._pending and self._fd is not None:
+                # Caught up: empty the file in place (no new file, no folder fsync on the next append).
+                os.ftruncate(self._fd, 0)
+                self._drop_acks()
                 return
             if self._ack_fd is None:
                 self._ack_fd = os.open(self.folder / ACKED_FILE, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
@@ -124,8 +133,11 @@ class Outbox:
             return len(self._pending)
 
     def close(self) -> None:
-        """fsync and close the files (the pending messages stay on disk)."""
+        """fsync and close the files; the pending messages stay on disk (none: the files are removed)."""
         with self._lock:
+            if not self._pending:
+                self._clear()
+                return
             for name in ("_fd", "_ack_fd"):
                 fd = getattr(self, name)
                 if fd is not None:
@@ -202,12 +214,16 @@ class Outbox:
             os.fsync(handle.fileno())
         os.replace(temporary, self.file)
         _fsync_folder(self.folder)
+        self._drop_acks()
+        self._dirty = False
+
+    def _drop_acks(self) -> None:
+        """Forget the acknowledgements (the messages they name are gone from the file)."""
         if self._ack_fd is not None:
             os.close(self._ack_fd)
             self._ack_fd = None
         (self.folder / ACKED_FILE).unlink(missing_ok=True)
         self._acked_lines = 0
-        self._dirty = False
 
 
 def _ends_with_newline(path: Path) -> bool:

@@ -46,10 +46,15 @@ def test_outbox_is_removed_when_everything_is_acknowledged_and_compacts(tmp_path
     assert len(lines) == 3 and not (tmp_path / "box" / "acked.txt").exists()  # rewritten with the pending ones
     for i in range(3, 6):
         box.ack(f"uid-{i}")
-    assert len(box) == 0 and not (tmp_path / "box" / "outbox.jsonl").exists()
+    assert len(box) == 0 and (tmp_path / "box" / "outbox.jsonl").read_bytes() == b""  # truncated in place
+    assert Outbox(tmp_path / "box").pending() == []
     box.append(_entry(9))
     box.close()
     assert [e.uid for e in Outbox(tmp_path / "box").pending()] == ["uid-9"]
+    empty = Outbox(tmp_path / "box")
+    empty.ack("uid-9")
+    empty.close()
+    assert not (tmp_path / "box" / "outbox.jsonl").exists()  # nothing pending at close: no files left
 
 
 def test_addresses_are_checked():
