@@ -81,7 +81,8 @@ def run(args) -> int:
     if args.station and not args.db:
         raise ValueError("--station names this station in the results store: use it with --db")
     out_dir = output_folder(args.heatmaps, "--heatmaps") if args.heatmaps else None
-    model = load_model(args.model, args.device, args=args)
+    # With Ray the actors score (on their GPU if any); the driver only needs the hash and the threshold.
+    model = load_model(args.model, "cpu" if args.engine == "ray" else args.device, args=args)
     threshold = Threshold(args.threshold) if args.threshold is not None else model.decision
     if args.heatmaps and args.segmenter not in model.supported_segmenters:
         raise ValueError(f"this model has no {args.segmenter!r} map (available: "

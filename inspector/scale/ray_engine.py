@@ -17,6 +17,7 @@ its scheduling and object-store copies for nothing; the benchmark
 from __future__ import annotations
 
 import os
+import sys
 from collections import deque
 from typing import Any, Iterator, Sequence
 
@@ -88,7 +89,8 @@ class ScoringActor:
 
 def score_on_ray(model_path: str, model_hash: str, items: Sequence[tuple[int, str]], threshold: float, *,
                  known: dict[str, set[str]] | None, batch_size: int, workers: int | None = None,
-                 trusted_keys: Sequence[str] = (), device: str | None = None) -> Iterator[Outcome]:
+                 trusted_keys: Sequence[str] = (), device: str | None = None,
+                 threads: int | None = None) -> Iterator[Outcome]:
     """Score ``items`` on the connected Ray cluster; yields outcomes in input order.
 
     Args:
@@ -98,8 +100,11 @@ def score_on_ray(model_path: str, model_hash: str, items: Sequence[tuple[int, st
         threshold: The raw threshold.
         known: Already recorded ``{path: {content hashes}}`` (resuming), or ``None``.
         batch_size: Files per chunk (one forward pass).
-        workers: Actors (default: the cluster's CPUs, or its GPUs when it has some).
+        workers: Actors (default: the cluster's CPUs, or its GPUs when it has some); at most
+            as many as the cluster has CPUs for (more would wait forever), a warning says so.
         trusted_keys, device: As for :class:`ScoringActor`.
+        threads: torch threads (and CPUs reserved) per CPU actor; default the cluster's
+            CPUs shared out between the actors.
 
     Raises:
         RuntimeError: if an actor loaded a different model (the file changed under the job).
@@ -108,13 +113,18 @@ def score_on_ray(model_path: str, model_hash: str, items: Sequence[tuple[int, st
 
     resources = ray.cluster_resources()
     gpus, cpus = float(resources.get("GPU", 0)), max(1.0, float(resources.get("CPU", 1)))
-    count = workers or int(gpus if gpus >= 1 and device != "cpu" else cpus)
-    count = max(1, count)
-    options: dict[str, Any] = {"num_cpus": 1}
-    if gpus > 0 and device != "cpu":
+    use_gpu = gpus > 0 and device != "cpu"
+    count = max(1, workers or int(gpus if use_gpu and gpus >= 1 else cpus))
+    threads = threads or (1 if use_gpu else max(1, int(cpus // count)))
+    if count * threads > cpus:
+        capped = max(1, int(cpus // threads))
+        print(f"inspector: warning: the cluster has {cpus:g} CPUs: {capped} actor(s) of {threads} thread(s), "
+              f"not {count}", file=sys.stderr)
+        count = capped
+    options: dict[str, Any] = {"num_cpus": threads}
+    if use_gpu:
         options["num_gpus"] = min(1.0, gpus / count)
     actor_class = ray.remote(**options)(ScoringActor)
-    threads = max(1, int(cpus // count)) if not gpus else 1
     actors = [actor_class.remote(os.path.abspath(model_path), threshold, list(trusted_keys), threads, device)
               for _ in range(min(count, max(1, -(-len(items) // batch_size))))]
     hashes = ray.get([actor.model_hash.remote() for actor in actors])
