@@ -106,7 +106,7 @@ def decision_message(result: InspectionResult, uid: str | None, image_path: str 
         "frame_id": int(frame.frame_id),
         "path": frame.path,
         "verdict": result.verdict,
-        "score": round(float(result.score), 6),
+        "score": float(result.score),
         "raw_score": float(result.raw_score),
         "threshold": float(result.threshold),
         "model_hash": result.model_hash,
@@ -115,6 +115,27 @@ def decision_message(result: InspectionResult, uid: str | None, image_path: str 
         "regions": regions,
         "image_path": image_path,
         "row_id": row_id,
+    }
+
+
+def error_message(failure: Any, uid: str | None, model_hash: str | None, *, station: str,
+                  recipe: str | None = None) -> dict[str, Any]:
+    """The message for a frame that could not be inspected (verdict ``ERROR``, recorded as such).
+
+    Args:
+        failure: A :class:`~inspector.sources.base.FailedRead` (source, path, message, frame_id, timestamp).
+        uid, model_hash, station, recipe: As for :func:`decision_message`.
+    """
+    frame_id = getattr(failure, "frame_id", None)
+    stamp = getattr(failure, "timestamp", None)
+    return {
+        "v": MESSAGE_VERSION, "uid": uid or uuid.uuid4().hex, "station": station, "time": utc_now(),
+        "frame_time": None if stamp is None else datetime.fromtimestamp(float(stamp), timezone.utc)
+        .isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "source": failure.source, "frame_id": None if frame_id is None else int(frame_id), "path": failure.path,
+        "verdict": "ERROR", "error": failure.message, "score": None, "raw_score": None, "threshold": None,
+        "model_hash": model_hash, "recipe": recipe, "latency_ms": None, "regions": [], "image_path": None,
+        "row_id": None,
     }
 
 

@@ -31,7 +31,13 @@ from typing import Any, Callable
 from PySide6.QtCore import QCoreApplication, QObject, QSocketNotifier, QTimer, Signal
 
 from inspector.core.exit_codes import EXIT_NOT_RECORDED, EXIT_OK, EXIT_USAGE
-from inspector.line.messages import decision_message, default_station_name, parse_mqtt_url, safe_level
+from inspector.line.messages import (
+    decision_message,
+    default_station_name,
+    error_message,
+    parse_mqtt_url,
+    safe_level,
+)
 from inspector.workers.inspection_worker import REPEATED_ERRORS_MESSAGE
 from inspector.workers.station import Station
 from inspector.workers.store_holder import StoreHolder
@@ -152,6 +158,7 @@ class LineService(QObject):
         station.model_load_failed.connect(lambda message: self._fail(message))
         station.message.connect(lambda text: logger.info("%s", text))
         worker.add_result_listener(self._on_result)
+        worker.add_failure_listener(self._on_failure)
         worker.result_ready.connect(self._on_result_main)
         worker.run_state_changed.connect(self._on_run_state)
         worker.error_occurred.connect(self._on_worker_error)
@@ -387,6 +394,12 @@ class LineService(QObject):
                 "ModelHash": result.model_hash}, (result.verdict, float(result.score)))
         if asked is not None:
             self.latencies_ms.append((time.perf_counter() - asked) * 1000.0)
+
+    def _on_failure(self, failure: Any, model_hash: str | None, uid: str | None) -> None:
+        """An unreadable frame is an ERROR decision in the database: the line gets it too."""
+        if self.publisher is not None:
+            self.publisher.submit(error_message(failure, uid, model_hash, station=self.station_name,
+                                                recipe=self._recipe_of_hash.get(model_hash or "")))
 
     # -- status ------------------------------------------------------------------------------------
 

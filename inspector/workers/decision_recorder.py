@@ -149,6 +149,7 @@ class DecisionRecorder:
         from inspector.storage.results_db import utc_iso
 
         uid, recorded_at = new_uid(), utc_iso()
+        self.last_uid = uid
         with self._lock:
             if self._direct():
                 try:

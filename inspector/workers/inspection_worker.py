@@ -88,6 +88,7 @@ class InspectionWorker(QObject):
         self._recording = RecorderState()
         self._on_result = on_result
         self._listeners: tuple[ResultListener, ...] = ()
+        self._failure_listeners: tuple[Callable[..., None], ...] = ()
         self._map_plan = map_plan
         self._model: InspectingModel | None = None
         self._threshold: float | None = None
@@ -111,6 +112,11 @@ class InspectionWorker(QObject):
         a recorder). A listener must be quick (hand the work to its own thread) and never raise.
         """
         self._listeners = (*self._listeners, listener)
+
+    def add_failure_listener(self, listener: Callable[[Any, "str | None", "str | None"], None]) -> None:
+        """Call ``listener(failure, model_hash, uid)`` on the worker thread after each recorded ERROR decision
+        (a :class:`~inspector.sources.base.FailedRead`); thread-safe, like :meth:`add_result_listener`."""
+        self._failure_listeners = (*self._failure_listeners, listener)
 
     # -- slots (run on the worker thread) ------------------------------------------------
 
@@ -299,6 +305,12 @@ class InspectionWorker(QObject):
             logger.exception("recording a failed read failed")
             self.error_occurred.emit(f"results database: {exc}")
         self._report_recording(self.recorder.state)
+        uid = getattr(self.recorder, "last_uid", None)
+        for listener in self._failure_listeners:
+            try:
+                listener(failure, getattr(self._model, "model_hash", None), uid)
+            except Exception:  # noqa: BLE001 - a listener never stops the detection
+                logger.exception("a failure listener failed")
 
     def _content_hash(self, frame: Frame) -> str | None:
         take = getattr(self._source, "take_content_hash", None)

@@ -23,6 +23,7 @@ def _unique_in_order(messages: list[dict]) -> list[str]:
 
 def test_broker_restart_mid_run_loses_nothing(tmp_path, line_model, broker, subscriber, serve_env):
     frames = write_frames(tmp_path / "frames", 120, seed=1, ng_every=10)
+    (tmp_path / "frames" / "frame_0050b.png").write_bytes(b"not a png")  # an ERROR decision in the middle
     db = tmp_path / "results.db"
     process = serve(["--model", str(line_model), "--source", f"folder:{tmp_path / 'frames'}", "--db", str(db),
                      "--mqtt", broker.url, "--station", "cell-1", "--quit-after", str(len(frames)),
@@ -34,7 +35,8 @@ def test_broker_restart_mid_run_loses_nothing(tmp_path, line_model, broker, subs
     code, err = finish(process)
     assert code == 0, err[-3000:]
     rows = db_rows(db)
-    assert len(rows) == len(frames)
+    assert len(rows) == len(frames) + 1
+    assert [row["verdict"] for row in rows].count("ERROR") == 1
     wait_for(lambda: len(_unique_in_order(subscriber.decisions())) >= len(rows), 30, what="every decision")
     messages = subscriber.decisions()
     assert _unique_in_order(messages) == [row["uid"] for row in rows]  # exactly once each, in database order
@@ -43,7 +45,12 @@ def test_broker_restart_mid_run_loses_nothing(tmp_path, line_model, broker, subs
     for row in rows:
         message = by_uid[row["uid"]]
         assert message["verdict"] == row["verdict"] and message["path"] == row["path"]
-        assert message["raw_score"] == pytest.approx(row["raw_score"]) and message["model_hash"] == row["model_hash"]
+        assert message["model_hash"] == row["model_hash"] and message["frame_id"] == row["frame_id"]
+        if row["verdict"] == "ERROR":
+            assert message["error"] == row["error"] and message["raw_score"] is None
+            continue
+        assert message["raw_score"] == pytest.approx(row["raw_score"]) and message["score"] == pytest.approx(row["score"])
+        assert message["threshold"] == pytest.approx(row["threshold"])
         assert message["image_path"] == row["image_path"]
         assert message["station"] == "cell-1" and message["source"] == row["source"]
     assert any(row["verdict"] == "NG" for row in rows)
