@@ -54,6 +54,14 @@ def test_defect_in_ignored_region_is_not_ng_but_in_inspected_region_is(cells):
     assert all(r.anomalous for r in results[len(hidden):])
     # Nothing of the ignored region reaches the model: the score is the clean image's.
     np.testing.assert_allclose(masked.score_images(hidden), masked.score_images(clean), rtol=1e-4)
+    # Even an object filling the whole label area (what masking only the patch grids lets through,
+    # by the backbone's receptive field and the pooled global evidence: README, regions).
+    import cv2
+
+    big = cv2.resize(read_image(CAT)[50:250, 150:350], (110, 110))
+    filled = [_paste(g, big, (5, 5)) for g in clean]
+    assert (plain.score_images(filled) > plain.threshold).all()
+    assert (masked.score_images(filled) < masked.threshold).all()
 
 
 def test_fast_map_is_zero_outside_the_inspected_region(cells):
