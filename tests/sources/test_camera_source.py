@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from inspector.sources.base import SourceState
-from inspector.sources.camera import CameraSource, StreamSource, VideoFileSource
+from inspector.sources.camera import CameraSource, StreamSource
+from inspector.sources.video import VideoFileSource
 
 FAST = {"backoff_initial": 0.01, "backoff_max": 0.04}
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from inspector.sources.base import SourceState
-from inspector.sources.camera import CameraSource, StreamSource, VideoFileSource
+from inspector.sources.camera import CameraSource, StreamSource
+from inspector.sources.video import VideoFileSource
 from inspector.sources.folder import FolderSource
 from inspector.sources.hotfolder import HotFolderSource
 from inspector.sources.spec import parse_source_spec
