@@ -48,7 +48,8 @@ def ensure_demo(progress: Progress | None = None) -> tuple[Path, str]:
     log.info("building the demo in %s", folder)
     images = make_demo_images(folder, category="brick", image_size=224, progress=progress)
     references = read_images(list_images([images.reference_dir]).images, progress)
-    model = InspectionModel.fit(references.images, progress=progress)
+    # The reference folder is stored so that "refit with feedback" works on the demo too.
+    model = InspectionModel.fit(references.images, progress=progress, reference_dir=str(images.reference_dir))
     model.save(model_path)
     stamp.write_text(json.dumps({"version": DEMO_VERSION, "model": model_path.name}))
     return model_path, source

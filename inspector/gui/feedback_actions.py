@@ -103,7 +103,7 @@ class FeedbackActions(QObject):
         model = self.station.model
         if model is None:
             return None
-        folder = reference_dir or model.info.get("reference_dir")
+        folder = reference_dir or known_reference_dir(model, self.station.model_path)
         if not folder:
             return None
         detector = model.detector
@@ -121,7 +121,7 @@ class FeedbackActions(QObject):
         if model is None:
             self.station.message.emit("no model to refit")
             return None
-        if not (reference_dir or model.info.get("reference_dir")):
+        if not (reference_dir or known_reference_dir(model, self.station.model_path)):
             reference_dir = QFileDialog.getExistingDirectory(
                 self.window, "This model does not record its reference images: choose their folder")
             if not reference_dir:
@@ -155,6 +155,19 @@ class FeedbackActions(QObject):
             dialog.canceled.disconnect(self.station.cancel_fit)
             dialog.close()
             dialog.deleteLater()
+
+
+def known_reference_dir(model: Any, model_path: str) -> str | None:
+    """The model's reference folder: stored in it, or the demo's for a demo model built before it was."""
+    stored = model.info.get("reference_dir")
+    if stored:
+        return str(stored)
+    from inspector.core.paths import demo_dir
+
+    demo = demo_dir()
+    if model_path and os.path.dirname(os.path.abspath(model_path)) == str(demo):
+        return str(demo / "reference")
+    return None
 
 
 def default_feedback_path(model_path: str) -> str:

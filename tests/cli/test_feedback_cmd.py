@@ -100,3 +100,21 @@ def test_refit_without_a_known_reference_folder_asks_for_one(cells, tmp_path, mo
     assert InspectionModel.load(out).info["reference_dir"] == str(refs)
     assert cli.main(["feedback", str(legacy), "--refit"]) == 2  # -o is required
     assert cli.main(["feedback", str(legacy), "--good", str(tmp_path / "missing.png")]) == 2
+
+
+def test_a_camera_frame_is_kept_as_png_and_names_never_collide(elpv_mono, tmp_path):
+    from inspector.core.imageio import read_image
+    from inspector.pipeline.feedback import add_feedback, feedback_folder, list_feedback
+
+    frame = read_image(elpv_mono.good[0])
+    folder = feedback_folder("", "ab" * 32)  # an unsaved model: the data dir, by hash
+    assert folder.parent.name == "feedback" and folder.name == "ab" * 8
+    folder = feedback_folder(tmp_path / "m.safetensors")
+    first = add_feedback(folder, "good", image=frame, name="frame-000007")
+    second = add_feedback(folder, "good", image=frame, name="frame-000007")
+    assert first.name == "frame-000007.png" and second.name == "frame-000007-2.png"
+    assert (read_image(first) == frame).all()
+    assert not [p for p in (folder / "good").iterdir() if p.name.startswith(".")]  # no temporaries left
+    assert sorted(p.name for p in list_feedback(folder).good) == sorted([first.name, second.name])
+    with pytest.raises(ValueError):
+        add_feedback(folder, "maybe", image=frame)

@@ -155,3 +155,13 @@ def test_regions_drawn_on_a_frame_refit_the_model_and_show_in_the_live_view(make
     window.undo_action.trigger()
     window.frame_view.show_frame(image)
     assert not window.frame_view.ignored_shown
+
+
+def test_demo_model_built_before_folders_were_stored_refits_from_the_demo_references(real_model, tmp_path):
+    from inspector.core.paths import demo_dir
+    from inspector.gui.feedback_actions import known_reference_dir
+
+    assert "reference_dir" not in real_model.info
+    assert known_reference_dir(real_model, str(tmp_path / "elsewhere.safetensors")) is None
+    demo_model = demo_dir() / "demo-model.safetensors"
+    assert known_reference_dir(real_model, str(demo_model)) == str(demo_dir() / "reference")
