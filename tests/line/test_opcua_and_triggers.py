@@ -138,3 +138,34 @@ def test_mqtt_commands_and_sigterm_record_everything(tmp_path, line_model, broke
     assert _unique(subscriber.decisions()) == [row["uid"] for row in rows]
     assert subscriber.statuses()[-1]["state"] == "stopped"
     assert not list((tmp_path / "results.db.mqtt-outbox").glob("*.jsonl"))
+
+
+def test_hotfolder_trigger_one_decision_per_file(tmp_path, line_model, broker, subscriber, serve_env):
+    import os
+
+    hot = tmp_path / "hot"
+    hot.mkdir()
+    staged = write_frames(tmp_path / "staged", 5, seed=9)
+    db = tmp_path / "results.db"
+    process = serve(["--model", str(line_model), "--source", f"hotfolder:{hot}?poll=0.05", "--db", str(db),
+                     "--mqtt", broker.url, "--station", "cell-6", "--trigger", "hotfolder", "--quit-after", "5"],
+                    serve_env)
+    try:
+        wait_for(lambda: any(s["state"] == "running" and s.get("model_hash") for s in subscriber.statuses()), 90,
+                 what="a running station")
+        latencies = []
+        for i, path in enumerate(staged):
+            dropped = time.monotonic()
+            os.replace(path, hot / path.name)  # the trigger: a file appears
+            wait_for(lambda: len(subscriber.decisions()) > i, 10, step=0.005, what=f"the decision on file {i}")
+            latencies.append(time.monotonic() - dropped)
+        code, err = finish(process)
+    except BaseException:
+        process.kill()
+        print(process.communicate()[1][-3000:])
+        raise
+    assert code == 0, err[-3000:]
+    assert [m["path"] for m in subscriber.decisions()] == [str(hot / p.name) for p in staged]
+    assert [row["uid"] for row in db_rows(db)] == [m["uid"] for m in subscriber.decisions()]
+    print(f"file appeared -> decision at the subscriber: {[round(x * 1000) for x in latencies]} ms")
+    assert max(latencies) < 3.0
