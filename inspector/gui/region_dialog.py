@@ -169,6 +169,8 @@ class RegionDialog(QDialog):
             group.addButton(button)
             button.toggled.connect(lambda on, k=kind: on and setattr(self.canvas, "kind", k))
         self.ignore_button.setChecked(True)
+        for button in (self.inspect_button, self.ignore_button):
+            button.setStyleSheet("QPushButton:checked { background: #2f6fb3; color: white; }")
         self.clear_button = QPushButton("Clear")
         self.clear_button.clicked.connect(self.canvas.clear_rectangles)
         self.save_button = QPushButton("Save mask…")

@@ -168,6 +168,15 @@ class ModelWorker(QObject):
             self._demo_cancel.clear()
         self.demo_ready.emit(model, str(path), str(spec))
 
+    @Slot()
+    def shutdown(self) -> None:
+        """Called (blocking) by the thread host before the thread stops.
+
+        It is queued behind the audit rows and feedback still waiting, so those are
+        written before the station closes (e.g. the threshold settled just before quitting).
+        """
+        self.cancel_demo()
+
     @Slot(object, object)
     def record_audit(self, store: Callable[[], Any] | None, entry: dict) -> None:
         """Write one audit row (``entry``: the keyword arguments of ``ResultStore.record_audit``).

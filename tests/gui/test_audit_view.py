@@ -77,3 +77,14 @@ def test_unwritable_database_drops_the_row_and_says_so(make_window, qtbot, real_
     window.station.message.connect(messages.append)
     window.station.set_model(real_model, "")
     qtbot.waitUntil(lambda: any("audit entry not recorded" in m for m in messages), timeout=5000)
+
+
+def test_threshold_settled_just_before_closing_is_recorded(make_window, qtbot, real_model, tmp_path):
+    window = make_window()
+    window.station.set_model(real_model, "")
+    window.operator.spin.setValue(1.5)
+    qtbot.waitUntil(lambda: window.station.operator_threshold is not None, timeout=2000)
+    window.close()  # within the settle time: flushed, and written before the worker thread stops
+    rows = _rows(tmp_path)
+    assert [r["action"] for r in rows] == ["model_swap", "threshold"]
+    assert float(rows[1]["new_value"]) == pytest.approx(real_model.threshold * 1.5, rel=1e-5)
