@@ -137,6 +137,8 @@ class LineService(QObject):
         if options.opcua:
             from inspector.line.opcua_server import OpcUaServer, check_endpoint
 
+            _require("asyncua", "--opcua")
+
             self.opcua = OpcUaServer(check_endpoint(options.opcua, options.opcua_allow_remote), self._request)
         self._watchdog = QTimer(self)
         self._watchdog.setSingleShot(True)
@@ -145,6 +147,7 @@ class LineService(QObject):
         self._wire()
 
     def _make_publisher(self, db_path: str) -> Any:
+        _require("paho.mqtt", "--mqtt")
         from inspector.line.mqtt_publisher import MqttPublisher
 
         address = parse_mqtt_url(self.options.mqtt)
@@ -415,6 +418,14 @@ class LineService(QObject):
                                   recording=self._recording_ok, recipe=self._recipe_name(),
                                   model_hash=self._model_hash, trigger=self.options.trigger,
                                   count_ok=ok, count_ng=ng)
+
+
+def _require(module: str, option: str) -> None:
+    """A clear message, not a traceback, when the line extra is not installed."""
+    import importlib.util
+
+    if importlib.util.find_spec(module.split(".")[0]) is None or importlib.util.find_spec(module) is None:
+        raise ValueError(f"{option} needs the line extra: pip install 'inspector[line]' (paho-mqtt, asyncua)")
 
 
 def run_service(options: ServeOptions, source_factory: Callable[[str], Any] | None = None) -> int:
