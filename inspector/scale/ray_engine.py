@@ -25,10 +25,12 @@ from inspector.scale.scoring import Outcome, chunked, known_for, score_chunk
 
 
 def start_ray(address: str | None, num_cpus: int | None = None) -> bool:
-    """Connect to a cluster (``address``: ``"auto"`` or ``HOST:PORT``) or start a local one on loopback.
+    """Connect to a cluster (``address``: ``"auto"`` or ``HOST:PORT``) or start a local one.
 
     Usage statistics are switched off and the local instance has no dashboard, so
-    nothing leaves the machine. An already initialised Ray (tests) is reused.
+    nothing leaves the machine; its node address is asked to be 127.0.0.1, but Ray
+    2.60 still listens on every interface (its token authentication, on by default
+    for local instances, guards them). An already initialised Ray (tests) is reused.
 
     Returns:
         Whether this call started Ray (then :func:`stop_ray` should shut it down).
