@@ -11,6 +11,7 @@ import os
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QDialog,
     QFormLayout,
@@ -28,6 +29,7 @@ from inspector.detectors.base import DetectorEntry, detector_catalog
 from inspector.core.paths import models_dir
 from inspector.gui.path_field import PathField
 from inspector.gui.theme import MUTED, NG_COLOR, OK_COLOR
+from inspector.pipeline.feedback import mask_picture
 from inspector.workers.fit_worker import FitRequest
 
 
@@ -74,6 +76,13 @@ class RefitDialog(QDialog):
         self.folds.setValue(5)
         self.save_to = PathField("save", "", "Models (*.safetensors)")
         self.save_to.set_path(default_model_path())
+        model = station.model
+        if not reference_dir and model is not None and model.info.get("reference_dir"):
+            self.reference.set_path(str(model.info["reference_dir"]))
+        self.keep_regions = QCheckBox("Keep the inspection and ignore regions of the model in use")
+        has_regions = model is not None and getattr(model, "regions", None) is not None
+        self.keep_regions.setChecked(has_regions)
+        self.keep_regions.setVisible(has_regions)
         form = QFormLayout()
         form.addRow("Reference folder", self.reference)
         form.addRow("Bad folder", self.bad)
@@ -82,6 +91,7 @@ class RefitDialog(QDialog):
         form.addRow("Backbone weights", self.weights)
         form.addRow("Calibration folds", self.folds)
         form.addRow("Save model to", self.save_to)
+        form.addRow("", self.keep_regions)
 
         self.progress = QProgressBar()
         self.progress.setRange(0, 1)
@@ -137,6 +147,7 @@ class RefitDialog(QDialog):
             weights=self.weights.path or None,
             folds=self.folds.value(),
             save_path=self.save_to.path or None,
+            mask=mask_picture(self.station.model) if self.keep_regions.isChecked() and self.station.model else None,
         )
 
     def start_fit(self) -> None:

@@ -165,3 +165,29 @@ def test_demo_model_built_before_folders_were_stored_refits_from_the_demo_refere
     assert known_reference_dir(real_model, str(tmp_path / "elsewhere.safetensors")) is None
     demo_model = demo_dir() / "demo-model.safetensors"
     assert known_reference_dir(real_model, str(demo_model)) == str(demo_dir() / "reference")
+
+
+def test_refit_dialog_keeps_the_regions_and_folder_of_the_model_in_use(make_window, qtbot, tmp_path):
+    import numpy as np
+
+    from inspector.core.imageio import read_image, write_image
+    from inspector.pipeline.model import InspectionModel
+
+    refs = tmp_path / "refs"
+    cat = read_image("tests/data/chelsea.png")
+    for i in range(10):  # ten real crops of the photograph as "good parts"
+        write_image(refs / f"r{i}.png", cat[15 * i:15 * i + 96, 25 * i:25 * i + 96])
+    mask = np.full((96, 96), 255, np.uint8)
+    mask[:, :30] = 0
+    images = [read_image(p) for p in sorted(refs.iterdir())]
+    model = InspectionModel.fit(images, detector="gaussian", image_size=64, folds=3, device="cpu", mask=mask,
+                                reference_dir=str(refs))
+    window = make_window()
+    window.station.set_model(model, "")
+    dialog = window.open_refit()
+    assert dialog.reference.path == str(refs) and dialog.keep_regions.isChecked()
+    request = dialog.request()
+    assert (request.mask > 0).sum() == model.regions.inspected.sum()
+    dialog.keep_regions.setChecked(False)
+    assert dialog.request().mask is None
+    dialog.close()
