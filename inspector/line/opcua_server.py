@@ -4,7 +4,8 @@ Nodes, under ``Objects/Inspector`` in namespace ``urn:inspector`` (node ids
 ``ns=<idx>;s=Inspector.<Name>``): variables ``LastVerdict`` (String: OK, NG),
 ``LastScore`` (Double, normalized: NG above 1.0), ``LastRawScore``, ``Threshold``
 (Double), ``FrameId`` (Int64), ``CountOK``, ``CountNG`` (UInt64), ``ModelHash``,
-``Recipe``, ``SourceState``, ``RunState`` (String); methods ``Trigger() ->
+``Recipe``, ``SourceState``, ``RunState`` (String), ``Drifting`` (Boolean: the
+window's drift test on the recent scores); methods ``Trigger() ->
 (Verdict, Score)`` (inspects one frame, answers when its verdict is readable),
 ``Start()``, ``Stop()``, ``SwitchRecipe(Name) -> Result``.
 
@@ -33,7 +34,7 @@ VARIABLES = {  # name -> (initial value, variant type name)
     "LastVerdict": ("", "String"), "LastScore": (0.0, "Double"), "LastRawScore": (0.0, "Double"),
     "Threshold": (0.0, "Double"), "FrameId": (-1, "Int64"), "CountOK": (0, "UInt64"),
     "CountNG": (0, "UInt64"), "ModelHash": ("", "String"), "Recipe": ("", "String"),
-    "SourceState": ("", "String"), "RunState": ("", "String"),
+    "SourceState": ("", "String"), "RunState": ("", "String"), "Drifting": (False, "Boolean"),
 }
 
 

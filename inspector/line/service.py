@@ -129,6 +129,8 @@ class LineService(QObject):
         self._stopped = False
         self._stepping = False
         self._queued_steps = 0
+        self._drift: Any = None
+        self._drifting = False
         self.latencies_ms: list[float] = []
         self._trigger_times: list[float] = []
         self._trigger_lock = threading.Lock()
@@ -244,6 +246,7 @@ class LineService(QObject):
             if recipe.maps:
                 self.station.set_segmentation_mode(recipe.maps)
         self._recipe_of_hash[model.model_hash] = recipe.name if recipe is not None else None
+        self._reset_drift(model)
         if self.opcua is not None:
             self.opcua.set_values(ModelHash=model.model_hash, Recipe=self._recipe_name() or "",
                                   Threshold=float(self.station.threshold))
@@ -262,6 +265,13 @@ class LineService(QObject):
         self._resume_after_switch = False
         self._publish_status()
 
+    def _reset_drift(self, model: Any) -> None:
+        from inspector.calibration.drift import DriftMonitor
+
+        good = getattr(getattr(model, "calibration", None), "good_scores", None)
+        self._drift = DriftMonitor(good, self.station.threshold) if good is not None and len(good) else None
+        self._drifting = False
+
     def _audit_recipe(self, old: Any, new: Any, new_hash: str) -> None:
         old_hash = self._model_hash_before_switch
         try:
@@ -271,11 +281,26 @@ class LineService(QObject):
             logger.error("the recipe switch to %s could not be recorded in the audit trail: %s", new.name, exc)
         logger.info("recipe switched: %s -> %s", old.name if old else "none", new.name)
 
-    def _on_result_main(self, _result: Any) -> None:
+    def _on_result_main(self, result: Any) -> None:
         self.frames += 1
+        self._watch_drift(float(result.raw_score))
         self._watchdog.start()
         if self.options.quit_after is not None and self.frames >= self.options.quit_after:
             self._finish(self.exit_code)
+
+    def _watch_drift(self, raw_score: float) -> None:
+        """The window's drift test on the recent scores; a change is published (status, OPC UA Drifting)."""
+        if self._drift is None:
+            return
+        report = self._drift.add(raw_score)
+        if report is None or bool(report.drift) == self._drifting:
+            return
+        self._drifting = bool(report.drift)
+        if self._drifting:
+            logger.warning("drift: %s", report.message)
+        if self.opcua is not None:
+            self.opcua.set_values(Drifting=self._drifting)
+        self._publish_status()
 
     def _on_run_state(self, state: str) -> None:
         self._run_state = state
@@ -415,7 +440,8 @@ class LineService(QObject):
         with self._counts_lock:
             ok, ng = self.counts["OK"], self.counts["NG"]
         self.publisher.set_status(self._run_state, source=self.source_spec, source_state=self._source_state,
-                                  recording=self._recording_ok, recipe=self._recipe_name(),
+                                  recording=self._recording_ok, drifting=self._drifting,
+                                  recipe=self._recipe_name(),
                                   model_hash=self._model_hash, trigger=self.options.trigger,
                                   count_ok=ok, count_ng=ng)
 

@@ -40,7 +40,7 @@ async def _opcua_session(endpoint: str, process) -> dict:
         index = await client.get_namespace_index("urn:inspector")
         node = {name: client.get_node(f"ns={index};s=Inspector.{name}") for name in (
             "LastVerdict", "LastScore", "LastRawScore", "FrameId", "CountOK", "CountNG", "ModelHash", "Recipe",
-            "SourceState", "RunState", "Threshold")}
+            "SourceState", "RunState", "Threshold", "Drifting")}
         station = client.get_node(f"ns={index};s=Inspector")
         deadline = time.monotonic() + 60
         while not (await node["ModelHash"].read_value() and await node["RunState"].read_value() == "paused"):
@@ -137,6 +137,8 @@ def test_mqtt_commands_and_sigterm_record_everything(tmp_path, line_model, broke
     wait_for(lambda: len(_unique(subscriber.decisions())) >= len(rows), 30, what="every recorded decision")
     assert _unique(subscriber.decisions()) == [row["uid"] for row in rows]
     assert subscriber.statuses()[-1]["state"] == "stopped"
+    assert all(isinstance(s["drifting"], bool) and isinstance(s["recording"], bool)
+               for s in subscriber.statuses() if s["state"] != "offline")
     assert not list((tmp_path / "results.db.mqtt-outbox").glob("*.jsonl"))
 
 
