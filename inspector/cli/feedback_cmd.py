@@ -87,6 +87,9 @@ def _refit(args, feedback, model_hash: str) -> int:
     with progress_bar(args.quiet, "refit") as progress:
         new = refit_with_feedback(model, feedback, args.references, progress=progress, device=args.device)
     new_hash = new.save(args.output, overwrite_read_only=args.force)
+    from inspector.pipeline.feedback import carry_feedback, feedback_folder
+
+    carry_feedback(feedback.folder, feedback_folder(args.output))  # the next refit keeps these marks
     record_audit(args.db, "refit", old=args.model, new=args.output, old_model_hash=model_hash,
                  new_model_hash=new_hash, detail={"feedback": feedback_counts(feedback),
                                                   "reference_dir": new.info.get("reference_dir")})

@@ -118,6 +118,29 @@ def list_feedback(folder: str | os.PathLike) -> FeedbackSet:
     return FeedbackSet(folder, found["good"], found["bad"])
 
 
+def carry_feedback(source: str | os.PathLike, target: str | os.PathLike) -> int:
+    """Copy the marks of one feedback folder into another (a refit's new model keeps the old marks).
+
+    Without this, the next refit of the new model would start from its own, empty
+    folder and forget what was marked before. Files already there are kept.
+    Returns how many images were copied.
+    """
+    source, target = Path(source), Path(target)
+    if source.resolve() == target.resolve():
+        return 0
+    copied = 0
+    marks = list_feedback(source)
+    for label, paths in (("good", marks.good), ("bad", marks.bad)):
+        for path in paths:
+            destination = target / label / path.name
+            if destination.exists():
+                continue
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, destination)
+            copied += 1
+    return copied
+
+
 def mask_picture(model) -> np.ndarray | None:
     """The model's region mask as a picture (white inspected), for a refit; ``None`` without one."""
     regions = getattr(model, "regions", None)

@@ -142,6 +142,10 @@ class FitWorker(QObject):
             progress.update(1, 1, f"saving {request.save_path}")
             model.save(request.save_path)
             saved = str(request.save_path)
+        if request.feedback_folder:
+            from inspector.pipeline.feedback import carry_feedback, feedback_folder
+
+            counts["carried"] = carry_feedback(request.feedback_folder, feedback_folder(saved, model.model_hash))
         return model, saved, counts
 
     def _report(self, done: int, total: int, message: str) -> None:

@@ -68,6 +68,8 @@ def test_feedback_copies_records_and_refits(cells, tmp_path):
     assert len(new_model.calibration.bad_scores) == 1  # the escape estimate uses the marked defect
     np.testing.assert_array_equal(new_model.regions.inspected, old_model.regions.inspected)
     assert new_model.model_hash != old_model.model_hash
+    carried = Path(str(new) + ".feedback")  # the new model keeps the marks for its own next refit
+    assert sorted(p.name for p in (carried / "good").iterdir()) == [p.name for p in kept_good]
 
     from inspector.cli.main import main
 

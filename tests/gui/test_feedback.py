@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 from gui_stubs import Recorder
 from PySide6.QtCore import QPoint, Qt
@@ -72,6 +73,8 @@ def test_marks_on_live_view_are_kept_recorded_and_refit_is_undoable(make_window,
     assert new is not real_model and new.info["n_reference"] == 12 + 1
     assert new.info["reference_dir"] == str(demo_images.reference_dir.resolve())
     assert window.feedback.progress is None and window.undo_action.isEnabled()
+    saved = station.model_path
+    assert saved and (Path(saved + ".feedback") / "good" / good_copy.name).is_file()  # marks carried over
     qtbot.waitUntil(lambda: len(_audit(tmp_path, "refit")) == 1, timeout=5000)
     refit = _audit(tmp_path, "refit")[0]
     assert refit["old_model_hash"] == real_model.model_hash and refit["new_model_hash"] == new.model_hash
