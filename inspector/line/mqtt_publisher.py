@@ -135,8 +135,11 @@ class MqttPublisher:
         self._wake.set()
 
     def set_status(self, state: str, **fields: Any) -> None:
-        """Publish a new retained status (now if connected, else on connecting)."""
+        """Publish a new retained status (now if connected, else on connecting); an unchanged one is not sent."""
         with self._lock:
+            previous = self._status or {}
+            if previous.get("state") == state and all(previous.get(k) == v for k, v in fields.items()):
+                return
             self._status = status_message(self.station, state, **fields)
             self._status_dirty = True
         self._wake.set()
