@@ -34,9 +34,11 @@ class AuditTrail(QObject):
 
     Signals:
         rows_loaded(list): audit rows, newest first (answers :meth:`refresh`).
+        recorded(int): a row was written (its id).
     """
 
     rows_loaded = Signal(list)
+    recorded = Signal(int)
     _record = Signal(object, object)
     _load = Signal(object, int)
 
@@ -57,7 +59,7 @@ class AuditTrail(QObject):
         self._load.connect(station.models.load_audit)
         station.models.audit_loaded.connect(self.rows_loaded)
         station.models.audit_failed.connect(station.message)
-        station.models.audit_recorded.connect(lambda _row: self.refresh())
+        station.models.audit_recorded.connect(self.recorded)
         station.fitter.model_fitted.connect(self._on_fitted)
         station.model_changed.connect(self._on_model_changed)
         station.threshold_changed.connect(self._on_threshold)

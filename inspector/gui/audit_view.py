@@ -60,6 +60,11 @@ class AuditView(QWidget):
         """Ask for the newest rows (answered on the model worker)."""
         self._refresh()
 
+    def refresh_if_shown(self, *_args) -> None:
+        """Refresh when the view is on screen (a new row was recorded); else at the next showing."""
+        if self.isVisible():
+            self.refresh()
+
     def showEvent(self, event) -> None:  # noqa: N802 - Qt's name
         """Refresh when the tab is opened."""
         super().showEvent(event)

@@ -235,6 +235,7 @@ class MainWindow(QMainWindow):
         self.calibration.threshold_chosen.connect(s.set_threshold)
         self.calibration.calibration_chosen.connect(s.apply_calibration)
         self.audit.rows_loaded.connect(self.audit_view.set_rows)
+        self.audit.recorded.connect(self.audit_view.refresh_if_shown)
         self.verdict.mark_requested.connect(self.mark_current)
         self.batch.mark_requested.connect(self.feedback.mark_files)
 

@@ -88,3 +88,12 @@ def test_threshold_settled_just_before_closing_is_recorded(make_window, qtbot, r
     rows = _rows(tmp_path)
     assert [r["action"] for r in rows] == ["model_swap", "threshold"]
     assert float(rows[1]["new_value"]) == pytest.approx(real_model.threshold * 1.5, rel=1e-5)
+
+
+def test_open_audit_view_shows_a_new_row_without_refresh(make_window, qtbot, real_model):
+    window = make_window()
+    window.tabs.setCurrentWidget(window.audit_view)
+    qtbot.waitUntil(lambda: window.audit_view.summary.text() == "no changes recorded yet", timeout=3000)
+    window.station.set_model(real_model, "")
+    qtbot.waitUntil(lambda: window.audit_view.shown_actions() == ["model_swap"], timeout=5000)
+    assert window.audit_view.table.item(0, 4).text() == f"unsaved {real_model.model_hash[:12]}"
