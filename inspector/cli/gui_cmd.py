@@ -19,7 +19,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--quit-after", type=int, metavar="N",
                         help="process N frames, record them in the results database, then exit: 0, or 2 when the "
                              "source gives no frames or the model fails, 4 when decisions wait in the journal")
-    parser.add_argument("--db", metavar="PATH", help="results database (default: in the user data folder)")
+    parser.add_argument("--db", metavar="PATH|URL",
+                        help="results database: an SQLite file or postgresql://USER@HOST[:PORT]/DB "
+                             "(default: an SQLite file in the user data folder)")
     parser.add_argument("--demo", action="store_true", help="open the built-in demo even if settings name a model")
     add_trusted_key(parser)
 
