@@ -406,7 +406,9 @@ class MainWindow(QMainWindow):
         self.operator.set_calibration(model.calibration)
         self.calibration.set_calibration(model.calibration, self.station.threshold)
         name = os.path.basename(path) if path else "unsaved"
-        self.status.set_model_text(f"{model.detector_kind} · {model.backbone or '-'} · {model.model_hash[:10]} · {name}")
+        ignored = f" · {regions.ignored_fraction:.0%} ignored" if regions is not None else ""
+        self.status.set_model_text(f"{model.detector_kind} · {model.backbone or '-'} · {model.model_hash[:10]} · "
+                                   f"{name}{ignored}")
         self.setWindowTitle(f"Inspector — {name}")
         last_model, override = self._override_for
         self._override_for = (None, None)

@@ -153,6 +153,7 @@ def test_regions_drawn_on_a_frame_refit_the_model_and_show_in_the_live_view(make
     assert new.regions is not None and not new.regions.inspected[:4, :4].any()
     window.frame_view.show_frame(image)
     assert window.frame_view.ignored_shown
+    assert f"{new.regions.ignored_fraction:.0%} ignored" in window.status.model_label.text()
     drawn = window.frame_view.ignore_item.image
     assert (drawn == ignored_layer(new.regions.inspected, image.shape)).all()  # the saved overlays' drawing
     window.undo_action.trigger()
