@@ -39,9 +39,9 @@ def record_audit(db: str | None, action: str, **values) -> None:
     """One audit row in the results database ``db`` (nothing when ``db`` is ``None``)."""
     if not db:
         return
-    from inspector.storage.results_db import ResultStore
+    from inspector.storage.stores import open_store
 
-    store = ResultStore(Path(db))
+    store = open_store(db)
     try:
         store.record_audit(action, **values)
     finally:

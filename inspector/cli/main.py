@@ -25,6 +25,7 @@ from inspector.cli import (
     dataset_cmd,
     drift_cmd,
     export_cmd,
+    feedback_cmd,
     fit_cmd,
     gui_cmd,
     info_cmd,
@@ -50,6 +51,7 @@ COMMANDS = {
     "make-dataset": dataset_cmd,
     "sign": sign_cmd,
     "export": export_cmd,
+    "feedback": feedback_cmd,
 }
 
 

@@ -167,7 +167,8 @@ def _write_heatmaps(model, results, records, out_dir: Path, args) -> None:
         record, image = records[index], results[index].frame.image
         stem = _unique_stem(args.used_stems, Path(record["path"]))
         overlay_path = out_dir / f"{stem}_overlay.png"
-        write_image(overlay_path, render_overlay(image, heatmap, opacity=args.opacity))
+        inspected = model.regions.inspected if getattr(model, "regions", None) is not None else None
+        write_image(overlay_path, render_overlay(image, heatmap, opacity=args.opacity, inspected=inspected))
         np.save(out_dir / f"{stem}_map.npy", heatmap.values.astype(np.float32), allow_pickle=False)
         record["heatmap"] = str(overlay_path)
         record["regions"] = [region.as_dict() for region in heatmap.regions]

@@ -167,7 +167,7 @@ class BatchWorker(QObject):
                     logger.warning("report: %s", exc)
                     continue
                 heatmap = self._heatmap(image)
-                yield row, image, (make_overlay(image, heatmap) if heatmap is not None else None)
+                yield row, image, (make_overlay(image, heatmap, model=self._model) if heatmap is not None else None)
 
         try:
             write_html(path, list(self._rows.values()), threshold, ng_images(), source=self._source_name,

@@ -188,7 +188,7 @@ class SegmentationWorker(QObject):
             return
         self.done += 1
         result = replace(job.result, heatmap=heatmap)
-        overlay = make_overlay(result.frame.image, heatmap, self._opacity)
+        overlay = make_overlay(result.frame.image, heatmap, self._opacity, model)
         self._save(job, overlay)
         if emit:
             self.overlay_ready.emit(result, overlay)
@@ -233,8 +233,15 @@ def overlay_path_for(image_path: str) -> str:
     return f"{stem}_overlay.png"
 
 
-def make_overlay(image: np.ndarray, heatmap: Heatmap, opacity: float = 0.5) -> np.ndarray:
-    """The frame with its heatmap blended in and the above-threshold regions outlined."""
+def make_overlay(image: np.ndarray, heatmap: Heatmap, opacity: float = 0.5, model=None) -> np.ndarray:
+    """The frame with its heatmap blended in, the above-threshold regions outlined and, when
+    ``model`` has inspection regions, its ignored area dimmed and hatched as in the live view."""
     from inspector.segmentation.overlay import render_overlay
 
-    return render_overlay(image, heatmap, opacity=opacity, contours=True)
+    return render_overlay(image, heatmap, opacity=opacity, contours=True, inspected=inspected_mask(model))
+
+
+def inspected_mask(model) -> np.ndarray | None:
+    """The model's inspected-region mask (``S x S`` bool), or ``None`` when it inspects everything."""
+    regions = getattr(model, "regions", None)
+    return None if regions is None else regions.inspected

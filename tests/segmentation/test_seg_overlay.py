@@ -100,6 +100,26 @@ def test_heatmap_record_and_other_map_sizes_are_accepted() -> None:
     assert gray.shape == frame.shape
 
 
+def test_saved_overlays_show_the_models_ignored_area_as_the_live_view_does() -> None:
+    """The station's saved overlays (make_overlay) dim and hatch what a model with regions ignores."""
+    from types import SimpleNamespace
+
+    from inspector.detectors.regions import RegionMask
+    from inspector.workers.segmentation_worker import make_overlay
+
+    frame, values = synthetic_frame(), synthetic_map()
+    inspected = np.ones((64, 64), bool)
+    inspected[:, 40:] = False  # the right part of the frame is ignored
+    model = SimpleNamespace(regions=RegionMask(inspected=inspected, fill=np.zeros((64, 64, 3), np.uint8)))
+    plain = make_overlay(frame, Heatmap(values=values, method="fast"))
+    masked = make_overlay(frame, Heatmap(values=values, method="fast"), model=model)
+    assert np.array_equal(masked, render_overlay(frame, values, inspected=inspected))
+    right, left = slice(110, 160), slice(0, 90)
+    assert not np.array_equal(masked[:, right], plain[:, right])
+    assert np.array_equal(masked[:, left], plain[:, left])
+    assert np.array_equal(make_overlay(frame, Heatmap(values=values, method="fast"), model=SimpleNamespace()), plain)
+
+
 def _regenerate() -> None:
     out = render_overlay(synthetic_frame(), synthetic_map())
     GOLDEN.parent.mkdir(parents=True, exist_ok=True)
