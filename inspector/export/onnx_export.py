@@ -36,6 +36,9 @@ def check_exportable(model) -> None:
     if model.detector_kind not in EXPORTABLE_DETECTORS:
         raise ValueError(f"the {model.detector_kind} detector cannot be exported to ONNX; exportable detectors: "
                          f"{', '.join(EXPORTABLE_DETECTORS)} (refit with --detector fusion)")
+    if getattr(model, "regions", None) is not None:
+        raise ValueError("this model has inspection/ignore regions (fit --mask), which the ONNX export does not "
+                         "carry yet; export a model fitted without --mask")
 
 
 def export_metadata(model, graph: InspectionGraph, opset: int) -> dict:

@@ -149,6 +149,9 @@ def test_only_fusion_and_gaussian_export(tmp_path, exported):
         export_onnx(stub, tmp_path / "x.onnx")
     with pytest.raises(ValueError, match="opset"):
         export_onnx(exported["fusion"][0], tmp_path / "x.onnx", opset=13)
+    masked = types.SimpleNamespace(detector_kind="fusion", regions=object())
+    with pytest.raises(ValueError, match="regions"):  # not exported without its mask, rather than wrongly
+        export_onnx(masked, tmp_path / "x.onnx")
     assert not (tmp_path / "x.onnx").exists()
 
 
