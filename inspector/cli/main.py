@@ -29,8 +29,10 @@ from inspector.cli import (
     fit_cmd,
     gui_cmd,
     info_cmd,
+    recipe_cmd,
     results_cmd,
     score_cmd,
+    serve_cmd,
     sign_cmd,
     speed_cmd,
 )
@@ -52,6 +54,8 @@ COMMANDS = {
     "sign": sign_cmd,
     "export": export_cmd,
     "feedback": feedback_cmd,
+    "serve": serve_cmd,
+    "recipe": recipe_cmd,
 }
 
 
