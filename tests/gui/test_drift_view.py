@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import numpy as np
-from conftest import gray
 from gui_stubs import stub_model
 
 from inspector.core.records import Frame
 from inspector.gui.theme import NG_COLOR, OK_COLOR
+
+
+def gray(level: int) -> np.ndarray:
+    return np.full((40, 48, 3), level, np.uint8)
 
 
 def _feed(window, model, level: int, count: int) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 
+import numpy as np
 import pytest
 from gui_stubs import Recorder, gray_folder, stub_model
 
@@ -72,14 +73,13 @@ def test_threshold_redecides_history_without_rescoring(make_window, qtbot, tmp_p
 
 def test_verdict_panel_and_history_speak_the_operators_unit(make_window, qtbot):
     """Scores and thresholds shown to the operator are relative to the calibrated threshold; raw in details."""
-    from conftest import gray
-
     from inspector.core.records import Frame
 
     window = make_window()
     model = stub_model(threshold=0.5)
     window.station.set_model(model, "")
-    result = model.inspect([Frame(image=gray(179), source="camera:0", frame_id=1)], threshold=0.6)[0]
+    image = np.full((40, 48, 3), 179, np.uint8)
+    result = model.inspect([Frame(image=image, source="camera:0", frame_id=1)], threshold=0.6)[0]
     window.verdict.set_verdict(result, "", current_threshold=0.6)
     relative = result.raw_score / 0.5
     assert window.verdict.score_label.text() == f"score {relative:.3f}  (threshold 1.200)"
