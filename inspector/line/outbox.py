@@ -25,6 +25,8 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from inspector.core.durable import ends_with_newline, fsync_folder
+
 logger = logging.getLogger(__name__)
 
 OUTBOX_VERSION = 1
@@ -154,10 +156,10 @@ class Outbox:
         if self._fd is None:
             new = not self.file.exists()
             self._fd = os.open(self.file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-            if os.fstat(self._fd).st_size and not _ends_with_newline(self.file):
+            if os.fstat(self._fd).st_size and not ends_with_newline(self.file):
                 os.write(self._fd, b"\n")  # a torn line of a killed writer stays on its own
             if new:
-                _fsync_folder(self.folder)
+                fsync_folder(self.folder)
         return self._fd
 
     def _load(self) -> None:
@@ -198,7 +200,7 @@ class Outbox:
                 setattr(self, name, None)
         self.file.unlink(missing_ok=True)
         (self.folder / ACKED_FILE).unlink(missing_ok=True)
-        _fsync_folder(self.folder)
+        fsync_folder(self.folder)
         self._acked_lines = 0
         self._dirty = False
 
@@ -213,7 +215,7 @@ class Outbox:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, self.file)
-        _fsync_folder(self.folder)
+        fsync_folder(self.folder)
         self._drop_acks()
         self._dirty = False
 
@@ -224,24 +226,3 @@ class Outbox:
             self._ack_fd = None
         (self.folder / ACKED_FILE).unlink(missing_ok=True)
         self._acked_lines = 0
-
-
-def _ends_with_newline(path: Path) -> bool:
-    with open(path, "rb") as handle:
-        handle.seek(-1, os.SEEK_END)
-        return handle.read(1) == b"\n"
-
-
-def _fsync_folder(folder: Path) -> None:
-    if os.name != "posix":
-        return
-    try:
-        descriptor = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(descriptor)
-    except OSError:
-        pass
-    finally:
-        os.close(descriptor)

@@ -34,6 +34,7 @@ from typing import Any, Iterable
 import cv2
 import numpy as np
 
+from inspector.core.durable import ends_with_newline, fsync_folder, write_atomically
 from inspector.core.paths import data_dir
 
 logger = logging.getLogger(__name__)
@@ -154,18 +155,18 @@ class DecisionJournal:
                 self.folder.mkdir(parents=True, exist_ok=True)
                 if image is not None:
                     name = f"{entry.uid}.png"
-                    _write_atomically(self.folder / IMAGES_DIR / name, _encode_png(image))
+                    write_atomically(self.folder / IMAGES_DIR / name, _encode_png(image))
                     entry = replace(entry, image=name)
                 line = entry.to_line().encode("utf-8")
                 new_file = not self.file.exists()
                 with open(self.file, "ab") as handle:
-                    if handle.tell() > 0 and not _ends_with_newline(self.file):
+                    if handle.tell() > 0 and not ends_with_newline(self.file):
                         handle.write(b"\n")  # a torn line from a killed writer stays on its own
                     handle.write(line)
                     handle.flush()
                     os.fsync(handle.fileno())
                 if new_file:
-                    _fsync_folder(self.folder)
+                    fsync_folder(self.folder)
             except OSError as exc:
                 raise JournalError(f"cannot write the decision journal in {self.folder}: {exc}") from exc
         return entry
@@ -244,7 +245,7 @@ class DecisionJournal:
     def _trim(self, replayed: Iterable[JournalEntry], remaining: list[JournalEntry]) -> None:
         """Keep only ``remaining`` (rewritten atomically) and delete the replayed entries' images."""
         if remaining:
-            _write_atomically(self.file, "".join(e.to_line() for e in remaining).encode("utf-8"))
+            write_atomically(self.file, "".join(e.to_line() for e in remaining).encode("utf-8"))
         else:
             self.file.unlink(missing_ok=True)
         for entry in replayed:
@@ -301,36 +302,3 @@ def _encode_png(image: np.ndarray) -> bytes:
     if not ok:
         raise OSError("could not encode the frame as PNG")
     return encoded.tobytes()
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    """Write to ``path.tmp``, fsync, rename over ``path``, fsync the folder."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(path.name + ".tmp")
-    with open(temporary, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
-    _fsync_folder(path.parent)
-
-
-def _fsync_folder(folder: Path) -> None:
-    if os.name != "posix":
-        return
-    try:
-        descriptor = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(descriptor)
-    except OSError:
-        pass
-    finally:
-        os.close(descriptor)
-
-
-def _ends_with_newline(path: Path) -> bool:
-    with open(path, "rb") as handle:
-        handle.seek(-1, os.SEEK_END)
-        return handle.read(1) == b"\n"

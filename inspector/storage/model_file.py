@@ -35,6 +35,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load as load_bytes
 from safetensors.torch import save as save_bytes
 
+from inspector.core.durable import fsync_folder
+
 FORMAT_VERSION = 1
 MAGIC = "inspector-model"
 
@@ -216,7 +218,7 @@ def save_model_file(path: str | os.PathLike, metadata: dict, tensors: dict[str, 
     finally:
         if os.path.lexists(tmp):
             os.unlink(tmp)
-    _fsync_folder(path.parent)
+    fsync_folder(path.parent)
     stale_signature = signature_path(path)
     if stale_signature.is_file():
         stale_signature.unlink()
@@ -229,20 +231,6 @@ def _fault_pause(stream) -> None:
         stream.flush()
         print("inspector: fault hook: model file half written", file=sys.stderr, flush=True)
         time.sleep(float(seconds))
-
-
-def _fsync_folder(folder: Path) -> None:
-    """Make the rename durable (POSIX); a no-op where folders cannot be opened."""
-    try:
-        handle = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(handle)
-    except OSError:
-        pass
-    finally:
-        os.close(handle)
 
 
 def load_model_file(path: str | os.PathLike, trust=None) -> ModelFileContents:
