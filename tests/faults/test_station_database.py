@@ -30,25 +30,6 @@ from inspector.storage.results_db import ResultStore  # noqa: E402
 LEVELS = [60, 200, 70, 80, 210, 90, 50, 220]  # 3 NG at threshold 0.5
 
 
-_BENIGN = ("propagateSizeHints", "raise()", "Fontconfig", "XDG_RUNTIME_DIR")
-
-
-@pytest.fixture(autouse=True)
-def no_qt_leaks(request):
-    """As tests/gui does: fail on Qt warnings and on worker threads left running."""
-    if "qtbot" not in request.fixturenames:
-        yield
-        return
-    qtlog = request.getfixturevalue("qtlog")
-    yield
-    from PySide6.QtCore import QtMsgType
-
-    from inspector.workers.thread_host import running_worker_threads
-
-    warnings = [r.message for r in qtlog.records if r.type != QtMsgType.QtDebugMsg and r.type != QtMsgType.QtInfoMsg
-                and not any(b in r.message for b in _BENIGN)]
-    assert warnings == [], f"Qt warnings: {warnings}"
-    assert running_worker_threads() == [], "worker threads left running"
 CHILD = ("import sys; sys.path.insert(0, {gui!r}); import gui_stubs; "
          "from inspector.cli.main import main; sys.exit(main(sys.argv[1:]))")
 
