@@ -61,6 +61,21 @@ RIDGE = 0.01
 _CHUNK = 32
 
 
+def stack_pooled_levels(spatial: Sequence[torch.Tensor], pool: int) -> torch.Tensor:
+    """Each level averaged over ``pool x pool`` neighbourhoods, brought to the first level's grid
+    (bilinear) and concatenated: ``(N, sum C, h, w)``. Plain tensor operations, so the ONNX
+    export traces the same code."""
+    grid = spatial[0].shape[-2:]
+    parts = []
+    for maps in spatial:
+        if pool > 1:
+            maps = F.avg_pool2d(maps, pool, stride=1, padding=pool // 2, count_include_pad=False)
+        if maps.shape[-2:] != grid:
+            maps = F.interpolate(maps, size=grid, mode="bilinear", align_corners=False)
+        parts.append(maps)
+    return torch.cat(parts, dim=1)
+
+
 def default_levels(info: BackboneInfo, strides: Sequence[int] = LEVEL_STRIDES) -> tuple[int, ...]:
     """For each stride, the first backbone level with that stride.
 
@@ -106,16 +121,7 @@ class PatchMapModel:
     # ---- features -------------------------------------------------------------------------
     def _features(self, spatial: Sequence[torch.Tensor]) -> torch.Tensor:
         """``(N, C, h, w)`` float32 features on the finest level's grid."""
-        grid = spatial[0].shape[-2:]
-        parts = []
-        for maps in spatial:
-            maps = maps.to(self.device, torch.float32)
-            if self.pool > 1:
-                maps = F.avg_pool2d(maps, self.pool, stride=1, padding=self.pool // 2, count_include_pad=False)
-            if maps.shape[-2:] != grid:
-                maps = F.interpolate(maps, size=grid, mode="bilinear", align_corners=False)
-            parts.append(maps)
-        return torch.cat(parts, dim=1)
+        return stack_pooled_levels([maps.to(self.device, torch.float32) for maps in spatial], self.pool)
 
     # ---- fitting --------------------------------------------------------------------------
     def features(self, spatial: Sequence[torch.Tensor]) -> torch.Tensor:

@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from inspector.detectors.patch_map import stack_pooled_levels
 from inspector.detectors.fusion import SPREAD
 from inspector.segmentation.smoothing import grid_to_map
 
@@ -122,15 +123,7 @@ class InspectionGraph(nn.Module):
     # ---- pieces ---------------------------------------------------------------------------
     def _features(self, spatial: list[torch.Tensor]) -> torch.Tensor:
         """The patch map's pooled multi-level features (as :meth:`PatchMapModel.features`)."""
-        grid = spatial[0].shape[-2:]
-        parts = []
-        for maps in spatial:
-            if self.pool > 1:
-                maps = F.avg_pool2d(maps, self.pool, stride=1, padding=self.pool // 2, count_include_pad=False)
-            if maps.shape[-2:] != grid:
-                maps = F.interpolate(maps, size=grid, mode="bilinear", align_corners=False)
-            parts.append(maps)
-        return torch.cat(parts, dim=1)
+        return stack_pooled_levels(spatial, self.pool)
 
     def _patch_grid(self, features: torch.Tensor) -> torch.Tensor:
         """Per-cell Mahalanobis distance ``(N, h, w)`` (as :meth:`PatchMapModel.grids_from_features`)."""

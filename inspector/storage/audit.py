@@ -57,6 +57,23 @@ def audit_values(action: str, old: Any = None, new: Any = None, old_model_hash: 
     }
 
 
+def audit_query(since_iso: str | None, action: str | None, limit: int | None,
+                mark: str = "?") -> tuple[str, list[Any]]:
+    """The SELECT of audit entries, newest first, and its parameters (``mark``: the driver's placeholder)."""
+    clauses, params = [], []
+    if since_iso is not None:
+        clauses.append(f"time >= {mark}")
+        params.append(since_iso)
+    if action is not None:
+        clauses.append(f"action = {mark}")
+        params.append(action)
+    sql = "SELECT * FROM audit" + (" WHERE " + " AND ".join(clauses) if clauses else "") + " ORDER BY id DESC"
+    if limit is not None:
+        sql += f" LIMIT {mark}"
+        params.append(int(limit))
+    return sql, params
+
+
 def _text(value: Any) -> str | None:
     if value is None or isinstance(value, str):
         return value

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from inspector.core.records import InspectionResult
-from inspector.storage.audit import audit_values
+from inspector.storage.audit import audit_query, audit_values
 from inspector.storage.results_db import ERROR_VERDICT, SCHEMA_VERSION, ResultStoreError, utc_iso
 from inspector.storage.stores import default_station, overlay_path_for, redact, write_ng_images
 
@@ -263,17 +263,7 @@ class PostgresStore:
     def query_audit(self, since: datetime | None = None, action: str | None = None,
                     limit: int | None = 1000) -> list[dict[str, Any]]:
         """Audit entries, newest first."""
-        clauses, params = [], []
-        if since is not None:
-            clauses.append("time >= %s")
-            params.append(utc_iso(since))
-        if action is not None:
-            clauses.append("action = %s")
-            params.append(action)
-        sql = "SELECT * FROM audit" + (" WHERE " + " AND ".join(clauses) if clauses else "") + " ORDER BY id DESC"
-        if limit is not None:
-            sql += " LIMIT %s"
-            params.append(int(limit))
+        sql, params = audit_query(None if since is None else utc_iso(since), action, limit, "%s")
         return [dict(row) for row in self._run(sql, params)]
 
     def has_uid(self, uid: str) -> bool:

@@ -20,7 +20,7 @@ from platformdirs import user_data_dir
 
 from inspector.core.imageio import write_image
 from inspector.core.records import InspectionResult
-from inspector.storage.audit import AUDIT_SCHEMA, audit_values
+from inspector.storage.audit import AUDIT_SCHEMA, audit_query, audit_values
 from inspector.storage.stores import default_station, overlay_path_for, write_ng_images
 
 SCHEMA_VERSION = 4
@@ -339,17 +339,7 @@ class ResultStore:
     def query_audit(self, since: datetime | None = None, action: str | None = None,
                     limit: int | None = 1000) -> list[dict[str, Any]]:
         """Audit entries, newest first (none for a database older than the audit trail)."""
-        clauses, params = [], []
-        if since is not None:
-            clauses.append("time >= ?")
-            params.append(utc_iso(since))
-        if action is not None:
-            clauses.append("action = ?")
-            params.append(action)
-        sql = "SELECT * FROM audit" + (" WHERE " + " AND ".join(clauses) if clauses else "") + " ORDER BY id DESC"
-        if limit is not None:
-            sql += " LIMIT ?"
-            params.append(int(limit))
+        sql, params = audit_query(None if since is None else utc_iso(since), action, limit, "?")
         with self._lock:
             has_table = self._conn.execute(
                 "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'audit'").fetchone()
