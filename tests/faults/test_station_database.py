@@ -131,6 +131,60 @@ def test_locked_database_loses_nothing_and_keeps_order(qtbot, tmp_path, monkeypa
     assert not any((folder / JOURNAL_FILE).is_file() for folder in journal_folders(db))
 
 
+def test_database_corrupted_under_a_running_station_journals_what_it_cannot_write(qtbot, tmp_path, monkeypatch):
+    """The database file overwritten with garbage mid-run: later decisions wait in the journal, the
+    status bar says so, and once the file is replaced the journal fills the new one: each decision
+    made is in the file before the damage or in the replayed one, exactly once (the decisions the
+    damaged file held are gone with it: the station cannot save another program's damage)."""
+    from inspector.gui.main_window import MainWindow
+    from inspector.storage.settings import load_settings
+    from inspector.workers.station import Station
+    from inspector.workers.store_holder import StoreHolder
+
+    monkeypatch.setenv("INSPECTOR_CONFIG_DIR", str(tmp_path / "config"))
+    monkeypatch.setenv("INSPECTOR_DATA_DIR", str(tmp_path / "data"))
+    folder = tmp_path / "parts"
+    images = gray_folder(folder, LEVELS * 4)
+    db = tmp_path / "db" / "results.sqlite3"
+    station = Station(StoreHolder(db, busy_timeout_s=0.3))
+    window = MainWindow(station, load_settings()[0])
+    qtbot.addWidget(window)
+    window.show()
+    finished, results = Recorder(), Recorder()
+    station.inspection.run_state_changed.connect(finished.record)
+    station.inspection.result_ready.connect(results.record)
+    station.set_model(stub_model(threshold=0.5, delay=0.05), "")
+    window.open_source(f"folder:{folder}", start=True)
+    qtbot.waitUntil(lambda: len(results.calls) >= 8, timeout=15000)
+    station.pause()  # so that no decision is written between reading the file and damaging it
+    qtbot.waitUntil(lambda: ("paused",) in finished.calls, timeout=5000)
+    before = {row[2] for row in rows_of(db)}  # what the intact file held
+    assert len(before) == len(results.calls)
+    size = db.stat().st_size
+    with open(db, "r+b") as handle:  # another program scribbles over the file while the station runs
+        handle.write(os.urandom(max(size, 8192)))
+    for side in (Path(f"{db}-wal"), Path(f"{db}-shm")):
+        if side.exists():
+            side.write_bytes(os.urandom(4096))
+    station.start()
+    qtbot.waitUntil(lambda: "results database unavailable" in window.status.recording_text, timeout=15000)
+    qtbot.waitUntil(lambda: ("finished",) in finished.calls, timeout=20000)
+    made = len(results.calls)
+    window.close()
+    assert made == len(images)
+
+    db.rename(db.with_suffix(".damaged"))
+    for side in (Path(f"{db}-wal"), Path(f"{db}-shm")):
+        side.unlink(missing_ok=True)
+    replayed = replay_journals(db)
+    after = {row[2] for row in rows_of(db)}
+    assert replayed == len(after) > 0
+    assert not (before & after), "no decision both in the damaged file and replayed"
+    assert len(before) + len(after) == made, "every decision made: in the intact file or replayed"
+    paths = [row[0] for row in rows_of(db)]
+    assert paths == sorted(paths, key=lambda p: [str(i) for i in images].index(p)), "replayed in the order made"
+
+
 # -- a broken database under `gui --quit-after` (subprocess) ------------------------------------------
 
 
