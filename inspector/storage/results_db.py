@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from platformdirs import user_data_dir
 
 from inspector.core.imageio import write_image
+from inspector.core.paths import data_dir
 from inspector.core.records import InspectionResult
 from inspector.storage.audit import AUDIT_SCHEMA, audit_query, audit_values
 from inspector.storage.stores import default_station, overlay_path_for, write_ng_images
@@ -80,7 +80,7 @@ class ResultStoreError(RuntimeError):
 
 def default_db_path() -> Path:
     """Where results go unless configured: ``$INSPECTOR_DATA_DIR`` or the user data dir."""
-    folder = os.environ.get("INSPECTOR_DATA_DIR") or user_data_dir("inspector")
+    folder = data_dir()
     return Path(folder) / DB_FILENAME
 
 

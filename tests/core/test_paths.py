@@ -13,6 +13,11 @@ def test_environment_overrides_reach_every_default(tmp_path, monkeypatch):
     assert paths.data_dir() == tmp_path / "data" and paths.config_dir() == tmp_path / "config"
     assert demo_dir() == tmp_path / "data" / "demo"
     assert default_model_path().startswith(str(tmp_path / "data" / "models") + "/")
+    from inspector.storage.results_db import default_db_path
+    from inspector.storage.settings import default_settings_path
+
+    assert default_db_path().parent == tmp_path / "data"
+    assert default_settings_path().parent == tmp_path / "config"
 
 
 def test_without_overrides_the_platform_folders_have_no_vendor_level(monkeypatch):
