@@ -4,7 +4,7 @@ The database is opened read-only (:meth:`ResultStore.open_read_only`): listing n
 changes it, even a 0-byte or schema-1 file. A missing, empty, corrupt, locked,
 unreadable or newer-version database gives one line on stderr and exit code 2.
 ``--db postgresql://user@host/dbname`` queries a fleet's shared store (read-only session);
-``--station`` and ``--model-hash`` narrow it down.
+``--station``, ``--model-hash`` and ``--recipe`` narrow it down.
 """
 
 from __future__ import annotations
@@ -31,6 +31,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--source", help="only this source, e.g. folder:/data/lot7")
     parser.add_argument("--verdict", choices=("OK", "NG", "ERROR"))
     parser.add_argument("--station", metavar="NAME", help="only decisions of this station (host name or --station)")
+    parser.add_argument("--recipe", metavar="NAME",
+                        help="only decisions made under this recipe (none in a database older than schema 5)")
     parser.add_argument("--model-hash", metavar="HASH", help="only decisions by this model (the hash or its start)")
     parser.add_argument("--limit", type=int, default=None, metavar="N", help="at most this many rows (newest first)")
     parser.add_argument("--audit", action="store_true",
@@ -67,7 +69,7 @@ def run(args) -> int:
             rows = store.query_audit(since=since, action=args.action, limit=args.limit)
         else:
             rows = store.query(since=since, source=args.source, limit=args.limit, verdict=args.verdict,
-                               station=args.station, model_hash=args.model_hash)
+                               station=args.station, model_hash=args.model_hash, recipe=args.recipe)
     rows.reverse()
     if args.format == "csv":
         from inspector.storage.audit import AUDIT_COLUMNS

@@ -113,6 +113,7 @@ class LineService(QObject):
         self.db_path = db_path
         self.station = Station(StoreHolder(db_path), source_factory=source_factory,
                                segmentation_mode=maps or settings.segmentation_mode)
+        self.station.recipe = self.recipe.name if self.recipe is not None else None
         self.exit_code = EXIT_OK
         self.frames = 0
         self.counts = {"OK": 0, "NG": 0}
@@ -246,6 +247,7 @@ class LineService(QObject):
             if recipe.maps:
                 self.station.set_segmentation_mode(recipe.maps)
         self._recipe_of_hash[model.model_hash] = recipe.name if recipe is not None else None
+        self.station.recipe = recipe.name if recipe is not None else None  # stored in every later row
         self._reset_drift(model)
         if self.opcua is not None:
             self.opcua.set_values(ModelHash=model.model_hash, Recipe=self._recipe_name() or "",

@@ -67,6 +67,8 @@ class JournalEntry:
         raw_score, score, threshold, anomalous, latency_ms: The decision; results only.
         image: File name of the NG frame under ``images/``, if one was kept.
         error: Why the frame could not be inspected; errors only.
+        recipe: The recipe the decision was made under (``None``: none; lines written
+            before the field existed have no ``recipe`` and replay with ``None``).
     """
 
     kind: str
@@ -85,6 +87,7 @@ class JournalEntry:
     latency_ms: float | None = None
     image: str | None = None
     error: str | None = None
+    recipe: str | None = None
 
     def to_line(self) -> str:
         """The JSON line (with the format version), newline included."""
@@ -283,7 +286,8 @@ def replay_journals(db_path: str | os.PathLike) -> int:
 def _store_entry(store: Any, entry: JournalEntry, image: np.ndarray | None) -> None:
     if entry.kind == ERROR:
         store.record_error(entry.source, entry.error or "", entry.path, entry.frame_id, entry.model_hash,
-                           uid=entry.uid, content_hash=entry.content_hash, recorded_at=entry.recorded_at)
+                           uid=entry.uid, content_hash=entry.content_hash, recorded_at=entry.recorded_at,
+                           recipe=entry.recipe)
         return
     from inspector.core.records import Frame, InspectionResult
 
@@ -293,7 +297,7 @@ def _store_entry(store: Any, entry: JournalEntry, image: np.ndarray | None) -> N
                               bool(entry.anomalous), entry.model_hash or "", float(entry.latency_ms or 0.0))
     image_path = store.save_ng_image(result)[0] if image is not None else None
     store.record(result, image_path=image_path, uid=entry.uid, content_hash=entry.content_hash,
-                 recorded_at=entry.recorded_at)
+                 recorded_at=entry.recorded_at, recipe=entry.recipe)
 
 
 def _encode_png(image: np.ndarray) -> bytes:

@@ -48,6 +48,8 @@ CREATE INDEX audit_time ON audit (time)""",
 ALTER TABLE decisions ADD COLUMN station TEXT;
 CREATE INDEX decisions_model_path ON decisions (model_hash, path);
 CREATE INDEX decisions_station_time ON decisions (station, time)""",
+    5: """
+ALTER TABLE decisions ADD COLUMN recipe TEXT""",
 }
 """Schema steps: version -> SQL. Step N brings a version N-1 database to N (the SQLite file's steps)."""
 
@@ -174,7 +176,7 @@ class PostgresStore:
 
     def record(self, result: InspectionResult, image_path: str | Path | None = None,
                overlay_path: str | Path | None = None, uid: str | None = None, content_hash: str | None = None,
-               recorded_at: str | None = None) -> int:
+               recorded_at: str | None = None, recipe: str | None = None) -> int:
         """Store one decision and commit it; see :meth:`ResultStore.record
         <inspector.storage.results_db.ResultStore.record>` (a known ``uid`` stores nothing and
         returns the first row's id)."""
@@ -184,15 +186,15 @@ class PostgresStore:
             frame_id=frame.frame_id, path=frame.path, raw_score=float(result.raw_score), score=float(result.score),
             threshold=float(result.threshold), verdict=result.verdict, model_hash=result.model_hash,
             latency_ms=float(result.latency_ms), image_path=_text(image_path), overlay_path=_text(overlay_path),
-            uid=uid, content_hash=content_hash)
+            uid=uid, content_hash=content_hash, recipe=recipe)
 
     def record_error(self, source: str, message: str, path: str | Path | None = None, frame_id: int | None = None,
                      model_hash: str | None = None, uid: str | None = None, content_hash: str | None = None,
-                     recorded_at: str | None = None) -> int:
+                     recorded_at: str | None = None, recipe: str | None = None) -> int:
         """Store a frame that could not be inspected, verdict ``"ERROR"`` (as the SQLite store)."""
         return self._insert(time=recorded_at or utc_iso(), source=source, frame_id=frame_id, path=_text(path),
                             verdict=ERROR_VERDICT, model_hash=model_hash, error=message, uid=uid,
-                            content_hash=content_hash)
+                            content_hash=content_hash, recipe=recipe)
 
     def _insert(self, **values: Any) -> int:
         values["station"] = self.station
@@ -240,11 +242,13 @@ class PostgresStore:
 
     def query(self, since: datetime | None = None, source: str | None = None, limit: int | None = 1000,
               verdict: str | None = None, station: str | None = None,
-              model_hash: str | None = None) -> list[dict[str, Any]]:
+              model_hash: str | None = None, recipe: str | None = None) -> list[dict[str, Any]]:
         """Recorded decisions of every station, newest first; filters as :meth:`ResultStore.query
         <inspector.storage.results_db.ResultStore.query>` (``model_hash`` may be a prefix)."""
+        if recipe is not None and getattr(self, "schema_version", SCHEMA_VERSION) < 5:
+            return []  # read-only on a database older than schema 5: no row has a recipe
         clauses, params = [], []
-        for column, value in (("station", station), ("source", source), ("verdict", verdict)):
+        for column, value in (("station", station), ("source", source), ("verdict", verdict), ("recipe", recipe)):
             if value is not None:
                 clauses.append(f"{column} = %s")
                 params.append(value)

@@ -23,7 +23,7 @@ from inspector.core.records import InspectionResult
 from inspector.storage.audit import AUDIT_SCHEMA, audit_query, audit_values
 from inspector.storage.stores import default_station, overlay_path_for, write_ng_images
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 DB_FILENAME = "results.sqlite3"
 ERROR_VERDICT = "ERROR"
 
@@ -46,7 +46,8 @@ CREATE TABLE IF NOT EXISTS decisions (
     error        TEXT,
     uid          TEXT,
     content_hash TEXT,
-    station      TEXT
+    station      TEXT,
+    recipe       TEXT
 );
 CREATE INDEX IF NOT EXISTS decisions_time ON decisions (time);
 CREATE INDEX IF NOT EXISTS decisions_source_path ON decisions (source, path);
@@ -57,6 +58,7 @@ CREATE INDEX IF NOT EXISTS decisions_source_path ON decisions (source, path);
 # Schema 3 adds the audit trail (its own table, created with the rest: nothing to alter).
 # Schema 4 adds the station that decided (host name or --station; NULL for older rows)
 # and an index for resuming by model and file (inspector score --db).
+# Schema 5 adds the recipe the decision was made under (NULL without a recipe and for older rows).
 # The PostgreSQL backend (postgres_store.py) has the same steps.
 _UPGRADES = {
     2: """
@@ -66,6 +68,9 @@ ALTER TABLE decisions ADD COLUMN content_hash TEXT;
     3: "",
     4: """
 ALTER TABLE decisions ADD COLUMN station TEXT;
+""",
+    5: """
+ALTER TABLE decisions ADD COLUMN recipe TEXT;
 """,
 }
 _INDEXES = """
@@ -233,6 +238,7 @@ class ResultStore:
         uid: str | None = None,
         content_hash: str | None = None,
         recorded_at: str | None = None,
+        recipe: str | None = None,
     ) -> int:
         """Store one decision and commit it.
 
@@ -245,6 +251,7 @@ class ResultStore:
             content_hash: Hash of the inspected file's bytes, for resuming by content.
             recorded_at: When the decision was made (ISO text, see :func:`utc_iso`),
                 if not now (a decision replayed from a journal keeps its time).
+            recipe: The recipe the decision was made under (``None``: no recipe).
 
         Returns:
             The row id.
@@ -266,6 +273,7 @@ class ResultStore:
             overlay_path=_text(overlay_path),
             uid=uid,
             content_hash=content_hash,
+            recipe=recipe,
         )
 
     def record_error(
@@ -278,6 +286,7 @@ class ResultStore:
         uid: str | None = None,
         content_hash: str | None = None,
         recorded_at: str | None = None,
+        recipe: str | None = None,
     ) -> int:
         """Store a frame that could not be inspected (e.g. a corrupt file), verdict ``"ERROR"``.
 
@@ -285,7 +294,7 @@ class ResultStore:
         not stumble over the same file again.
 
         Args:
-            uid, content_hash, recorded_at: As for :meth:`record`.
+            uid, content_hash, recorded_at, recipe: As for :meth:`record`.
 
         Returns:
             The row id.
@@ -300,6 +309,7 @@ class ResultStore:
             error=message,
             uid=uid,
             content_hash=content_hash,
+            recipe=recipe,
         )
 
     def _insert(self, **values: Any) -> int:
@@ -414,6 +424,7 @@ class ResultStore:
         verdict: str | None = None,
         station: str | None = None,
         model_hash: str | None = None,
+        recipe: str | None = None,
     ) -> list[dict[str, Any]]:
         """Recorded decisions, newest first.
 
@@ -424,11 +435,22 @@ class ResultStore:
             verdict: Only ``"OK"``, ``"NG"`` or ``"ERROR"``.
             station: Only decisions of this station (schema 4 and later).
             model_hash: Only decisions by this model: the full hash or its first characters.
+            recipe: Only decisions made under this recipe (schema 5 and later).
 
         Returns:
             One dict per row with the table's columns as keys.
         """
         clauses, params = [], []
+        if recipe is not None:
+            with self._lock:
+                try:
+                    columns = {row[1] for row in self._conn.execute("PRAGMA table_info(decisions)")}
+                except sqlite3.DatabaseError as exc:
+                    raise ResultStoreError(f"{self.path}: {_read_problem(exc)}") from exc
+            if "recipe" not in columns:  # a file older than schema 5 opened read-only: no row has a recipe
+                return []
+            clauses.append("recipe = ?")
+            params.append(recipe)
         if station is not None:
             clauses.append("station = ?")
             params.append(station)

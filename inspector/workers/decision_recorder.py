@@ -74,11 +74,12 @@ class RecorderState:
 
 
 def _entry_from_result(result: InspectionResult, uid: str, recorded_at: str,
-                       content_hash: str | None) -> JournalEntry:
+                       content_hash: str | None, recipe: str | None = None) -> JournalEntry:
     frame = result.frame
     return JournalEntry(RESULT, uid, recorded_at, frame.source, frame.frame_id, frame.path, result.model_hash,
                         content_hash, float(frame.timestamp), float(result.raw_score), float(result.score),
-                        float(result.threshold), bool(result.anomalous), float(result.latency_ms))
+                        float(result.threshold), bool(result.anomalous), float(result.latency_ms),
+                        recipe=recipe)
 
 
 class DecisionRecorder:
@@ -112,6 +113,9 @@ class DecisionRecorder:
         self._started = False
         self.last_uid: str | None = None
         """The unique id of the last decision :meth:`record` took (for listeners on the same thread)."""
+        self.recipe: str | None = None
+        """The recipe decisions are made under (stored in every row and journal line; ``None``: none).
+        Set by whoever switches recipes (the window, ``inspector serve``)."""
 
     # -- recording ---------------------------------------------------------------------
 
@@ -125,6 +129,7 @@ class DecisionRecorder:
 
         uid, recorded_at = new_uid(), utc_iso()
         self.last_uid = uid
+        recipe = self.recipe
         with self._lock:
             if self._direct():
                 image_path = None
@@ -132,14 +137,14 @@ class DecisionRecorder:
                     store = self._factory()
                     image_path = store.save_ng_image(result)[0] if result.anomalous else None
                     row_id = store.record(result, image_path=image_path, uid=uid, content_hash=content_hash,
-                                          recorded_at=recorded_at)
+                                          recorded_at=recorded_at, recipe=recipe)
                     self._healthy()
                     return row_id, image_path
                 except Exception as exc:  # noqa: BLE001 - any store failure sends the decision to the journal
                     self._failed(exc)
                     if image_path:  # the journal keeps the frame; the replay saves it again
                         Path(image_path).unlink(missing_ok=True)
-            entry = _entry_from_result(result, uid, recorded_at, content_hash)
+            entry = _entry_from_result(result, uid, recorded_at, content_hash, recipe)
             self._to_journal(entry, result.frame.image if result.anomalous else None)
             return None, None
 
@@ -150,17 +155,19 @@ class DecisionRecorder:
 
         uid, recorded_at = new_uid(), utc_iso()
         self.last_uid = uid
+        recipe = self.recipe
         with self._lock:
             if self._direct():
                 try:
                     row_id = self._factory().record_error(source, message, path, frame_id, model_hash, uid=uid,
-                                                          content_hash=content_hash, recorded_at=recorded_at)
+                                                          content_hash=content_hash, recorded_at=recorded_at,
+                                                          recipe=recipe)
                     self._healthy()
                     return row_id
                 except Exception as exc:  # noqa: BLE001
                     self._failed(exc)
             self._to_journal(JournalEntry(ERROR, uid, recorded_at, source, frame_id, path, model_hash,
-                                          content_hash, error=message), None)
+                                          content_hash, error=message, recipe=recipe), None)
             return None
 
     def done_files(self, source: str, model_hash: str | None) -> dict[str, str | None]:

@@ -45,6 +45,8 @@ class Station(QObject):
         recorder: The :class:`~inspector.workers.decision_recorder.DecisionRecorder` the inspection
             worker records through (``None`` without a store); read its ``state`` only once the
             workers have stopped (``--quit-after`` does, for its exit code).
+        recipe: The name of the recipe decisions are made under (``None``: none); setting it
+            sets the recorder's, so every later row and journal line carries it.
 
     Signals:
         model_changed(InspectionModel, str): the model in use and its file ("" if unsaved).
@@ -111,6 +113,19 @@ class Station(QObject):
             WorkerThread("batch", self.batch),
         ]
         self._wire()
+
+    @property
+    def recipe(self) -> str | None:
+        """The recipe name stored with every decision (``None``: no recipe)."""
+        return self.recorder.recipe if self.recorder is not None else self._recipe
+
+    @recipe.setter
+    def recipe(self, name: str | None) -> None:
+        self._recipe = name
+        if self.recorder is not None:
+            self.recorder.recipe = name
+
+    _recipe: str | None = None
 
     def _wire(self) -> None:
         w = self.inspection
