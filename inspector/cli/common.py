@@ -85,19 +85,72 @@ def output_folder(path: str | Path, option: str) -> Path:
     return folder
 
 
-def load_model(path: str, device: str | None = None, weights: str | None = None, args=None):
-    """Load an :class:`~inspector.pipeline.model.InspectionModel` (imports torch lazily).
+RUNTIMES = ("auto", "torch", "onnx")
+"""``--runtime`` choices: ``auto`` by the model file's suffix, or insist on one."""
+
+
+def add_runtime(parser) -> None:
+    """The ``--runtime`` option: which engine runs the model (``auto``: by the file type)."""
+    parser.add_argument("--runtime", choices=RUNTIMES, default="auto",
+                        help="auto: a .onnx file runs on onnxruntime, a .safetensors file on torch (default); "
+                             "torch or onnx: insist on that runtime")
+
+
+def check_runtime(path: str, runtime: str | None) -> str:
+    """The runtime that will run the model file ``path``: ``"torch"`` or ``"onnx"``.
+
+    Raises:
+        ValueError: ``--runtime onnx`` with a torch model file (export it first) or
+            ``--runtime torch`` with an exported ``.onnx`` file.
+    """
+    from inspector.export.onnx_runtime import is_onnx_path
+
+    actual = "onnx" if is_onnx_path(path) else "torch"
+    if runtime in (None, "auto") or runtime == actual:
+        return actual
+    if runtime == "onnx":
+        raise ValueError(f"--runtime onnx runs exported models: {path} is not a .onnx file; run "
+                         f"`inspector export {path} -o MODEL.onnx` first and score MODEL.onnx")
+    raise ValueError(f"--runtime torch runs .safetensors model files: {path} is an exported ONNX graph; "
+                     "give the .safetensors model it was exported from, or use --runtime onnx")
+
+
+def load_model(path: str, device: str | None = None, weights: str | None = None, args=None, exported: bool = False):
+    """Load a model file: a ``.onnx`` export as :class:`~inspector.export.onnx_runtime.OnnxModel`
+    (onnxruntime, no torch), anything else as :class:`~inspector.pipeline.model.InspectionModel`
+    (imports torch lazily).
 
     With ``args`` from a command that has ``--trusted-key``, the signature policy
-    includes those keys (on top of the settings' and the environment's).
-    """
-    from inspector.pipeline.model import InspectionModel
+    includes those keys (on top of the settings' and the environment's); with
+    ``--runtime``, the file must suit it (:func:`check_runtime`). Only callers that
+    run decisions alone (``score``) pass ``exported=True``; for the others an exported
+    file is a usage error that names the ``.safetensors`` model they need.
 
+    Raises:
+        ValueError: a ``--runtime`` that does not match the file, an exported file where
+            ``exported`` is false, ``--weights`` with an export, or a ``--device`` onnxruntime
+            does not run.
+    """
     trust = None
     if args is not None and getattr(args, "trusted_key", None):
         from inspector.cli.sign_cmd import trust_from_args
 
         trust = trust_from_args(args)
+    if check_runtime(path, getattr(args, "runtime", None)) == "onnx":
+        from inspector.export.onnx_runtime import load_onnx_model
+
+        if not exported:
+            command = getattr(args, "command", None) or "this command"
+            raise ValueError(f"{command} needs the .safetensors model file: {path} is an exported ONNX graph "
+                             "(only `inspector score` and the station run exported models)")
+        if weights:
+            raise ValueError("--weights goes with .safetensors models; an exported model has its weights inside")
+        providers = ["CPUExecutionProvider"] if device == "cpu" else None
+        if device not in (None, "cpu") and not str(device).startswith("cuda"):
+            raise ValueError(f"--device {device}: an exported model runs on the CPU or CUDA (onnxruntime)")
+        return load_onnx_model(path, trust=trust, providers=providers)
+    from inspector.pipeline.model import InspectionModel
+
     return InspectionModel.load(path, device=device, weights=weights, trust=trust)
 
 

@@ -17,6 +17,8 @@ import numpy as np
 from inspector.cli.common import (
     add_device,
     add_quiet,
+    add_runtime,
+    check_runtime,
     finite_float,
     fraction,
     load_model,
@@ -38,7 +40,8 @@ def add_arguments(parser) -> None:
 
     add_trusted_key(parser)
 
-    parser.add_argument("model", metavar="MODEL", help="model file written by `inspector fit`")
+    parser.add_argument("model", metavar="MODEL",
+                        help="model file written by `inspector fit`, or a .onnx file written by `inspector export`")
     parser.add_argument("paths", metavar="PATH", nargs="+", help="image files or folders")
     parser.add_argument("--format", choices=("table", "jsonl", "csv"), default="table")
     parser.add_argument("--threshold", type=finite_float, help="raw threshold instead of the calibrated one")
@@ -63,6 +66,7 @@ def add_arguments(parser) -> None:
                         help="with --engine ray: the cluster to join (default: start a local one on loopback)")
     parser.add_argument("--workers", type=positive_int, metavar="N",
                         help="with --engine ray: scoring actors (default: one per CPU, or per GPU)")
+    add_runtime(parser)
     add_device(parser)
     add_quiet(parser)
 
@@ -80,9 +84,16 @@ def run(args) -> int:
         raise ValueError("--heatmaps is not available with --engine ray (score, then map the NG files locally)")
     if args.station and not args.db:
         raise ValueError("--station names this station in the results store: use it with --db")
+    runtime = check_runtime(args.model, args.runtime)
+    if runtime == "onnx" and args.engine == "ray":
+        raise ValueError("--engine ray scores .safetensors models; run the exported model with --engine local")
+    if runtime == "onnx" and args.heatmaps and args.segmenter != "fast":
+        raise ValueError(f"--segmenter {args.segmenter}: an exported ONNX model draws only the fast map "
+                         "(use --segmenter fast, or score the .safetensors model for the gradient map)")
     out_dir = output_folder(args.heatmaps, "--heatmaps") if args.heatmaps else None
     # With Ray the actors score (on their GPU if any); the driver only needs the hash and the threshold.
-    model = load_model(args.model, "cpu" if args.engine == "ray" else args.device, args=args)
+    model = load_model(args.model, "cpu" if args.engine == "ray" else args.device, args=args,
+                       exported=True)
     threshold = Threshold(args.threshold) if args.threshold is not None else model.decision
     if args.heatmaps and args.segmenter not in model.supported_segmenters:
         raise ValueError(f"this model has no {args.segmenter!r} map (available: "

@@ -70,6 +70,78 @@ def onnx_metadata(path: str | os.PathLike) -> dict:
     return decode(props)
 
 
+ONNX_SUFFIX = ".onnx"
+"""The file suffix that selects the onnxruntime path (:func:`is_onnx_path`)."""
+
+
+def is_onnx_path(path: str | os.PathLike) -> bool:
+    """Whether ``path`` names an exported model (by its suffix, case-insensitive)."""
+    return os.fspath(path).lower().endswith(ONNX_SUFFIX)
+
+
+class ExportedDetector:
+    """The stable identity of an exported model's detector (what ``model.detector`` is for the station).
+
+    The window and the audit trail compare ``previous.detector is model.detector`` to tell
+    a new model from a recalibration of the same one; :meth:`OnnxModel.with_calibration`
+    keeps this object, a new load makes a new one. It carries no weights (they are in the
+    graph) and cannot be refitted.
+
+    Attributes:
+        kind: The detector's registered name.
+        model_hash: Hash of the model file the export was made from.
+    """
+
+    def __init__(self, kind: str, model_hash: str) -> None:
+        self.kind = kind
+        self.model_hash = model_hash
+
+    def __repr__(self) -> str:
+        return f"ExportedDetector({self.kind}, hash={self.model_hash[:12]})"
+
+
+def load_onnx_model(path: str | os.PathLike, trust=None, providers: Sequence[str] | None = None,
+                    threads: int | None = None) -> "OnnxModel":
+    """Open an exported model for the command line and the station, checking its signature first.
+
+    Args:
+        path: The ``.onnx`` file.
+        trust: A :class:`inspector.storage.signing.TrustPolicy`; ``None`` reads the settings'
+            and environment's policy (as :meth:`InspectionModel.load`). An active policy checks
+            the ``.sig`` sidecar over the file's exact bytes, as for ``.safetensors`` models.
+        providers, threads: As :class:`OnnxModel`.
+
+    Raises:
+        ModelFileError: a missing file, or a signature the policy refuses.
+        ValueError: a file that is not an Inspector export.
+    """
+    from inspector.storage.model_file import ModelFileError
+
+    if trust is None:
+        from inspector.storage.signing import default_trust_policy
+
+        trust = default_trust_policy()
+    try:
+        data = open(os.fspath(path), "rb").read() if trust.active else None
+    except OSError as exc:
+        raise ModelFileError(f"{path}: cannot read the exported model ({exc.strerror or exc})") from exc
+    if data is not None:
+        trust.check(path, data)
+    if not os.path.isfile(os.fspath(path)):
+        raise ModelFileError(f"{path}: no such exported model file")
+    try:
+        return OnnxModel(path, providers=providers, threads=threads)
+    except ImportError as exc:
+        raise ModelFileError(f"{path}: running an exported model needs onnxruntime "
+                             "(pip install 'inspector[onnx]')") from exc
+    except (ValueError, KeyError) as exc:
+        raise ModelFileError(f"{path}: not an Inspector ONNX export ({exc})") from exc
+    except Exception as exc:  # onnxruntime raises its own exception types for unreadable graphs
+        if type(exc).__module__.startswith(("onnxruntime", "onnx", "google.protobuf")):
+            raise ModelFileError(f"{path}: cannot open the ONNX graph ({exc})") from exc
+        raise
+
+
 def default_providers() -> list[str]:
     """CUDA first when this onnxruntime build has it, then the CPU."""
     import onnxruntime
@@ -114,6 +186,9 @@ class OnnxModel:
         self._graph_threshold = float(self.metadata["threshold"])
         self.decision = Threshold(self._graph_threshold)
         self._calibration = None
+        self.detector = ExportedDetector(self.detector_kind, self.model_hash)
+        self.regions = None
+        """No inspected-region mask in an export (the graph scores the whole frame)."""
         self.info = {"exported_from": self.model_hash, "software_version": self.metadata.get("software_version"),
                      "onnx_path": self.path}
 
@@ -162,6 +237,15 @@ class OnnxModel:
     def supported_segmenters(self) -> tuple[str, ...]:
         """``("fast",)`` when the graph has the map output, else ``()``."""
         return ("fast",) if "anomaly_map" in self.outputs else ()
+
+    def save(self, path) -> str:
+        """Exported models are not saved by Inspector (re-export from the ``.safetensors`` model).
+
+        Raises:
+            ValueError: always.
+        """
+        raise ValueError("an exported ONNX model cannot be saved from Inspector; save the .safetensors "
+                         "model and run `inspector export` again")
 
     @property
     def providers(self) -> list[str]:
