@@ -23,6 +23,9 @@ def add_arguments(parser) -> None:
                         help="results database: an SQLite file or postgresql://USER@HOST[:PORT]/DB "
                              "(default: an SQLite file in the user data folder)")
     parser.add_argument("--demo", action="store_true", help="open the built-in demo even if settings name a model")
+    parser.add_argument("--recipe", metavar="NAME",
+                        help="open this recipe (inspector recipe list): its model, threshold override, source and "
+                             "map mode; every decision records the recipe, and the audit trail the choice")
     add_trusted_key(parser)
 
 
@@ -42,7 +45,14 @@ def run(args) -> int:
         named = [absolute_path(p) for p in args.trusted_key]
         os.environ[TRUSTED_KEYS_ENV] = os.pathsep.join(
             [p for p in os.environ.get(TRUSTED_KEYS_ENV, "").split(os.pathsep) if p] + named)
+    recipe = None
+    if args.recipe:
+        from inspector.storage.recipes import load_recipe
+
+        if args.demo:
+            raise ValueError("--recipe names a model: it cannot be combined with --demo")
+        recipe = load_recipe(args.recipe)  # unknown: a RecipeError naming the known ones (exit 2)
     from inspector.gui.app import run_gui
 
     return run_gui(model_path=model_path, source_spec=args.source, quit_after=args.quit_after,
-                   db_path=args.db, demo=args.demo)
+                   db_path=args.db, demo=args.demo, recipe=recipe)

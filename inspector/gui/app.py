@@ -45,12 +45,16 @@ class Launcher(QObject):
         source_spec: Source to open once the model is in (``None``: the demo's or the last one).
         autostart: Start inspecting as soon as model and source are ready.
         quit_after: Close after this many frames (``None``: run until the user quits).
+        recipe: The :class:`~inspector.storage.recipes.Recipe` the station was opened with: once its
+            model is in, its threshold override is applied and the choice is an audit entry ("recipe").
     """
 
     def __init__(self, window: MainWindow, source_spec: str | None, autostart: bool,
-                 quit_after: int | None) -> None:
+                 quit_after: int | None, recipe: Any = None) -> None:
         super().__init__(window)
         self.window = window
+        self.recipe = recipe
+        self._recipe_audited = False
         self.source_spec = source_spec
         self.autostart = autostart
         self.quit_after = quit_after
@@ -81,7 +85,14 @@ class Launcher(QObject):
             if not self._opened:
                 self._open()
 
-    def _on_model(self, _model: Any, _path: str) -> None:
+    def _on_model(self, model: Any, _path: str) -> None:
+        if self.recipe is not None and not self._recipe_audited:
+            self._recipe_audited = True
+            if self.recipe.threshold is not None:
+                self.window.station.set_threshold(self.recipe.threshold)
+            self.window.audit.record("recipe", old=None, new=self.recipe.name, old_model_hash=None,
+                                     new_model_hash=getattr(model, "model_hash", None),
+                                     detail=f"model {self.recipe.model}")
         if not self._opened and self.source_spec:
             self._open()
 
@@ -147,7 +158,7 @@ class Launcher(QObject):
 
 def run_gui(model_path: str | None = None, source_spec: str | None = None, quit_after: int | None = None,
             db_path: str | None = None, demo: bool = False,
-            source_factory: Callable[[str], Any] | None = None) -> int:
+            source_factory: Callable[[str], Any] | None = None, recipe: Any = None) -> int:
     """Open the station and run until the window closes.
 
     Args:
@@ -159,6 +170,9 @@ def run_gui(model_path: str | None = None, source_spec: str | None = None, quit_
         db_path: Results database (default from settings, else the user data folder).
         demo: Open the embedded demo even if settings name a model.
         source_factory: Builds sources from specs (tests inject fake cameras here).
+        recipe: A :class:`~inspector.storage.recipes.Recipe`: its model (unless ``model_path``), source
+            (unless ``source_spec``), map mode and threshold override; its name is stored with every
+            decision and the choice is an audit entry.
 
     Returns:
         The process exit code.
@@ -171,13 +185,21 @@ def run_gui(model_path: str | None = None, source_spec: str | None = None, quit_
     settings, warnings = load_settings()
     for warning in warnings:
         logger.warning("%s", warning)
+    if recipe is not None:
+        model_path = model_path or os.path.abspath(recipe.model)
+        source_spec = source_spec or recipe.source
     station = Station(StoreHolder(db_path or settings.results_db), source_factory=source_factory,
-                      segmentation_mode=settings.segmentation_mode)
+                      segmentation_mode=(recipe.maps if recipe is not None and recipe.maps
+                                         else settings.segmentation_mode))
+    station.recipe = recipe.name if recipe is not None else None  # before the first decision
     window = MainWindow(station, settings, save_settings=save_settings)
+    if recipe is not None and recipe.maps:  # the Maps choice shows the recipe's mode (the station has it)
+        combo = window.operator.mode_combo
+        combo.setCurrentIndex(max(0, combo.findData(recipe.maps)))
     model = None if demo else (model_path or _existing(settings.last_model))
     spec = source_spec or (settings.last_source if model else None)
     launcher = Launcher(window, spec, autostart=bool(source_spec) or quit_after is not None or not model,
-                        quit_after=quit_after)
+                        quit_after=quit_after, recipe=recipe)
     window.show()
     for warning in warnings:
         window.status.show_message(warning, 15000)
