@@ -108,7 +108,7 @@ class ModelWorker(QObject):
 
     @Slot(str)
     def load(self, path: str) -> None:
-        """Load ``path`` with the default device (CUDA when present).
+        """Load ``path`` with the default device (CUDA when present); a ``.onnx`` export runs on onnxruntime.
 
         A model refused by the trust policy (unsigned where signatures are required,
         or wrongly signed) is a failed load: ``load_failed`` with the reason.
@@ -239,6 +239,13 @@ class ModelWorker(QObject):
 
     @staticmethod
     def _load(path: str, trust=None) -> InspectingModel:
+        """A ``.onnx`` export on onnxruntime (fast map only), any other file as the torch model."""
+        from inspector.export.onnx_runtime import is_onnx_path
+
+        if is_onnx_path(path):
+            from inspector.export.onnx_runtime import load_onnx_model
+
+            return load_onnx_model(path, trust=trust)
         from inspector.pipeline.model import InspectionModel
 
         return InspectionModel.load(path, trust=trust)
