@@ -158,7 +158,8 @@ class Launcher(QObject):
 
 def run_gui(model_path: str | None = None, source_spec: str | None = None, quit_after: int | None = None,
             db_path: str | None = None, demo: bool = False,
-            source_factory: Callable[[str], Any] | None = None, recipe: Any = None) -> int:
+            source_factory: Callable[[str], Any] | None = None, recipe: Any = None,
+            line_link: Any = None) -> int:
     """Open the station and run until the window closes.
 
     Args:
@@ -173,6 +174,9 @@ def run_gui(model_path: str | None = None, source_spec: str | None = None, quit_
         recipe: A :class:`~inspector.storage.recipes.Recipe`: its model (unless ``model_path``), source
             (unless ``source_spec``), map mode and threshold override; its name is stored with every
             decision and the choice is an audit entry.
+        line_link: Publishes decisions to the line (``inspector gui --mqtt``:
+            :class:`~inspector.cli.gui_cmd.WindowPublisher`): ``attach(station)`` before the first
+            model loads, ``close()`` once the window closed and the workers stopped (a bounded drain).
 
     Returns:
         The process exit code.
@@ -192,6 +196,8 @@ def run_gui(model_path: str | None = None, source_spec: str | None = None, quit_
                       segmentation_mode=(recipe.maps if recipe is not None and recipe.maps
                                          else settings.segmentation_mode))
     station.recipe = recipe.name if recipe is not None else None  # before the first decision
+    if line_link is not None:
+        line_link.attach(station)
     window = MainWindow(station, settings, save_settings=save_settings)
     if recipe is not None and recipe.maps:  # the Maps choice shows the recipe's mode (the station has it)
         combo = window.operator.mode_combo
@@ -207,7 +213,11 @@ def run_gui(model_path: str | None = None, source_spec: str | None = None, quit_
         station.load_model(model)
     else:
         station.prepare_demo()
-    code = app.exec()
+    try:
+        code = app.exec()
+    finally:
+        if line_link is not None:
+            line_link.close()  # the workers have stopped: every decision is in the outbox
     return launcher.final_code(launcher.exit_code if code == 0 else code)
 
 

@@ -29,7 +29,9 @@ from typing import Any, Callable
 from inspector.core.paths import config_dir
 
 
-SETTINGS_VERSION = 1
+SETTINGS_VERSION = 2
+"""Version 2 adds ``mqtt_url`` and ``station_name`` (a version-1 file reads as it is; an
+Inspector that only knows version 1 copies a version-2 file aside before replacing it)."""
 SETTINGS_FILENAME = "settings.json"
 SEGMENTATION_MODES = ("off", "fast", "gradient", "fast+gradient")
 MAX_RECENT_MODELS = 10
@@ -52,6 +54,10 @@ class Settings:
         trusted_keys: Public key files whose model signatures are trusted
             (:mod:`inspector.storage.signing`; relative paths are read from the settings folder).
         require_signed_models: Refuse model files without a valid signature by a trusted key.
+        mqtt_url: ``mqtt://[user[:password]@]host[:port][/prefix]``: the window publishes every
+            decision there (as ``inspector serve --mqtt``), or ``None`` for no MQTT.
+        station_name: The station's name in MQTT topics and messages (one topic level), or
+            ``None`` for the host name.
     """
 
     version: int = SETTINGS_VERSION
@@ -65,6 +71,8 @@ class Settings:
     results_db: str | None = None
     trusted_keys: list[str] = field(default_factory=list)
     require_signed_models: bool = False
+    mqtt_url: str | None = None
+    station_name: str | None = None
 
     def add_recent_model(self, path: str) -> None:
         """Put ``path`` (made absolute) first in :attr:`recent_models` (once), keeping at most 10."""
@@ -143,6 +151,29 @@ def _flag(value: Any) -> bool:
     return value
 
 
+def _mqtt_url(value: Any) -> str | None:
+    from urllib.parse import urlsplit
+
+    text = _optional_text(value)
+    if text is None:
+        return None
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError:
+        raise ValueError("must be mqtt://host[:port][/prefix]") from None
+    if parts.scheme != "mqtt" or not parts.hostname or "#" in text or "+" in parts.path or parts.query:
+        raise ValueError("must be mqtt://host[:port][/prefix] (no wildcards, no query)")
+    return text
+
+
+def _station_name(value: Any) -> str | None:
+    text = _optional_text(value)
+    if text is not None and (len(text) > 64 or any(c in "/+#" or c.isspace() for c in text)):
+        raise ValueError("must be one MQTT topic level: at most 64 characters, no '/', '+', '#' or spaces")
+    return text
+
+
 def _number(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ValueError("must be a number")
@@ -160,6 +191,8 @@ _VALIDATORS: dict[str, Callable[[Any], Any]] = {
     "results_db": _optional_text,
     "trusted_keys": _key_files,
     "require_signed_models": _flag,
+    "mqtt_url": _mqtt_url,
+    "station_name": _station_name,
 }
 
 
