@@ -86,3 +86,23 @@ def test_settings_broker_down_bounded_close_then_the_outbox_goes_first(tmp_path,
     assert {m["station"] for m in subscriber.decisions()} == {"cell-s"}
     settings = json.loads((config / "settings.json").read_text())
     assert settings["mqtt_url"] == broker.url and settings["station_name"] == "cell-s"  # kept by the window
+
+
+def test_serve_under_a_recipe_stores_it_in_every_row_and_message(tmp_path, line_model, broker, subscriber, serve_env,
+                                                                  monkeypatch):
+    from inspector.storage.recipes import make_recipe, save_recipe
+    from tests.line.line_support import finish, serve
+
+    write_frames(tmp_path / "frames", 4, seed=6)
+    (tmp_path / "frames" / "frame_0002b.png").write_bytes(b"not a png")  # an ERROR decision carries it too
+    monkeypatch.setenv("INSPECTOR_CONFIG_DIR", serve_env["INSPECTOR_CONFIG_DIR"])
+    save_recipe(make_recipe("part-a", str(line_model), source=f"folder:{tmp_path / 'frames'}"))
+    db = tmp_path / "results.db"
+    code, err = finish(serve(["--recipe", "part-a", "--db", str(db), "--mqtt", broker.url, "--station", "cell-1",
+                              "--quit-after", "4"], serve_env))
+    assert code == 0, err[-3000:]
+    rows = db_rows(db)
+    assert len(rows) == 5 and [row["verdict"] for row in rows].count("ERROR") == 1
+    assert [row["recipe"] for row in rows] == ["part-a"] * 5
+    wait_for(lambda: len(_unique_in_order(subscriber.decisions())) >= 5, 15, what="five decisions")
+    assert {m["uid"]: m["recipe"] for m in subscriber.decisions()} == {row["uid"]: "part-a" for row in rows}
