@@ -85,7 +85,7 @@ class Launcher(QObject):
             if not self._opened:
                 self._open()
 
-    def _on_model(self, model: Any, _path: str) -> None:
+    def _on_model(self, model: Any, path: str) -> None:
         if self.recipe is not None and not self._recipe_audited:
             self._recipe_audited = True
             if self.recipe.threshold is not None:
@@ -93,8 +93,23 @@ class Launcher(QObject):
             self.window.audit.record("recipe", old=None, new=self.recipe.name, old_model_hash=None,
                                      new_model_hash=getattr(model, "model_hash", None),
                                      detail=f"model {self.recipe.model}")
+        elif self.recipe is not None and path:
+            self._follow_recipe(model, path)
         if not self._opened and self.source_spec:
             self._open()
+
+    def _follow_recipe(self, model: Any, path: str) -> None:
+        """The operator opened another model file: later decisions are not made under the recipe
+        (its model again: they are), and each change is an audit entry ("recipe")."""
+        station = self.window.station
+        under = os.path.abspath(path) == os.path.abspath(self.recipe.model)
+        name = self.recipe.name if under else None
+        if name == station.recipe:
+            return
+        old, station.recipe = station.recipe, name
+        self.window.audit.record("recipe", old=old, new=name, old_model_hash=None,
+                                 new_model_hash=getattr(model, "model_hash", None),
+                                 detail=f"model {path}" + ("" if under else ": not the recipe's model"))
 
     def _open(self) -> None:
         self._opened = True

@@ -46,3 +46,28 @@ def test_gui_unknown_recipe_is_exit_2_with_the_known_ones(real_model_path, tmp_p
     assert done.returncode == 2, done.stderr[-3000:]
     assert "no recipe 'no-such'" in done.stderr and "part-a, part-b" in done.stderr
     assert not (tmp_path / "r.sqlite3").exists()  # refused before the station opened anything
+
+
+def test_another_model_file_leaves_the_recipe_and_its_own_brings_it_back(make_window, qtbot, tmp_path):
+    """Decisions after the operator opens another model are not claimed for the recipe; each change is audited."""
+    from inspector.gui.app import Launcher
+    from inspector.storage.recipes import Recipe
+    from tests.gui.gui_stubs import stub_model
+
+    window = make_window()
+    recipe = Recipe("part-a", str(tmp_path / "part-a.safetensors"), threshold=None)
+    station = window.station
+    station.recipe = recipe.name
+    Launcher(window, None, autostart=False, quit_after=None, recipe=recipe)
+    station.set_model(stub_model(), recipe.model)  # the recipe's model: audited once, recipe kept
+    assert station.recipe == "part-a" and station.recorder.recipe == "part-a"
+    station.set_model(stub_model(), str(tmp_path / "other.safetensors"))
+    assert station.recipe is None and station.recorder.recipe is None
+    station.set_model(stub_model(), recipe.model)  # back to the recipe's model file
+    assert station.recipe == "part-a"
+
+    def entries():
+        return [(e["old_value"], e["new_value"]) for e in station.store().query_audit() if e["action"] == "recipe"]
+
+    qtbot.waitUntil(lambda: len(entries()) == 3, timeout=5000)
+    assert entries()[::-1] == [(None, "part-a"), ("part-a", None), (None, "part-a")]
