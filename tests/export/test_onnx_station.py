@@ -6,7 +6,9 @@ them in a known order) are decided by ``inspector gui --source folder:... --quit
 --db ...`` offscreen in a subprocess, once with the ``.safetensors`` file and once with the
 ``.onnx`` file. The results databases must hold the same 12 files with the same verdicts,
 raw scores within 1e-4 relative and the same model hash (the export carries the hash of
-the model it was made from).
+the model it was made from). ``inspector serve`` on the ``.onnx`` file with
+``--maps fast+gradient`` gives the same verdicts, fast overlays of the NG frames and
+one note that the export has no gradient map.
 """
 
 from __future__ import annotations
@@ -67,10 +69,21 @@ def _rows(db: Path) -> list[tuple]:
                                   "ORDER BY path").fetchall()
 
 
-def test_station_on_the_export_decides_like_the_torch_model(elpv_mono, tmp_path):
-    torch_path, onnx_path, parts = _fit_and_export(elpv_mono, tmp_path)
-    results = {}
-    for model in (torch_path, onnx_path):
+@pytest.fixture(scope="module")
+def world(elpv_mono, tmp_path_factory, single_threaded):
+    """(safetensors path, onnx path, parts folder, the torch station's rows)."""
+    root = tmp_path_factory.mktemp("onnx_station")
+    torch_path, onnx_path, parts = _fit_and_export(elpv_mono, root)
+    db = root / "results-torch.db"
+    done = _run_station(torch_path, parts, db, root)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return torch_path, onnx_path, parts, _rows(db)
+
+
+def test_station_on_the_export_decides_like_the_torch_model(world, tmp_path):
+    torch_path, onnx_path, parts, rows = world
+    results = {".safetensors": rows}
+    for model in (onnx_path,):
         db = tmp_path / f"results-{model.suffix[1:]}.db"
         done = _run_station(model, parts, db, tmp_path)
         assert done.returncode == 0, done.stderr[-3000:]
@@ -86,3 +99,22 @@ def test_station_on_the_export_decides_like_the_torch_model(elpv_mono, tmp_path)
     assert not np.array_equal(raw_o, raw_t), "onnxruntime's float32 scores, not the torch model's again"
     assert {r[3] for r in onnx_rows} == {r[3] for r in torch_rows}
     assert {r[4] for r in onnx_rows} == {r[4] for r in torch_rows}, "the export records its source model's hash"
+
+
+def test_serve_on_the_export_decides_like_the_torch_station(world, tmp_path):
+    """``inspector serve --model part.onnx --maps fast+gradient``: same verdicts, fast overlays of the NG
+    frames, and the gradient follow-up switched off with its one-time note."""
+    _, onnx_path, parts, torch_rows = world
+    db = tmp_path / "serve.db"
+    env = dict(os.environ, OMP_NUM_THREADS="1", INSPECTOR_CONFIG_DIR=str(tmp_path / "config"),
+               INSPECTOR_DATA_DIR=str(tmp_path / "data"))
+    code = "import sys; from inspector.cli.main import main; sys.exit(main(sys.argv[1:]))"
+    done = subprocess.run([sys.executable, "-c", code, "serve", "--model", str(onnx_path), "--source",
+                           f"folder:{parts}", "--db", str(db), "--quit-after", str(FRAMES), "--maps", "fast+gradient"],
+                          env=env, capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stderr.count("no 'gradient' map") == 1
+    with sqlite3.connect(db) as connection:
+        rows = connection.execute("SELECT path, verdict, overlay_path FROM decisions ORDER BY path").fetchall()
+    assert [(r[0], r[1]) for r in rows] == [(r[0], r[1]) for r in torch_rows]
+    assert all(r[2] and Path(r[2]).is_file() for r in rows if r[1] == "NG")
