@@ -108,3 +108,30 @@ def test_commands_that_need_the_torch_model_say_so(models, capsys):
     code = main(["info", str(onnx_path)])
     err = capsys.readouterr().err
     assert code == 2 and "needs the .safetensors model" in err
+
+
+def test_signed_export_is_checked_like_a_model_file(models, tmp_path, capsys, monkeypatch):
+    """``--trusted-key``: a signed export loads; the same file changed after signing is refused (exit 3).
+
+    ``sign_model`` first checks that the file is a ``.safetensors`` model (``inspector sign``
+    does not sign exports yet); that check is bypassed here to write a real signature
+    sidecar over the export's bytes.
+    """
+    import shutil
+
+    import inspector.storage.model_file as model_file
+    from inspector.storage.signing import generate_key_pair, sign_model
+
+    _, onnx_path, cells = models
+    private, public, _ = generate_key_pair(tmp_path / "line.key")
+    signed = tmp_path / "signed.onnx"
+    shutil.copyfile(onnx_path, signed)
+    with monkeypatch.context() as patch:
+        patch.setattr(model_file, "load_model_file", lambda path, trust=None: None)
+        sign_model(signed, private)
+    code, records, _ = _score(capsys, signed, cells[0], "--trusted-key", public)
+    assert code == 0 and len(records) == 1
+    with open(signed, "ab") as handle:
+        handle.write(b"\0")
+    code, records, err = _score(capsys, signed, cells[0], "--trusted-key", public)
+    assert code == 3 and not records and "changed after it was signed" in err
