@@ -17,7 +17,7 @@ import sys
 HELP = "list recorded decisions (time, source, frame, score, threshold, verdict, model), or the audit trail"
 
 FIELDS = ["id", "time", "source", "frame_id", "path", "raw_score", "score", "threshold", "verdict",
-          "model_hash", "latency_ms", "image_path", "overlay_path", "error", "station"]
+          "model_hash", "latency_ms", "image_path", "overlay_path", "error", "station", "recipe"]
 
 
 def add_arguments(parser) -> None:

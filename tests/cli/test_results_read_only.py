@@ -96,7 +96,7 @@ def test_schema_1_rollback_database_is_read_as_it_is(tmp_path, capsys):
     before = db.read_bytes()
     code, out, _ = _results(db, capsys, "--format", "csv")
     assert code == 0
-    assert out.splitlines()[1] == "1,2026-01-01,cam,7,,,,,OK,,,,,,"  # the last empty field: station
+    assert out.splitlines()[1] == "1,2026-01-01,cam,7,,,,,OK,,,,,,,"  # the last empty fields: station, recipe
     assert db.read_bytes() == before
     assert before[18:20] == b"\x01\x01"  # file format bytes: 1 = rollback journal (2 would be WAL)
     assert not Path(f"{db}-wal").exists()

@@ -195,7 +195,7 @@ def test_results_command_queries_the_fleet(pg_url, capsys):
     assert [r["path"] for r in rows] == ["/w.png", "/w2.png"]  # oldest first
     assert main(["results", "--db", pg_url, "--model-hash", "feed", "--format", "csv"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].endswith(",station") and len(lines) == 3 and lines[1].endswith(",east")
+    assert lines[0].endswith(",station,recipe") and len(lines) == 3 and lines[1].endswith(",east,")
     assert main(["results", "--db", pg_url.rsplit(":", 1)[0] + ":1/none", "--wait", "1"]) == 2
     assert "cannot connect" in capsys.readouterr().err
 
