@@ -1,4 +1,4 @@
-"""``inspector serve``: the station without a window, for a line PC (see :mod:`inspector.line.service`)."""
+"""``inspector serve``: the station without a window, for a line PC (see :mod:`inspector.workers.line_service`)."""
 
 from __future__ import annotations
 
@@ -56,7 +56,7 @@ def run(args) -> int:
         check_endpoint(args.opcua, args.opcua_allow_remote)
     import logging
 
-    from inspector.line.service import ServeOptions, run_service
+    from inspector.workers.serve_runner import ServeOptions, run_service
 
     for name in ("inspector.serve", "inspector.line"):  # a service says what it does, even without -v
         logging.getLogger(name).setLevel(min(logging.INFO, logging.getLogger().getEffectiveLevel()))
