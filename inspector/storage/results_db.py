@@ -20,68 +20,17 @@ import numpy as np
 from inspector.core.imageio import write_image
 from inspector.core.paths import data_dir
 from inspector.core.records import InspectionResult
-from inspector.storage.audit import AUDIT_SCHEMA, audit_query, audit_values
+from inspector.storage.audit import audit_query, audit_values
+from inspector.storage.sqlite_schema import (  # noqa: F401 (SCHEMA_VERSION, DB_FILENAME: part of this API)
+    DB_FILENAME,
+    ERROR_VERDICT,
+    SCHEMA_VERSION,
+    ResultStoreError,
+    open_results_read_only,
+    migrate,
+    read_problem,
+)
 from inspector.storage.stores import default_station, overlay_path_for, write_ng_images
-
-SCHEMA_VERSION = 5
-DB_FILENAME = "results.sqlite3"
-ERROR_VERDICT = "ERROR"
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS decisions (
-    id           INTEGER PRIMARY KEY AUTOINCREMENT,
-    time         TEXT NOT NULL,
-    frame_time   TEXT,
-    source       TEXT NOT NULL,
-    frame_id     INTEGER,
-    path         TEXT,
-    raw_score    REAL,
-    score        REAL,
-    threshold    REAL,
-    verdict      TEXT NOT NULL,
-    model_hash   TEXT,
-    latency_ms   REAL,
-    image_path   TEXT,
-    overlay_path TEXT,
-    error        TEXT,
-    uid          TEXT,
-    content_hash TEXT,
-    station      TEXT,
-    recipe       TEXT
-);
-CREATE INDEX IF NOT EXISTS decisions_time ON decisions (time);
-CREATE INDEX IF NOT EXISTS decisions_source_path ON decisions (source, path);
-"""
-
-# Schema 2 adds a decision's unique id (a journal replays a decision at most once)
-# and the content hash of the inspected file (resume keyed on content, not on the name).
-# Schema 3 adds the audit trail (its own table, created with the rest: nothing to alter).
-# Schema 4 adds the station that decided (host name or --station; NULL for older rows)
-# and an index for resuming by model and file (inspector score --db).
-# Schema 5 adds the recipe the decision was made under (NULL without a recipe and for older rows).
-# The PostgreSQL backend (postgres_store.py) has the same steps.
-_UPGRADES = {
-    2: """
-ALTER TABLE decisions ADD COLUMN uid TEXT;
-ALTER TABLE decisions ADD COLUMN content_hash TEXT;
-""",
-    3: "",
-    4: """
-ALTER TABLE decisions ADD COLUMN station TEXT;
-""",
-    5: """
-ALTER TABLE decisions ADD COLUMN recipe TEXT;
-""",
-}
-_INDEXES = """
-CREATE UNIQUE INDEX IF NOT EXISTS decisions_uid ON decisions (uid) WHERE uid IS NOT NULL;
-CREATE INDEX IF NOT EXISTS decisions_model_path ON decisions (model_hash, path);
-"""
-
-
-class ResultStoreError(RuntimeError):
-    """The database file cannot be used (corrupt, not a database, or from a newer version)."""
-
 
 def default_db_path() -> Path:
     """Where results go unless configured: ``$INSPECTOR_DATA_DIR`` or the user data dir."""
@@ -176,57 +125,15 @@ class ResultStore:
             ResultStoreError: if it cannot be read as a results database.
         """
         path = Path(path)
-        if not path.exists():
-            raise FileNotFoundError(f"{path}: no results database (the station creates it on its first decision)")
-        if path.is_dir():
-            raise IsADirectoryError(f"{path}: is a folder, not a results database")
-        if path.stat().st_size == 0:
-            raise ResultStoreError(f"{path}: empty file (0 bytes), not a results database")
         store = cls.__new__(cls)
         store.path, store.images_dir, store.read_only = path, path.parent / "ng_images", True
         store.station = default_station()
         store._lock = threading.Lock()
-        store._conn = _connect_read_only(path, timeout)
-        store._conn.row_factory = sqlite3.Row
-        try:
-            version = store._conn.execute("PRAGMA user_version").fetchone()[0]
-            has_table = store._conn.execute(
-                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'decisions'").fetchone()
-        except sqlite3.DatabaseError as exc:
-            store._conn.close()
-            raise ResultStoreError(f"{path}: {_read_problem(exc)}") from exc
-        if version > SCHEMA_VERSION:
-            store._conn.close()
-            raise ResultStoreError(f"{path}: written by a newer Inspector (schema {version} > {SCHEMA_VERSION}); "
-                                   f"read it with that version")
-        if not has_table:
-            store._conn.close()
-            raise ResultStoreError(f"{path}: an SQLite database without a decisions table, not a results database")
+        store._conn = open_results_read_only(path, timeout)
         return store
 
     def _setup(self, synchronous: str) -> None:
-        mode = self._conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-        if str(mode).lower() != "wal":
-            raise ResultStoreError(f"{self.path}: WAL mode not available (got {mode})")
-        self._conn.execute(f"PRAGMA synchronous={synchronous}")
-        version = self._conn.execute("PRAGMA user_version").fetchone()[0]
-        if version > SCHEMA_VERSION:
-            raise ResultStoreError(
-                f"{self.path}: written by a newer Inspector (schema {version} > {SCHEMA_VERSION})"
-            )
-        with self._conn:
-            has_table = self._conn.execute(
-                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'decisions'"
-            ).fetchone()
-            if has_table and version < SCHEMA_VERSION:
-                columns = {row[1] for row in self._conn.execute("PRAGMA table_info(decisions)")}
-                for step in range(max(version, 1) + 1, SCHEMA_VERSION + 1):
-                    for statement in filter(None, (s.strip() for s in _UPGRADES[step].split(";"))):
-                        added = statement.split()[-2] if "ADD COLUMN" in statement else None
-                        if added not in columns:  # a column already there (a half-done upgrade) stays
-                            self._conn.execute(statement)
-            self._conn.executescript(_SCHEMA + _INDEXES + AUDIT_SCHEMA)
-            self._conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        migrate(self._conn, self.path, synchronous)
 
     # -- writing -------------------------------------------------------------
 
@@ -358,7 +265,7 @@ class ResultStore:
             try:
                 rows = self._conn.execute(sql, params).fetchall()
             except sqlite3.DatabaseError as exc:
-                raise ResultStoreError(f"{self.path}: {_read_problem(exc)}") from exc
+                raise ResultStoreError(f"{self.path}: {read_problem(exc)}") from exc
         return [dict(row) for row in rows]
 
     def has_uid(self, uid: str) -> bool:
@@ -446,7 +353,7 @@ class ResultStore:
                 try:
                     columns = {row[1] for row in self._conn.execute("PRAGMA table_info(decisions)")}
                 except sqlite3.DatabaseError as exc:
-                    raise ResultStoreError(f"{self.path}: {_read_problem(exc)}") from exc
+                    raise ResultStoreError(f"{self.path}: {read_problem(exc)}") from exc
             if "recipe" not in columns:  # a file older than schema 5 opened read-only: no row has a recipe
                 return []
             clauses.append("recipe = ?")
@@ -477,7 +384,7 @@ class ResultStore:
             try:
                 rows = self._conn.execute(sql, params).fetchall()
             except sqlite3.DatabaseError as exc:
-                raise ResultStoreError(f"{self.path}: {_read_problem(exc)}") from exc
+                raise ResultStoreError(f"{self.path}: {read_problem(exc)}") from exc
         return [dict(row) for row in rows]
 
     def latest_rows(self, source: str, model_hash: str) -> dict[str, dict[str, Any]]:
@@ -496,7 +403,7 @@ class ResultStore:
             try:
                 rows = self._conn.execute(sql, (source, model_hash)).fetchall()
             except sqlite3.DatabaseError as exc:
-                raise ResultStoreError(f"{self.path}: {_read_problem(exc)}") from exc
+                raise ResultStoreError(f"{self.path}: {read_problem(exc)}") from exc
         return {row["path"]: dict(row) for row in rows}
 
     def done_paths(self, source: str, include_errors: bool = True) -> set[str]:
@@ -553,7 +460,7 @@ class ResultStore:
                 try:
                     rows = self._conn.execute(sql, [model_hash, *chunk]).fetchall()
                 except sqlite3.DatabaseError as exc:
-                    raise ResultStoreError(f"{self.path}: {_read_problem(exc)}") from exc
+                    raise ResultStoreError(f"{self.path}: {read_problem(exc)}") from exc
             found.update((row[0], row[1]) for row in rows)
         return found
 
@@ -584,38 +491,6 @@ def file_digest(path: str | os.PathLike) -> str | None:
     except OSError:
         return None
     return digest.hexdigest()
-
-
-def _connect_read_only(path: Path, timeout: float) -> sqlite3.Connection:
-    """A ``mode=ro`` connection; ``immutable=1`` when SQLite cannot share a read-only WAL file."""
-    uri = path.resolve().as_uri()
-    try:
-        conn = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=timeout, check_same_thread=False)
-        conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
-        return conn
-    except sqlite3.OperationalError as exc:
-        wal = Path(f"{path}-wal")
-        unwritable = not os.access(path.parent, os.W_OK) or not os.access(path, os.W_OK)
-        if "unable to open" not in str(exc) or not unwritable or (wal.exists() and wal.stat().st_size):
-            raise ResultStoreError(f"{path}: {_read_problem(exc)}") from exc
-    except sqlite3.DatabaseError as exc:
-        raise ResultStoreError(f"{path}: {_read_problem(exc)}") from exc
-    try:
-        return sqlite3.connect(f"{uri}?mode=ro&immutable=1", uri=True, timeout=timeout, check_same_thread=False)
-    except sqlite3.Error as exc:
-        raise ResultStoreError(f"{path}: {_read_problem(exc)}") from exc
-
-
-def _read_problem(exc: sqlite3.Error) -> str:
-    """Why a database could not be read, in words."""
-    text = str(exc)
-    if "locked" in text or "busy" in text:
-        return f"database is locked by another process ({text}); try again when it is released"
-    if "not a database" in text or "malformed" in text:
-        return f"not a usable results database: corrupt or not SQLite ({text})"
-    if "unable to open" in text:
-        return f"cannot open the database for reading ({text}); check the file's and folder's permissions"
-    return f"cannot read the results database ({text})"
 
 
 def _text(value: str | os.PathLike | None) -> str | None:
