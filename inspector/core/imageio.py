@@ -338,3 +338,21 @@ def image_digest(image: np.ndarray) -> str:
     digest = hashlib.blake2b(np.ascontiguousarray(image).tobytes(), digest_size=12)
     digest.update(str(image.shape).encode())
     return digest.hexdigest()
+
+
+def file_digest(path: str | os.PathLike) -> str | None:
+    """The content hash stored with a file's decision: hex SHA-256 of its bytes, ``None`` if unreadable.
+
+    Resume (the station's folder sources, the batch review, ``score --db``) compares it
+    with the recorded one, so a file replaced under the same name is scored again.
+    """
+    import hashlib
+
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    except OSError:
+        return None
+    return digest.hexdigest()

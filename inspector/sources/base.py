@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import collections
 import enum
-import hashlib
 import logging
 import threading
 import time
@@ -25,11 +24,6 @@ logger = logging.getLogger(__name__)
 
 StateListener = Callable[["SourceState", str], None]
 _MAX_UNTAKEN_HASHES = 256
-
-
-def file_sha256(data: bytes) -> str:
-    """The content hash stored with a file's decision (hex SHA-256 of its bytes)."""
-    return hashlib.sha256(data).hexdigest()
 
 
 class SourceState(enum.Enum):

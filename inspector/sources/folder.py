@@ -12,24 +12,15 @@ import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from inspector.core.imageio import ImageReadError, list_images, read_image
+from inspector.core.imageio import ImageReadError, file_digest, list_images, read_image
 from inspector.core.records import Frame
-from inspector.sources.base import FrameSource, SourceState, file_sha256
+from inspector.sources.base import FrameSource, SourceState
 from inspector.sources.registry import SourceKind, folder_and_options, register_source
 
 
 def path_key(path: str | os.PathLike) -> str:
     """The form in which file paths are compared (absolute, case-folded where the OS is)."""
     return os.path.normcase(os.path.abspath(os.fspath(path)))
-
-
-def file_hash(path: str | os.PathLike) -> str | None:
-    """SHA-256 of a file's bytes, or ``None`` if it cannot be read."""
-    try:
-        with open(path, "rb") as handle:
-            return file_sha256(handle.read())
-    except OSError:
-        return None
 
 
 def unchanged_since_recorded(path: str | os.PathLike, recorded: Mapping[str, str | None]) -> bool:
@@ -41,7 +32,7 @@ def unchanged_since_recorded(path: str | os.PathLike, recorded: Mapping[str, str
     if key not in recorded:
         return False
     expected = recorded[key]
-    return expected is None or file_hash(path) == expected
+    return expected is None or file_digest(path) == expected
 
 
 def read_with_hash(path: str | os.PathLike) -> tuple[object, str | None]:
@@ -50,7 +41,7 @@ def read_with_hash(path: str | os.PathLike) -> tuple[object, str | None]:
     Raises:
         ImageReadError, OSError: as :func:`~inspector.core.imageio.read_image`.
     """
-    digest = file_hash(path)
+    digest = file_digest(path)
     return read_image(path), digest
 
 
@@ -156,10 +147,10 @@ class FolderSource(FrameSource):
             try:
                 image, digest = read_with_hash(image_path)
             except (ImageReadError, OSError) as exc:
-                self._add_failure(str(image_path), read_error_message(exc, image_path), index, file_hash(image_path))
+                self._add_failure(str(image_path), read_error_message(exc, image_path), index, file_digest(image_path))
                 continue
             except Exception as exc:  # a decoder bug must not end the batch either
-                self._add_failure(str(image_path), f"unexpected error: {exc}", index, file_hash(image_path))
+                self._add_failure(str(image_path), f"unexpected error: {exc}", index, file_digest(image_path))
                 continue
             frame = Frame(image=image, source=self.describe(), frame_id=index, path=str(image_path))
             if digest is not None:

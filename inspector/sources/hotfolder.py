@@ -20,10 +20,10 @@ from dataclasses import dataclass
 
 from natsort import natsort_keygen
 
-from inspector.core.imageio import ImageReadError, is_image_path, read_image
+from inspector.core.imageio import ImageReadError, file_digest, is_image_path, read_image
 from inspector.core.records import Frame
 from inspector.sources.base import FrameSource, SourceState
-from inspector.sources.folder import file_hash, path_key, read_error_message, unchanged_since_recorded
+from inspector.sources.folder import path_key, read_error_message, unchanged_since_recorded
 from inspector.sources.registry import SourceKind, folder_and_options, register_source
 
 Signature = tuple[int, int]  # (size in bytes, mtime in ns)
@@ -222,7 +222,7 @@ class HotFolderSource(FrameSource):
         key = path_key(candidate.path)
         digest = None
         try:
-            digest = file_hash(candidate.path)
+            digest = file_digest(candidate.path)
             image = read_image(candidate.path)
         except (ImageReadError, OSError) as exc:
             message = read_error_message(exc, candidate.path)
@@ -243,7 +243,7 @@ class HotFolderSource(FrameSource):
         candidate.failures += 1
         if candidate.failures >= self.max_attempts:
             self._done[key] = candidate.signature
-            self._add_failure(candidate.path, message, content_hash=file_hash(candidate.path))
+            self._add_failure(candidate.path, message, content_hash=file_digest(candidate.path))
         else:
             self._candidates[key] = candidate  # maybe still being written: retry once settled
         return None

@@ -7,7 +7,6 @@ Readers in other processes (the CLI, a second window) do not block the writer.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import sqlite3
 import threading
@@ -17,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from inspector.core.imageio import write_image
+from inspector.core.imageio import file_digest, write_image  # noqa: F401 (file_digest: part of this API)
 from inspector.core.paths import data_dir
 from inspector.core.records import InspectionResult
 from inspector.storage.audit import audit_query, audit_values
@@ -479,18 +478,6 @@ class ResultStore:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
-
-
-def file_digest(path: str | os.PathLike) -> str | None:
-    """The sha256 of a file's bytes (hex), or ``None`` when it cannot be read."""
-    digest = hashlib.sha256()
-    try:
-        with open(path, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-    except OSError:
-        return None
-    return digest.hexdigest()
 
 
 def _text(value: str | os.PathLike | None) -> str | None:
