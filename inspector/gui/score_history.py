@@ -45,7 +45,7 @@ class ScoreHistory(pg.PlotWidget):
         self.setMouseEnabled(x=False, y=False)
         self.hideButtons()
         self.showGrid(x=False, y=False)  # a grid makes the axis repaint with every new point
-        self.setLabel("left", "score (1 = calibrated)")
+        self.setLabel("left", "score (1 = cal.)")
         self.setLabel("bottom", "frame")
         self.getPlotItem().getAxis("left").setWidth(56)
         self.getPlotItem().getAxis("left").enableAutoSIPrefix(False)
