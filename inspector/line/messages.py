@@ -8,61 +8,119 @@ consumer drops the duplicates that at-least-once delivery may bring.
 from __future__ import annotations
 
 import json
+import os
 import socket
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
-from urllib.parse import urlsplit
+from typing import Any, Mapping
+from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
 
 from inspector.core.records import InspectionResult
 
 MESSAGE_VERSION = 1
 DEFAULT_PORT = 1883
+DEFAULT_TLS_PORT = 8883
 DEFAULT_PREFIX = "inspector"
+PASSWORD_ENV = "INSPECTOR_MQTT_PASSWORD"
+"""The broker password, when the URL names a user and no password (keeps it out of process lists and logs)."""
+TLS_PARAMETERS = ("ca", "cert", "key")
+"""Query parameters of an ``mqtts://`` URL: CA bundle, client certificate, client key (PEM files)."""
 
 
 @dataclass(frozen=True)
 class MqttAddress:
-    """Where to publish: ``mqtt://host:port/prefix``.
+    """Where to publish: ``mqtt://host:port/prefix`` or ``mqtts://host:port/prefix?ca=FILE``.
 
     Attributes:
         host, port: The broker.
         prefix: Topic prefix (``inspector`` when the URL has no path).
-        username, password: From ``mqtt://user:password@host``, if given.
+        username, password: From ``mqtt://user[:password]@host``; the password, when the URL has
+            none, from the environment variable :data:`PASSWORD_ENV`. Never printed (not in the
+            ``repr``, not in :meth:`describe`).
+        tls: ``mqtts://``: TLS with certificate and host name verification.
+        ca_file: PEM CA bundle that signed the broker's certificate (``None``: the system's CAs).
+        cert_file, key_file: Client certificate and key, for brokers that require one.
     """
 
     host: str
     port: int = DEFAULT_PORT
     prefix: str = DEFAULT_PREFIX
     username: str | None = None
-    password: str | None = None
+    password: str | None = field(default=None, repr=False, compare=False)
+    tls: bool = False
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
 
     def topic(self, station: str, leaf: str) -> str:
         """``<prefix>/<station>/<leaf>``."""
         return f"{self.prefix}/{station}/{leaf}"
 
+    def describe(self) -> str:
+        """The address for logs and messages: scheme, user, host, port, prefix; never the password."""
+        user = f"{self.username}@" if self.username else ""
+        return f"{'mqtts' if self.tls else 'mqtt'}://{user}{self.host}:{self.port}/{self.prefix}"
 
-def parse_mqtt_url(url: str) -> MqttAddress:
-    """Parse ``mqtt://[user[:password]@]host[:port][/prefix]``.
+
+def redact_url(url: str) -> str:
+    """``url`` with any password replaced by ``***`` (for error messages and logs)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{netloc}"))
+
+
+def parse_mqtt_url(url: str, environ: Mapping[str, str] | None = None) -> MqttAddress:
+    """Parse ``mqtt[s]://[user[:password]@]host[:port][/prefix][?ca=FILE&cert=FILE&key=FILE]``.
+
+    ``mqtts`` is MQTT over TLS (default port 8883): the broker's certificate is verified
+    against ``ca`` (else the system's CAs) and its host name; ``cert`` and ``key`` give a
+    client certificate. A user without a password in the URL takes the password from
+    ``INSPECTOR_MQTT_PASSWORD`` in ``environ`` (default: the process environment).
 
     Raises:
-        ValueError: for another scheme, no host, or a prefix with MQTT wildcards.
+        ValueError: for another scheme, no host, a prefix with MQTT wildcards, an unknown or
+            repeated query parameter, TLS files with plain ``mqtt://`` or files that cannot be read.
+            The message never contains the password.
     """
+    shown = redact_url(url)
     parts = urlsplit(url)
-    if parts.scheme != "mqtt":
-        raise ValueError(f"--mqtt {url!r}: expected mqtt://host[:port][/prefix]")
+    if parts.scheme not in ("mqtt", "mqtts"):
+        raise ValueError(f"--mqtt {shown!r}: expected mqtt://host[:port][/prefix] or mqtts://host[:port][/prefix]")
+    tls = parts.scheme == "mqtts"
     if not parts.hostname:
-        raise ValueError(f"--mqtt {url!r}: no broker host")
+        raise ValueError(f"--mqtt {shown!r}: no broker host")
     prefix = parts.path.strip("/") or DEFAULT_PREFIX
-    if "#" in url or "+" in prefix or "//" in prefix or parts.query:
-        raise ValueError(f"--mqtt {url!r}: the topic prefix may not contain '+', '#' or empty levels")
+    if "#" in url or "+" in prefix or "//" in prefix:
+        raise ValueError(f"--mqtt {shown!r}: the topic prefix may not contain '+', '#' or empty levels")
     try:
-        port = parts.port or DEFAULT_PORT
+        port = parts.port or (DEFAULT_TLS_PORT if tls else DEFAULT_PORT)
     except ValueError as exc:
-        raise ValueError(f"--mqtt {url!r}: {exc}") from exc
-    return MqttAddress(parts.hostname, port, prefix, parts.username, parts.password)
+        raise ValueError(f"--mqtt {shown!r}: {exc}") from exc
+    files: dict[str, str] = {}
+    for name, value in parse_qsl(parts.query, keep_blank_values=True, strict_parsing=bool(parts.query)) \
+            if parts.query else ():
+        if name not in TLS_PARAMETERS:
+            raise ValueError(f"--mqtt {shown!r}: unknown parameter {name!r} (known: {', '.join(TLS_PARAMETERS)})")
+        if name in files:
+            raise ValueError(f"--mqtt {shown!r}: {name} given twice")
+        if not tls:
+            raise ValueError(f"--mqtt {shown!r}: {name}= is a TLS file: use mqtts://")
+        path = os.path.abspath(os.path.expanduser(unquote(value)))
+        if not os.path.isfile(path) or not os.access(path, os.R_OK):
+            raise ValueError(f"--mqtt {shown!r}: the {name} file {path} cannot be read")
+        files[name] = path
+    if "key" in files and "cert" not in files:
+        raise ValueError(f"--mqtt {shown!r}: key= needs cert= (the client certificate)")
+    username = unquote(parts.username) if parts.username else None
+    password = unquote(parts.password) if parts.password is not None else None
+    if username and password is None:
+        password = (os.environ if environ is None else environ).get(PASSWORD_ENV) or None
+    return MqttAddress(parts.hostname, port, prefix, username, password, tls, files.get("ca"), files.get("cert"),
+                       files.get("key"))
 
 
 def default_station_name() -> str:

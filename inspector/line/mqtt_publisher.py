@@ -11,8 +11,14 @@ outbox hands them again, in order. Delivery is at least once: consumers drop
 duplicates by ``uid``.
 
 Topics: ``<prefix>/<station>/decision`` (QoS 1), ``<prefix>/<station>/status``
-(retained; ``offline`` as the last will), ``<prefix>/<station>/command``
-(subscribed; handed to ``on_command``).
+(retained; ``offline`` as the last will; not for ``status=False``, e.g. ``inspector
+score``, which is no station), ``<prefix>/<station>/command`` (subscribed only when
+there is an ``on_command``).
+
+Security comes from the :class:`~inspector.line.messages.MqttAddress`: ``mqtts://``
+is TLS with the broker's certificate and host name verified (a CA file, else the
+system's CAs; optionally a client certificate), and a user name with its password
+(never logged).
 """
 
 from __future__ import annotations
@@ -44,15 +50,21 @@ class MqttPublisher:
         outbox: The outbox folder.
         on_command: Called on paho's thread with each command (a dict with ``"command"``).
         client_id: MQTT client id (default: ``inspector-<station>-<random>``).
+        status: Publish the retained status and the ``offline`` last will (a station); ``False``
+            for a batch job that only sends decisions.
+
+    Raises:
+        ValueError: TLS files that are not usable PEM certificates or keys.
+        OSError: the outbox is in use by another process.
     """
 
     def __init__(self, address: MqttAddress, station: str, outbox: str, *,
-                 on_command: Callable[[dict[str, Any]], None] | None = None, client_id: str | None = None) -> None:
+                 on_command: Callable[[dict[str, Any]], None] | None = None, client_id: str | None = None,
+                 status: bool = True) -> None:
         import paho.mqtt.client as mqtt
 
         self.address = address
         self.station = station
-        self.outbox = Outbox(outbox)
         self.decision_topic = address.topic(station, "decision")
         self.status_topic = address.topic(station, "status")
         self.command_topic = address.topic(station, "command")
@@ -69,6 +81,8 @@ class MqttPublisher:
         self.acknowledged = 0
         self.connections = 0
         self._drain_s = 0.0
+        self._with_status = bool(status)
+        self._failures = 0
         client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
                              client_id=client_id or f"inspector-{station}-{uuid.uuid4().hex[:8]}",
                              clean_session=True)
@@ -76,12 +90,17 @@ class MqttPublisher:
         client.reconnect_delay_set(min_delay=1, max_delay=2)
         if address.username:
             client.username_pw_set(address.username, address.password)
-        client.will_set(self.status_topic, encode(status_message(station, "offline")), qos=1, retain=True)
+        if address.tls:
+            _set_tls(client, address)
+        if self._with_status:
+            client.will_set(self.status_topic, encode(status_message(station, "offline")), qos=1, retain=True)
         client.on_connect = self._on_connect
+        client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
         client.on_message = self._on_message
         self._client = client
+        self.outbox = Outbox(outbox)  # last: a refused TLS file leaves no outbox locked
         self._thread = threading.Thread(target=self._run, name="mqtt publisher", daemon=True)
 
     # -- life ----------------------------------------------------------------------
@@ -104,8 +123,9 @@ class MqttPublisher:
         self._drain_s = max(0.0, float(drain_s))
         self._stopping.set()
         self._wake.set()
-        self._thread.join(timeout=self._drain_s + 5.0)
-        if self._connected.is_set():
+        if self._thread.ident is not None:  # started
+            self._thread.join(timeout=self._drain_s + 5.0)
+        if self._connected.is_set() and self._with_status:
             status = dict(self._status or status_message(self.station, "stopped"), state="stopped")
             info = self._client.publish(self.status_topic, encode(status), qos=1, retain=True)
             try:
@@ -117,8 +137,8 @@ class MqttPublisher:
         left = len(self.outbox)
         self.outbox.close()
         if left:
-            logger.warning("mqtt: %d decisions not yet acknowledged by %s:%d wait in the outbox %s",
-                           left, self.address.host, self.address.port, self.outbox.folder)
+            logger.warning("mqtt: %d decisions not yet acknowledged by %s wait in the outbox %s",
+                           left, self.address.describe(), self.outbox.folder)
         return left
 
     @property
@@ -136,6 +156,8 @@ class MqttPublisher:
 
     def set_status(self, state: str, **fields: Any) -> None:
         """Publish a new retained status (now if connected, else on connecting); an unchanged one is not sent."""
+        if not self._with_status:
+            return
         with self._lock:
             previous = self._status or {}
             if previous.get("state") == state and all(previous.get(k) == v for k, v in fields.items()):
@@ -197,21 +219,32 @@ class MqttPublisher:
 
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:
-            logger.warning("mqtt: %s:%d refused the connection: %s", self.address.host, self.address.port,
-                           reason_code)
+            self._failures += 1
+            if self._failures in (1, 10) or self._failures % 100 == 0:
+                logger.warning("mqtt: %s refused the connection: %s (decisions wait in the outbox; retrying)",
+                               self.address.describe(), reason_code)
             return
         self.connections += 1
-        logger.info("mqtt: connected to %s:%d", self.address.host, self.address.port)
-        client.subscribe(self.command_topic, qos=1)
+        self._failures = 0
+        logger.info("mqtt: connected to %s", self.address.describe())
+        if self._on_command is not None:
+            client.subscribe(self.command_topic, qos=1)
         with self._lock:
             self._status_dirty = self._status is not None
         self._connected.set()
         self._wake.set()
 
+    def _on_connect_fail(self, client, userdata) -> None:
+        """No connection (broker down, TLS handshake refused, ...): said once, then every 100 tries."""
+        self._failures += 1
+        if self._failures in (1, 10) or self._failures % 100 == 0:
+            logger.warning("mqtt: cannot connect to %s (try %d; decisions wait in the outbox; retrying)",
+                           self.address.describe(), self._failures)
+
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         if self._connected.is_set() and not self._stopping.is_set():
-            logger.warning("mqtt: lost the connection to %s:%d (%s); decisions wait in the outbox",
-                           self.address.host, self.address.port, reason_code)
+            logger.warning("mqtt: lost the connection to %s (%s); decisions wait in the outbox",
+                           self.address.describe(), reason_code)
         self._connected.clear()
 
     def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
@@ -235,3 +268,22 @@ class MqttPublisher:
             self._on_command(command)
         except Exception:  # noqa: BLE001 - a bad command never stops publishing
             logger.exception("mqtt: command %r failed", command)
+
+
+def _set_tls(client: Any, address: MqttAddress) -> None:
+    """TLS 1.2+ with the broker's certificate and host name verified; a client certificate if given."""
+    import ssl
+
+    try:
+        context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=address.ca_file)
+    except (ssl.SSLError, OSError) as exc:
+        raise ValueError(f"--mqtt: CA file {address.ca_file}: not a PEM certificate bundle ({exc})") from exc
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    if address.cert_file:
+        try:
+            context.load_cert_chain(address.cert_file, address.key_file)
+        except (ssl.SSLError, OSError) as exc:
+            key = address.key_file or "(in the certificate file)"
+            raise ValueError(f"--mqtt: client certificate {address.cert_file} / key {key}: "
+                             f"not a usable PEM certificate and key ({exc})") from exc
+    client.tls_set_context(context)

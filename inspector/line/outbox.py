@@ -13,7 +13,10 @@ rewritten atomically (temporary file, fsync, rename) and the acknowledgements dr
 A crash between two of these steps can only make a message be delivered twice.
 
 A torn last line (killed while writing) is skipped with a warning, as in
-:mod:`inspector.storage.journal`. One process uses an outbox at a time. No Qt.
+:mod:`inspector.storage.journal`. One process uses an outbox at a time: it holds an
+exclusive ``flock`` on ``lock`` in the folder while the outbox is open, and a second
+opener (a window and ``serve`` on the same database, say) gets an :class:`OSError`
+at once instead of two writers interleaving. No Qt.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ logger = logging.getLogger(__name__)
 OUTBOX_VERSION = 1
 OUTBOX_FILE = "outbox.jsonl"
 ACKED_FILE = "acked.txt"
+LOCK_FILE = "lock"
 COMPACT_AFTER = 2000
 """Acknowledged lines kept before the file is rewritten with only the pending ones."""
 
@@ -63,11 +67,15 @@ class Outbox:
 
     Args:
         folder: The outbox folder (created when needed).
+
+    Raises:
+        OSError: the folder cannot be made, or another process (or another open outbox) uses it.
     """
 
     def __init__(self, folder: str | os.PathLike) -> None:
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
+        self._holder = _lock_folder(self.folder)
         self._lock = threading.Lock()
         self._pending: list[OutboxEntry] = []
         self._acked_lines = 0
@@ -137,18 +145,23 @@ class Outbox:
     def close(self) -> None:
         """fsync and close the files; the pending messages stay on disk (none: the files are removed)."""
         with self._lock:
-            if not self._pending:
-                self._clear()
-                return
-            for name in ("_fd", "_ack_fd"):
-                fd = getattr(self, name)
-                if fd is not None:
-                    try:
-                        os.fsync(fd)
-                    finally:
-                        os.close(fd)
-                    setattr(self, name, None)
-            self._dirty = False
+            try:
+                if not self._pending:
+                    self._clear()
+                    return
+                for name in ("_fd", "_ack_fd"):
+                    fd = getattr(self, name)
+                    if fd is not None:
+                        try:
+                            os.fsync(fd)
+                        finally:
+                            os.close(fd)
+                        setattr(self, name, None)
+                self._dirty = False
+            finally:
+                if self._holder is not None:
+                    self._holder.close()  # releases the flock
+                    self._holder = None
 
     # -- helpers -----------------------------------------------------------------
 
@@ -226,3 +239,22 @@ class Outbox:
             self._ack_fd = None
         (self.folder / ACKED_FILE).unlink(missing_ok=True)
         self._acked_lines = 0
+
+
+def _lock_folder(folder: Path):
+    """An open file holding an exclusive, non-blocking ``flock`` on ``folder/lock`` (released when closed).
+
+    ``None`` where ``fcntl`` does not exist (Windows): one process per outbox is then the user's rule.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not Linux or macOS
+        return None
+    holder = open(folder / LOCK_FILE, "a+b")  # noqa: SIM115 - held open for the outbox's life
+    try:
+        fcntl.flock(holder.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        holder.close()
+        raise OSError(f"the MQTT outbox {folder} is in use by another process (one process per outbox: "
+                      "stop the other one, or give this one its own --outbox)") from exc
+    return holder

@@ -45,18 +45,25 @@ def wait_for(condition, timeout: float, step: float = 0.05, what: str = "conditi
 
 class Broker:
     """A Mosquitto process on 127.0.0.1 with its own config (persistence on, so that a subscriber's
-    session and the messages queued for it survive a restart, as on a line's broker)."""
+    session and the messages queued for it survive a restart, as on a line's broker).
 
-    def __init__(self, folder: Path) -> None:
+    Args:
+        folder: Its config, data and logs.
+        listener: Lines that follow ``listener PORT 127.0.0.1`` (TLS files, ``require_certificate``).
+        settings: Global lines replacing ``allow_anonymous true`` (e.g. a ``password_file``).
+    """
+
+    def __init__(self, folder: Path, listener: str = "", settings: str = "allow_anonymous true\n") -> None:
         self.folder = folder
         self.port = free_port()
         self.conf = folder / "mosquitto.conf"
         (folder / "data").mkdir(parents=True, exist_ok=True)
-        self.conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence true\n"
+        self.conf.write_text(f"{settings}persistence true\n"
                              f"persistence_location {folder / 'data'}/\nautosave_interval 1\n"
                              "max_queued_messages 100000\n"
                              # as root it would switch to the user "mosquitto", who cannot write here
-                             f"user {getpass.getuser()}\n")
+                             f"user {getpass.getuser()}\n"
+                             f"listener {self.port} 127.0.0.1\n{listener}")
         self.process: subprocess.Popen | None = None
         self.starts = 0
 
@@ -87,13 +94,18 @@ class Broker:
 class Subscriber:
     """A paho subscriber with a persistent session (QoS 1) that records every message it gets."""
 
-    def __init__(self, port: int, topic: str = "line/#") -> None:
+    def __init__(self, port: int, topic: str = "line/#", *, ca: Path | None = None, cert: Path | None = None,
+                 key: Path | None = None, username: str | None = None, password: str | None = None) -> None:
         import paho.mqtt.client as mqtt
 
         self.messages: list[tuple[str, dict, bool]] = []
         self._lock = threading.Lock()
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"test-sub-{port}", clean_session=False)
         self.client.reconnect_delay_set(min_delay=1, max_delay=1)
+        if ca is not None:
+            self.client.tls_set(ca_certs=str(ca), certfile=cert and str(cert), keyfile=key and str(key))
+        if username is not None:
+            self.client.username_pw_set(username, password)
         self.client.on_connect = lambda c, u, f, rc, p: c.subscribe(topic, qos=1)
         self.client.on_message = self._on_message
         self.subscribed = threading.Event()

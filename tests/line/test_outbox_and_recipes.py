@@ -47,7 +47,6 @@ def test_outbox_is_removed_when_everything_is_acknowledged_and_compacts(tmp_path
     for i in range(3, 6):
         box.ack(f"uid-{i}")
     assert len(box) == 0 and (tmp_path / "box" / "outbox.jsonl").read_bytes() == b""  # truncated in place
-    assert Outbox(tmp_path / "box").pending() == []
     box.append(_entry(9))
     box.close()
     assert [e.uid for e in Outbox(tmp_path / "box").pending()] == ["uid-9"]
@@ -94,3 +93,23 @@ def test_recipe_add_list_show_remove(tmp_path, monkeypatch, capsys):
     assert recipe_cmd.main(["add", "../evil", "--model", str(model)]) == 2
     assert recipe_cmd.main(["add", "c", "--model", str(tmp_path / "missing.safetensors")]) == 2
     assert recipe_cmd.main(["add", "c", "--model", str(model), "--threshold", "-1"]) == 2
+
+
+def test_one_process_per_outbox(tmp_path):
+    """A second opener (say, a window and serve on the same database) is refused at once, not interleaved."""
+    import subprocess
+    import sys
+
+    box = Outbox(tmp_path / "box")
+    box.append(_entry(1))
+    probe = ("import sys\nfrom inspector.line.outbox import Outbox\n"
+             "try:\n    Outbox(sys.argv[1])\nexcept OSError as exc:\n    print(exc)\n    sys.exit(3)\n")
+    done = subprocess.run([sys.executable, "-c", probe, str(tmp_path / "box")], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 3 and "in use by another process" in done.stdout
+    with pytest.raises(OSError, match="in use"):
+        Outbox(tmp_path / "box")  # another open outbox in this process too
+    box.close()
+    again = Outbox(tmp_path / "box")  # released on close
+    assert [e.uid for e in again.pending()] == ["uid-1"]
+    again.close()
