@@ -18,7 +18,7 @@ from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtWidgets import QFileDialog, QProgressDialog, QWidget
 
 from inspector.core.paths import models_dir
-from inspector.pipeline.feedback import feedback_folder, mask_picture
+from inspector.pipeline.feedback import feedback_folder, refit_settings
 from inspector.workers.fit_worker import FitRequest
 from inspector.workers.model_worker import FeedbackRequest
 
@@ -56,17 +56,36 @@ class FeedbackActions(QObject):
 
     def mark_result(self, result: Any, label: str) -> bool:
         """Mark a live decision (an :class:`InspectionResult`) ``good`` or ``bad``; False if nothing to mark."""
-        model = self.station.model
-        if result is None or model is None:
+        if result is None or self.station.model is None:
             self.station.message.emit("nothing to mark: no decision shown")
             return False
         frame = result.frame
         name = os.path.basename(frame.path) if frame.path else f"frame-{frame.frame_id:06d}"
-        reference = {"path": frame.path, "source": frame.source, "frame_id": frame.frame_id, "name": name,
-                     "raw_score": float(result.raw_score), "threshold": float(result.threshold)}
-        self._send(FeedbackRequest(label, self.station.model_path, result.model_hash or model.model_hash,
-                                   source_path=frame.path, image=None if frame.path else frame.image,
-                                   old_verdict="NG" if result.anomalous else "OK", reference=reference))
+        return self._mark_decision(label, frame.path, frame.image, frame.source, frame.frame_id, name,
+                                   result.raw_score, result.threshold, result.anomalous, result.model_hash)
+
+    def mark_point(self, point: Any, label: str) -> bool:
+        """Mark a decision of the score history (a :class:`~inspector.gui.score_history.HistoryPoint`)."""
+        if point is None or self.station.model is None:
+            self.station.message.emit("nothing to mark: no model")
+            return False
+        if not point.markable:
+            self.station.message.emit(f"{point.name}: the frame's pixels are no longer held; it cannot be marked")
+            return False
+        return self._mark_decision(label, point.path, point.image, point.source, point.frame_id, point.name,
+                                   point.raw_score, point.threshold, point.anomalous, point.model_hash,
+                                   origin="score history")
+
+    def _mark_decision(self, label: str, path: str | None, image: Any, source: str, frame_id: int, name: str,
+                       raw_score: float, threshold: float, anomalous: bool, model_hash: str,
+                       origin: str = "") -> bool:
+        reference = {"path": path, "source": source, "frame_id": frame_id, "name": name,
+                     "raw_score": float(raw_score), "threshold": float(threshold)}
+        if origin:
+            reference["marked_from"] = origin
+        self._send(FeedbackRequest(label, self.station.model_path, model_hash or self.station.model.model_hash,
+                                   source_path=path, image=None if path else image,
+                                   old_verdict="NG" if anomalous else "OK", reference=reference))
         return True
 
     def mark_files(self, rows: Sequence[tuple[str, str]], label: str, model_hash: str = "") -> int:
@@ -98,7 +117,9 @@ class FeedbackActions(QObject):
                          mask: Any = None, reason: str = "refit with feedback") -> FitRequest | None:
         """The fit request of a refit with feedback for the model in use (``None``: no model/folder).
 
-        ``mask`` (a mask picture) replaces the model's own regions (default: keep them).
+        The new model is fitted as the one in use was (:func:`~inspector.pipeline.feedback.refit_settings`):
+        its detector and options, backbone, input size, folds, policy and regions. ``mask``
+        (a mask picture) replaces the model's own regions (default: keep them).
         """
         model = self.station.model
         if model is None:
@@ -106,13 +127,14 @@ class FeedbackActions(QObject):
         folder = reference_dir or known_reference_dir(model, self.station.model_path)
         if not folder:
             return None
-        detector = model.detector
+        settings = refit_settings(model)
         return FitRequest(
-            reference_dir=str(folder), detector=model.detector_kind, backbone=model.backbone or "lite0",
-            image_size=int(detector.preprocessing.image_size),
+            reference_dir=str(folder), detector=settings.detector, backbone=settings.backbone,
+            weights=settings.weights, folds=settings.folds, image_size=settings.image_size,
             save_path=save_path or default_feedback_path(self.station.model_path),
             feedback_folder=str(feedback_folder(self.station.model_path, model.model_hash)),
-            mask=mask_picture(model) if mask is None else mask, reason=reason)
+            mask=settings.mask if mask is None else mask, reason=reason, options=dict(settings.options),
+            policy=settings.policy, target=settings.target)
 
     def refit(self, reference_dir: str | None = None, save_path: str | None = None, mask: Any = None,
               reason: str = "refit with feedback") -> FitRequest | None:
@@ -126,7 +148,11 @@ class FeedbackActions(QObject):
                 self.window, "This model does not record its reference images: choose their folder")
             if not reference_dir:
                 return None
-        request = self.feedback_request(reference_dir, save_path, mask, reason)
+        try:
+            request = self.feedback_request(reference_dir, save_path, mask, reason)
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:  # e.g. an ONNX export: no detector to refit
+            self.station.message.emit(f"this model cannot be refitted here ({exc}): refit it from its .safetensors file")
+            return None
         self._open_progress()
         self.station.message.emit(f"{reason}: fitting on {request.reference_dir} and {request.feedback_folder} ...")
         self.station.fit(request)

@@ -149,16 +149,100 @@ def mask_picture(model) -> np.ndarray | None:
     return regions.inspected.astype(np.uint8) * 255
 
 
+@dataclass(frozen=True)
+class RefitSettings:
+    """How a model was fitted, to fit it again on more images (a refit with feedback).
+
+    Attributes:
+        detector: The detector kind.
+        backbone: The backbone name (``"lite0"`` for detectors without one: unused).
+        weights: The backbone weights file the detector was built with (``None``: packaged).
+        image_size: The network input size.
+        options: The detector's constructor options (components, levels, bank sizes, ...).
+        folds: k of the held-out calibration the fit was asked for (``None``: the fit's rule).
+        policy, target: The threshold policy and its target (``None``: the fit's default).
+        mask: The model's region mask picture (white inspected), ``None`` without regions.
+    """
+
+    detector: str
+    backbone: str
+    weights: str | None
+    image_size: int
+    options: dict
+    folds: int | None
+    policy: str | None
+    target: float | None
+    mask: np.ndarray | None = field(default=None, compare=False, repr=False)
+
+
+def refit_settings(model) -> RefitSettings:
+    """The settings that fit ``model`` again: its own detector, options, input size, regions and policy.
+
+    Models written since fits record what they were asked for (``info["fit_request"]``)
+    give exactly that; older files give what their detector configuration holds
+    (levels, batch size, fast map, fusion components and bank sizes, a trained
+    detector's constructor options). A manual threshold is not carried over (its raw
+    value means nothing to another model): the refit takes the fit's default policy.
+    """
+    from inspector.detectors.base import detector_class
+
+    detector = model.detector
+    kind = model.detector_kind
+    cls_ = detector_class(kind)
+    request = model.info.get("fit_request")
+    if isinstance(request, dict):
+        options = dict(request.get("options") or {})
+        folds = request.get("folds")
+    else:
+        options, folds = _options_from_config(cls_, detector.config()), None
+    allowed = set(cls_.options())
+    options = {k: v for k, v in options.items() if k in allowed and k not in ("backbone", "weights", "image_size",
+                                                                             "device")}
+    calibration = model.calibration
+    policy, target = calibration.policy, calibration.target
+    if policy == "manual":
+        policy, target = None, None
+    return RefitSettings(
+        detector=kind, backbone=model.backbone or "lite0", weights=getattr(detector, "weights", None) or None,
+        image_size=int(detector.preprocessing.image_size), options=options,
+        folds=int(folds) if folds else None, policy=policy, target=target, mask=mask_picture(model))
+
+
+def _options_from_config(cls_, config: dict) -> dict:
+    """Constructor options recovered from a fitted detector's stored configuration (older model files)."""
+    if isinstance(config.get("options"), dict):  # trained detectors keep their constructor's arguments
+        return dict(config["options"])
+    options = {}
+    if "levels" in config:
+        options["levels"] = [int(level) for level in config["levels"]]
+    if "batch_size" in config:
+        options["batch_size"] = int(config["batch_size"])
+    if "fast_map" in cls_.options() and "patch_map" in config:
+        options["fast_map"] = config["patch_map"] is not None
+    if "components" in config:
+        options["components"] = list(config["components"])
+    bank = config.get("bank")
+    if isinstance(bank, dict):
+        if "coreset" in bank:
+            options["bank_coreset"] = int(bank["coreset"])
+        if "dimensions" in bank:
+            options["bank_dimensions"] = int(bank["dimensions"])
+    return options
+
+
 def refit_with_feedback(model, feedback: FeedbackSet, reference_dir: str | os.PathLike | None = None,
                         progress: Progress | None = None, folds: int | None = None, device=None):
     """A new model fitted on the references plus the marked-good images; marked-bad ones calibrate escapes.
 
+    The new model is fitted as ``model`` was (:func:`refit_settings`): same detector and
+    options, backbone and weights, input size, region mask and threshold policy.
+
     Args:
-        model: The model in use (its detector kind, backbone, input size and mask are reused).
+        model: The model in use.
         feedback: What the operators marked (:func:`list_feedback`).
         reference_dir: The reference folder; default the one stored in the model.
         progress: Progress sink (cancellable).
-        folds: k of the held-out calibration (default: the fit's own rule).
+        folds: k of the held-out calibration (default: what the model's fit asked for, else the fit's rule).
         device: Torch device.
 
     Raises:
@@ -180,14 +264,20 @@ def refit_with_feedback(model, feedback: FeedbackSet, reference_dir: str | os.Pa
     if not loaded.images:
         raise ValueError(f"no readable images in {folder}")
     bad = read_images(feedback.bad, _reading(progress, "marked-bad")).images if feedback.bad else []
-    detector = model.detector
-    options = {}
-    if type(detector).has_fast_map_option():
-        options["fast_map"] = bool(detector.has_maps)
+    settings = refit_settings(model)
+    policy, target = usable_policy(settings, bool(bad))
     return InspectionModel.fit(
-        loaded.images, detector=model.detector_kind, backbone=model.backbone or "lite0",
-        image_size=int(detector.preprocessing.image_size), folds=folds, bad_images=bad or None,
-        progress=progress, device=device, mask=mask_picture(model), reference_dir=str(folder), **options)
+        loaded.images, detector=settings.detector, backbone=settings.backbone, weights=settings.weights,
+        image_size=settings.image_size, folds=folds or settings.folds, bad_images=bad or None, policy=policy,
+        target=target, progress=progress, device=device, mask=settings.mask,
+        reference_dir=os.path.abspath(folder), **settings.options)
+
+
+def usable_policy(settings: RefitSettings, with_bad: bool) -> tuple[str | None, float | None]:
+    """The model's policy and target, or the fit's default when it needs known-bad images that are not there."""
+    if settings.policy in ("f1", "escape") and not with_bad:
+        return None, None
+    return settings.policy, settings.target
 
 
 def _reading(progress: Progress, label: str) -> Progress:

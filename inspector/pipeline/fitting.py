@@ -34,6 +34,8 @@ def fit_parts(images: Sequence[np.ndarray], *, detector: str, backbone: str, wei
     digests = [image_digest(image) for image in images]
     check_distinct(digests)
     cls_ = detector_class(detector)
+    # What the caller asked for, before the fit fills in defaults: a refit with feedback asks again.
+    requested = fit_request(options, folds=folds, policy=policy, target=target)
     if cls_.uses_backbone:
         options.update(backbone=backbone, weights=weights, image_size=image_size)
     elif image_size:
@@ -79,6 +81,7 @@ def fit_parts(images: Sequence[np.ndarray], *, detector: str, backbone: str, wei
         "software_version": inspector.__version__,
         "torch_version": torch.__version__,
         "fitted_on": f"{det.device.type} ({platform.machine()})",
+        "fit_request": requested,
         **gradient_info,
         # Lets `calibrate` reuse the unbiased held-out score of a reference image it is given again.
         "reference_held_out": {digest: float(score) for digest, score in zip(digests, result.held_out_scores)},
@@ -89,6 +92,29 @@ def fit_parts(images: Sequence[np.ndarray], *, detector: str, backbone: str, wei
     if len(set(digests)) < len(digests):
         info["duplicate_references"] = len(digests) - len(set(digests))
     return det, calibration, pixel, info, regions
+
+
+def fit_request(options: dict, *, folds: int | None, policy: str | None, target: float | None) -> dict:
+    """The detector options and calibration choices a fit was asked for, as stored in ``info["fit_request"]``.
+
+    Only the caller's own choices are kept (the detector's defaults are not written
+    out), so that a refit with feedback reproduces the same fit on more images.
+    Backbone, weights file name and input size are stored elsewhere in the model.
+    Values that JSON cannot hold are left out.
+    """
+    import json
+
+    kept = {}
+    for key, value in options.items():
+        if key in ("backbone", "weights", "image_size"):
+            continue
+        value = list(value) if isinstance(value, tuple) else value
+        try:
+            json.dumps(value)
+        except (TypeError, ValueError):
+            continue
+        kept[key] = value
+    return {"options": kept, "folds": folds, "policy": policy, "target": target}
 
 
 def check_distinct(digests: Sequence[str]) -> None:

@@ -40,6 +40,8 @@ class FitRequest:
             marked-good images join the references, its marked-bad ones the known-bad images.
         mask: A region mask picture (white inspected) to fit with (``None``: the whole image).
         reason: What the fit is for, for the audit trail (``"refit"``, ``"refit with feedback"``).
+        options: Detector constructor options (a refit with feedback passes the model's own).
+        policy, target: Threshold policy and target (``None``: the fit's default).
     """
 
     reference_dir: str
@@ -53,6 +55,9 @@ class FitRequest:
     feedback_folder: str | None = None
     mask: Any = field(default=None, compare=False, repr=False)
     reason: str = "refit"
+    options: dict = field(default_factory=dict, compare=False)
+    policy: str | None = None
+    target: float | None = None
 
 
 class FitWorker(QObject):
@@ -125,6 +130,9 @@ class FitWorker(QObject):
             images = images + load_paths(feedback.good, progress, "marked-good")
             bad = bad + load_paths(feedback.bad, progress, "marked-bad")
             counts.update(marked_good=len(feedback.good), marked_bad=len(feedback.bad))
+        policy, target = request.policy, request.target
+        if policy in ("f1", "escape") and not bad:
+            policy, target = None, None  # these policies need known-bad images
         model = InspectionModel.fit(
             images,
             detector=request.detector,
@@ -133,9 +141,12 @@ class FitWorker(QObject):
             image_size=request.image_size,
             folds=request.folds,
             bad_images=bad or None,
+            policy=policy,
+            target=target,
             progress=progress,
             mask=request.mask,
             reference_dir=str(Path(request.reference_dir).resolve()),
+            **request.options,
         )
         saved = ""
         if request.save_path:

@@ -120,3 +120,51 @@ def test_a_camera_frame_is_kept_as_png_and_names_never_collide(elpv_mono, tmp_pa
     assert sorted(p.name for p in list_feedback(folder).good) == sorted([first.name, second.name])
     with pytest.raises(ValueError):
         add_feedback(folder, "maybe", image=frame)
+
+
+def test_refit_with_feedback_keeps_the_models_own_detector_options(cells, tmp_path):
+    """A fusion model fitted with non-default options: the refit with feedback is fitted the same way."""
+    from inspector.pipeline.model import InspectionModel
+
+    root, refs, _, extra_good, bad = cells
+    model = tmp_path / "custom.safetensors"
+    done = inspector("fit", refs, "-o", model, "--detector", "fusion", "--image-size", "80", "--folds", "4",
+                     "--frr", "0.05", "--mask", root / "mask.png", "--option", 'components=["global","bank"]',
+                     "--option", "bank_coreset=96", "--option", "bank_dimensions=24", "--option", "levels=[3,4,5]",
+                     "--option", "batch_size=4", "--quiet")
+    assert done.returncode == 0, done.stderr
+    new = tmp_path / "custom-refit.safetensors"
+    done = inspector("feedback", model, "--good", extra_good[2], "--bad", bad[1], "--refit", "-o", new, "--quiet")
+    assert done.returncode == 0, done.stderr
+
+    old_model, new_model = InspectionModel.load(model), InspectionModel.load(new)
+    old_config, new_config = old_model.detector.config(), new_model.detector.config()
+    assert new_model.detector_kind == "fusion" and new_model.backbone == old_model.backbone
+    assert new_config["components"] == ["global", "bank"] == old_config["components"]
+    assert new_config["bank"]["coreset"] == 96 and new_config["bank"]["dimensions"] == 24
+    assert new_config["levels"] == [3, 4, 5] and new_config["batch_size"] == 4
+    assert new_model.detector.preprocessing.image_size == 80
+    assert new_model.info["folds"] == 4 and new_model.info["n_reference"] == 14 + 1
+    assert new_model.info["fit_request"]["options"] == old_model.info["fit_request"]["options"]
+    cal = new_model.calibration
+    assert (cal.policy, cal.target) == ("frr", 0.05)  # the model's own policy, the marked defect for escapes
+    assert len(cal.bad_scores) == 1
+    np.testing.assert_array_equal(new_model.regions.inspected, old_model.regions.inspected)
+
+
+def test_refit_settings_of_a_model_without_a_fit_request_come_from_its_configuration(cells, tmp_path):
+    """Model files written before fits recorded their request: the options are read back from the detector."""
+    from inspector.core.imageio import read_image
+    from inspector.pipeline.feedback import refit_settings
+    from inspector.pipeline.model import InspectionModel
+
+    _, refs, _, _, _ = cells
+    images = [read_image(p) for p in sorted(refs.iterdir())[:10]]
+    model = InspectionModel.fit(images, detector="fusion", image_size=64, folds=3, device="cpu",
+                                components=("position", "bank"), bank_coreset=50, bank_dimensions=16, levels=(4, 5))
+    del model.info["fit_request"]
+    settings = refit_settings(model)
+    assert settings.detector == "fusion" and settings.image_size == 64 and settings.folds is None
+    assert settings.options == {"levels": [4, 5], "batch_size": 16, "components": ["position", "bank"],
+                                "bank_coreset": 50, "bank_dimensions": 16}
+    assert settings.mask is None and (settings.policy, settings.target) == ("frr", 0.01)

@@ -195,3 +195,43 @@ def test_refit_dialog_keeps_the_regions_and_folder_of_the_model_in_use(make_wind
     dialog.keep_regions.setChecked(False)
     assert dialog.request().mask is None
     dialog.close()
+
+
+def test_refit_with_feedback_in_the_window_keeps_the_models_detector_options(make_window, qtbot, demo_images,
+                                                                             tmp_path):
+    import numpy as np
+
+    from inspector.core.imageio import list_images, read_image
+    from inspector.pipeline.model import InspectionModel
+
+    images = [read_image(p) for p in list_images([demo_images.reference_dir]).images]
+    mask = np.full((96, 96), 255, np.uint8)
+    mask[:20] = 0
+    model = InspectionModel.fit(images, detector="fusion", image_size=72, folds=4, policy="frr", target=0.1,
+                                device="cpu", mask=mask, reference_dir=str(demo_images.reference_dir),
+                                components=("global", "bank"), bank_coreset=40, bank_dimensions=12, levels=(3, 4, 5))
+    window = make_window()
+    station = window.station
+    station.set_model(model, str(tmp_path / "models" / "custom.safetensors"))
+    marked = tmp_path / "models" / "custom.safetensors.feedback" / "good"
+    marked.mkdir(parents=True)
+    good = sorted(p for p in demo_images.inspect_dir.iterdir() if p not in demo_images.defective)[0]
+    shutil.copy(good, marked / good.name)
+    changed = Recorder()
+    station.model_changed.connect(changed.record)
+    request = window.refit_with_feedback()
+    assert request.detector == "fusion" and request.image_size == 72 and request.folds == 4
+    assert request.options == {"components": ["global", "bank"], "bank_coreset": 40, "bank_dimensions": 12,
+                               "levels": [3, 4, 5]}
+    assert (request.policy, request.target) == ("frr", 0.1)
+    qtbot.waitUntil(lambda: bool(changed.calls), timeout=120000)
+    new = station.model
+    config = new.detector.config()
+    assert new is not model and new.info["n_reference"] == 12 + 1 and new.info["folds"] == 4
+    assert config["components"] == ["global", "bank"] and config["levels"] == [3, 4, 5]
+    assert (config["bank"]["coreset"], config["bank"]["dimensions"]) == (40, 12)
+    assert new.detector.preprocessing.image_size == 72
+    assert (new.calibration.policy, new.calibration.target) == ("frr", 0.1)
+    np.testing.assert_array_equal(new.regions.inspected, model.regions.inspected)
+    window.undo_action.trigger()
+    assert station.model is model
