@@ -238,6 +238,7 @@ class MainWindow(QMainWindow):
         self.audit.recorded.connect(self.audit_view.refresh_if_shown)
         self.verdict.mark_requested.connect(self.mark_current)
         self.batch.mark_requested.connect(self.feedback.mark_files)
+        self.history.mark_requested.connect(self.feedback.mark_point)
 
     # -- commands ----------------------------------------------------------------------------
 
@@ -334,7 +335,7 @@ class MainWindow(QMainWindow):
     def on_result(self, result: Any) -> None:
         """A decided frame: note it; the newest one is painted at the next display tick."""
         self._latest = result
-        self.history.add_score(result.raw_score)
+        self.history.add_result(result)
         self.status.note_result(result.latency_ms)
         self._watch_drift(result.raw_score)
         if not self._paint_timer.isActive():

@@ -22,7 +22,8 @@ from inspector.workers.thread_host import running_worker_threads, shutdown_worke
 
 
 # Messages some platforms print that say nothing about our code.
-_BENIGN = ("does not support propagateSizeHints", "does not support raise()", "Fontconfig", "XDG_RUNTIME_DIR")
+_BENIGN = ("does not support propagateSizeHints", "does not support raise()", "does not support grabbing",
+           "Fontconfig", "XDG_RUNTIME_DIR")
 
 
 @pytest.fixture(autouse=True)
