@@ -5,6 +5,9 @@ Locally in batches (default), or with ``--engine ray`` on a Ray cluster's actor 
 :func:`inspector.scale.scoring.score_chunk`, so a file gets the same record either way.
 With ``--db`` every scored file is recorded (OK, NG, ERROR, its content hash) and a
 rerun skips the files already recorded for the same model and the same content.
+``--recipe NAME`` scores with a recipe's model and threshold override and stores its
+name; ``--mqtt URL`` publishes every decision as ``inspector serve`` does, through the
+same durable outbox (:mod:`inspector.cli.score_line`).
 """
 
 from __future__ import annotations
@@ -32,6 +35,18 @@ from inspector.core.imageio import list_images, write_image
 
 HELP = "score images (files or folders, recursive); exit 0 whatever the verdicts"
 
+DRAIN_S = 10.0
+"""How long score waits at the end for the broker to acknowledge what it published."""
+
+
+def _seconds(text: str) -> float:
+    value = finite_float(text)
+    if value < 0:
+        import argparse
+
+        raise argparse.ArgumentTypeError(f"must be a number of seconds >= 0, not {text}")
+    return value
+
 
 def add_arguments(parser) -> None:
     """Arguments of ``inspector score``."""
@@ -41,8 +56,12 @@ def add_arguments(parser) -> None:
     add_trusted_key(parser)
 
     parser.add_argument("model", metavar="MODEL",
-                        help="model file written by `inspector fit`, or a .onnx file written by `inspector export`")
-    parser.add_argument("paths", metavar="PATH", nargs="+", help="image files or folders")
+                        help="model file written by `inspector fit`, or a .onnx file written by `inspector export` "
+                             "(leave it out with --recipe: then every positional is a PATH)")
+    parser.add_argument("paths", metavar="PATH", nargs="*", help="image files or folders")
+    parser.add_argument("--recipe", metavar="NAME",
+                        help="score with this recipe's model and threshold override (inspector recipe list); "
+                             "its name is stored in every --db row and MQTT message")
     parser.add_argument("--format", choices=("table", "jsonl", "csv"), default="table")
     parser.add_argument("--threshold", type=finite_float, help="raw threshold instead of the calibrated one")
     parser.add_argument("--heatmaps", metavar="OUT_DIR", help="write overlay PNGs and maps of anomalous images here")
@@ -58,7 +77,19 @@ def add_arguments(parser) -> None:
                         help="record every scored file in this results store (an SQLite file or "
                              "postgresql://user@host:port/dbname) and skip files already recorded for this "
                              "model with the same content (a rerun resumes)")
-    parser.add_argument("--station", metavar="NAME", help="with --db: the station name stored (default: host name)")
+    parser.add_argument("--station", metavar="NAME",
+                        help="with --db or --mqtt: the station name stored and in the topics (default: host name)")
+    parser.add_argument("--mqtt", metavar="URL",
+                        help="publish every decision to mqtt[s]://[user@]host[:port][/prefix][?ca=FILE&cert=FILE&"
+                             "key=FILE] on PREFIX/STATION/decision, QoS 1, as inspector serve (password: "
+                             "INSPECTOR_MQTT_PASSWORD); a broker that is down costs nothing: decisions wait in "
+                             "the outbox")
+    parser.add_argument("--outbox", metavar="DIR",
+                        help="with --mqtt: where decisions wait for the broker (default: DB.mqtt-outbox beside an "
+                             "SQLite --db, as serve's; else STATION.mqtt-outbox in the user data folder)")
+    parser.add_argument("--drain", type=_seconds, default=DRAIN_S, metavar="S",
+                        help=f"with --mqtt: at the end wait up to S seconds for the broker (default {DRAIN_S:g}); "
+                             "the rest waits in the outbox for the next run")
     parser.add_argument("--engine", choices=("local", "ray"), default="local",
                         help="local: this process, in batches (default); ray: an actor pool on a Ray cluster "
                              "(pip install 'inspector[scale]')")
@@ -75,15 +106,22 @@ def run(args) -> int:
     """Score every image; one record per image, errors included, in input order."""
     import os
 
+    from inspector.cli.score_line import ScoreLine, resolve_recipe
     from inspector.core.policy import Threshold
-    from inspector.scale.scoring import known_by_path, record_outcome
+    from inspector.scale.scoring import known_by_path
 
+    recipe = resolve_recipe(args)  # an unknown recipe: exit 2 before anything is loaded
+    if args.outbox and not args.mqtt:
+        raise ValueError("--outbox is where --mqtt decisions wait: give --mqtt URL too")
     if args.engine != "ray" and (args.address or args.workers):
         raise ValueError("--address and --workers go with --engine ray")
     if args.engine == "ray" and args.heatmaps:
         raise ValueError("--heatmaps is not available with --engine ray (score, then map the NG files locally)")
-    if args.station and not args.db:
-        raise ValueError("--station names this station in the results store: use it with --db")
+    if args.station and not (args.db or args.mqtt):
+        raise ValueError("--station names this station in the results store or the MQTT topics: use it with --db "
+                         "or --mqtt")
+    # A bad URL, unusable TLS files or an outbox in use: exit 2 before the model is even looked at.
+    line = ScoreLine(args.mqtt, args.station, args.db, args.outbox, recipe.name if recipe is not None else None)
     runtime = check_runtime(args.model, args.runtime)
     if runtime == "onnx" and args.engine == "ray":
         raise ValueError("--engine ray scores .safetensors models; run the exported model with --engine local")
@@ -91,20 +129,21 @@ def run(args) -> int:
         raise ValueError(f"--segmenter {args.segmenter}: an exported ONNX model draws only the fast map "
                          "(use --segmenter fast, or score the .safetensors model for the gradient map)")
     out_dir = output_folder(args.heatmaps, "--heatmaps") if args.heatmaps else None
-    # With Ray the actors score (on their GPU if any); the driver only needs the hash and the threshold.
-    model = load_model(args.model, "cpu" if args.engine == "ray" else args.device, args=args,
-                       exported=True)
-    threshold = Threshold(args.threshold) if args.threshold is not None else model.decision
-    if args.heatmaps and args.segmenter not in model.supported_segmenters:
-        raise ValueError(f"this model has no {args.segmenter!r} map (available: "
-                         f"{', '.join(model.supported_segmenters) or 'none'})")
-    listing = list_images(args.paths, recursive=not args.no_recursive)
-    items = [(index, str(path)) for index, path in enumerate(listing.images)]
-    writer = RecordWriter(args.format)
-    args.used_stems = set()
-    counts = {"OK": 0, "NG": 0, "error": 0, "skipped": 0}
+    line.start()  # connects while the model loads
     store, started_ray = None, False
     try:
+        # With Ray the actors score (on their GPU if any); the driver only needs the hash and the threshold.
+        model = load_model(args.model, "cpu" if args.engine == "ray" else args.device, args=args,
+                           exported=True)
+        threshold = Threshold(args.threshold) if args.threshold is not None else model.decision
+        if args.heatmaps and args.segmenter not in model.supported_segmenters:
+            raise ValueError(f"this model has no {args.segmenter!r} map (available: "
+                             f"{', '.join(model.supported_segmenters) or 'none'})")
+        listing = list_images(args.paths, recursive=not args.no_recursive)
+        items = [(index, str(path)) for index, path in enumerate(listing.images)]
+        writer = RecordWriter(args.format)
+        args.used_stems = set()
+        counts = {"OK": 0, "NG": 0, "error": 0, "skipped": 0}
         known = None
         if args.db:
             from inspector.storage.stores import open_store
@@ -125,8 +164,7 @@ def run(args) -> int:
                 if outcome.skipped:
                     counts["skipped"] += 1
                 else:
-                    if store is not None:
-                        record_outcome(store, outcome, model.model_hash)
+                    line.take(store, outcome, model.model_hash)  # the row, then the message: one uid
                     record = outcome.record
                     counts["error" if "error" in record else ("NG" if record["anomalous"] else "OK")] += 1
                     writer.write(record)
@@ -134,6 +172,7 @@ def run(args) -> int:
     finally:
         if store is not None:
             store.close()
+        line.finish(args.drain)  # what the broker has not acknowledged stays on disk
         if started_ray:
             from inspector.scale.ray_engine import stop_ray
 
