@@ -9,6 +9,7 @@ argparse error, one line and exit code 2, before any work starts.
 from __future__ import annotations
 
 import argparse
+import logging
 import math
 import os
 import re
@@ -85,39 +86,56 @@ def output_folder(path: str | Path, option: str) -> Path:
     return folder
 
 
-RUNTIMES = ("auto", "torch", "onnx")
-"""``--runtime`` choices: ``auto`` by the model file's suffix, or insist on one."""
+RUNTIMES = ("auto", "torch", "onnx", "openvino")
+"""``--runtime`` choices (see :func:`load_model`)."""
 
 
 def add_runtime(parser) -> None:
-    """The ``--runtime`` option: which engine runs the model (``auto``: by the file type)."""
+    """The ``--runtime`` option: which engine runs the model's decisions."""
     parser.add_argument("--runtime", choices=RUNTIMES, default="auto",
-                        help="auto: a .onnx file runs on onnxruntime, a .safetensors file on torch (default); "
-                             "torch or onnx: insist on that runtime")
+                        help="auto (default): a .onnx file on onnxruntime; a .safetensors model on its exported graph "
+                             "(onnxruntime, cached, checked against torch at load) when that passes parity, else "
+                             "torch; torch: the torch model; onnx / openvino: insist on that engine")
 
 
 def check_runtime(path: str, runtime: str | None) -> str:
-    """The runtime that will run the model file ``path``: ``"torch"`` or ``"onnx"``.
+    """The kind of model file ``path`` is for ``--runtime``: ``"torch"`` (a ``.safetensors`` model,
+    whose decisions may still run on its exported graph, see :func:`load_model`) or ``"onnx"``
+    (an exported graph, on onnxruntime or OpenVINO).
 
     Raises:
-        ValueError: ``--runtime onnx`` with a torch model file (export it first) or
-            ``--runtime torch`` with an exported ``.onnx`` file.
+        ValueError: ``--runtime torch`` with an exported ``.onnx`` file.
     """
     from inspector.export.onnx_runtime import is_onnx_path
 
     actual = "onnx" if is_onnx_path(path) else "torch"
-    if runtime in (None, "auto") or runtime == actual:
-        return actual
-    if runtime == "onnx":
-        raise ValueError(f"--runtime onnx runs exported models: {path} is not a .onnx file; run "
-                         f"`inspector export {path} -o MODEL.onnx` first and score MODEL.onnx")
-    raise ValueError(f"--runtime torch runs .safetensors model files: {path} is an exported ONNX graph; "
-                     "give the .safetensors model it was exported from, or use --runtime onnx")
+    if actual == "onnx" and runtime == "torch":
+        raise ValueError(f"--runtime torch runs .safetensors model files: {path} is an exported ONNX graph; "
+                         "give the .safetensors model it was exported from, or use --runtime onnx")
+    return actual
 
 
-def load_model(path: str, device: str | None = None, weights: str | None = None, args=None, exported: bool = False):
+def accelerated(model, runtime: str | None = "auto", trust=None, announce: bool = True):
+    """``model`` deciding on its fastest runtime (:func:`inspector.export.accelerated.accelerate`),
+    with one line on stderr that says which runtime and why (the fallback's reason on torch).
+
+    Raises:
+        ValueError: an insisted ``--runtime onnx|openvino`` that cannot run the model.
+    """
+    from inspector.export.accelerated import accelerate
+
+    model, choice = accelerate(model, runtime or "auto", trust=trust)
+    logging.getLogger("inspector.export.accelerated").info("%s", choice.line())
+    if announce:
+        print(f"inspector: {choice.line()}", file=sys.stderr)
+    return model
+
+
+def load_model(path: str, device: str | None = None, weights: str | None = None, args=None, exported: bool = False,
+               accelerate: bool | None = None):
     """Load a model file: a ``.onnx`` export as :class:`~inspector.export.onnx_runtime.OnnxModel`
-    (onnxruntime, no torch), anything else as :class:`~inspector.pipeline.model.InspectionModel`
+    (onnxruntime, or :class:`~inspector.export.openvino_runtime.OpenVinoModel` with ``--runtime
+    openvino``; no torch), anything else as :class:`~inspector.pipeline.model.InspectionModel`
     (imports torch lazily).
 
     With ``args`` from a command that has ``--trusted-key``, the signature policy
@@ -126,17 +144,25 @@ def load_model(path: str, device: str | None = None, weights: str | None = None,
     run decisions alone (``score``) pass ``exported=True``; for the others an exported
     file is a usage error that names the ``.safetensors`` model they need.
 
+    A ``.safetensors`` model is *accelerated* (its decisions and fast maps run on its
+    exported graph, :mod:`inspector.export.accelerated`; the torch model stays for the
+    rest) when ``accelerate`` is true, or when it is ``None`` and the caller runs
+    decisions (``exported=True``) locally (not ``--engine ray``): with ``--runtime auto``
+    when onnxruntime runs it with parity (else torch, with the reason on stderr), with
+    ``--runtime onnx|openvino`` on that engine or a usage error, never with ``--runtime torch``.
+
     Raises:
         ValueError: a ``--runtime`` that does not match the file, an exported file where
-            ``exported`` is false, ``--weights`` with an export, or a ``--device`` onnxruntime
-            does not run.
+            ``exported`` is false, ``--weights`` with an export, a ``--device`` onnxruntime
+            does not run, or an insisted runtime that cannot run the model.
     """
     trust = None
     if args is not None and getattr(args, "trusted_key", None):
         from inspector.cli.sign_cmd import trust_from_args
 
         trust = trust_from_args(args)
-    if check_runtime(path, getattr(args, "runtime", None)) == "onnx":
+    runtime = getattr(args, "runtime", None)
+    if check_runtime(path, runtime) == "onnx":
         from inspector.export.onnx_runtime import load_onnx_model
 
         if not exported:
@@ -145,13 +171,29 @@ def load_model(path: str, device: str | None = None, weights: str | None = None,
                              "(only `inspector score` and the station run exported models)")
         if weights:
             raise ValueError("--weights goes with .safetensors models; an exported model has its weights inside")
+        if runtime == "openvino" and device not in (None, "cpu"):
+            raise ValueError(f"--device {device}: --runtime openvino runs on the CPU")
         providers = ["CPUExecutionProvider"] if device == "cpu" else None
         if device not in (None, "cpu") and not str(device).startswith("cuda"):
             raise ValueError(f"--device {device}: an exported model runs on the CPU or CUDA (onnxruntime)")
-        return load_onnx_model(path, trust=trust, providers=providers)
+        return load_onnx_model(path, trust=trust, providers=providers,
+                               runtime="openvino" if runtime == "openvino" else "onnx")
+    ray = getattr(args, "engine", None) == "ray"
+    if ray and runtime in ("onnx", "openvino"):
+        raise ValueError(f"--runtime {runtime} with a .safetensors model runs its exported graph locally; "
+                         "--engine ray scores with torch in its actors (use --runtime auto or torch)")
+    if accelerate is None:
+        accelerate = exported and not ray
     from inspector.pipeline.model import InspectionModel
 
-    return InspectionModel.load(path, device=device, weights=weights, trust=trust)
+    model = InspectionModel.load(path, device=device, weights=weights, trust=trust)
+    if not accelerate or runtime == "torch":
+        return model
+    if trust is None:
+        from inspector.storage.signing import default_trust_policy
+
+        trust = default_trust_policy()
+    return accelerated(model, runtime, trust=trust)
 
 
 # -- argument types: every numeric option is checked when the command line is parsed --------

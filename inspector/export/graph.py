@@ -172,7 +172,9 @@ class InspectionGraph(nn.Module):
         if self.use_bank:
             component_maps["bank"] = grid_to_map(self._bank_grid(features), self.size, self.sigma)
         evidence = {"global": global_score}
-        evidence.update({c: m.amax((1, 2)) for c, m in component_maps.items()})
+        # The peak as a max over the flattened map: OpenVINO's CPU plugin (2026.4) returned zeros for every
+        # frame after the first of a batch from amax over axes (1, 2) followed by the cast to float64.
+        evidence.update({c: m.flatten(1).amax(1) for c, m in component_maps.items()})
         z = torch.stack([self._standardize(c, evidence[c].double()) for c in self.components])
         raw = (1.0 + z.mean(0) / SPREAD).clamp_min(1e-6)
         fused = torch.stack([self._standardize(c, component_maps[c]) for c in self.map_components]).mean(0)

@@ -101,7 +101,7 @@ class ExportedDetector:
 
 
 def load_onnx_model(path: str | os.PathLike, trust=None, providers: Sequence[str] | None = None,
-                    threads: int | None = None) -> "OnnxModel":
+                    threads: int | None = None, runtime: str = "onnx") -> "OnnxModel":
     """Open an exported model for the command line and the station, checking its signature first.
 
     Args:
@@ -110,6 +110,8 @@ def load_onnx_model(path: str | os.PathLike, trust=None, providers: Sequence[str
             and environment's policy (as :meth:`InspectionModel.load`). An active policy checks
             the ``.sig`` sidecar over the file's exact bytes, as for ``.safetensors`` models.
         providers, threads: As :class:`OnnxModel`.
+        runtime: ``"onnx"`` (onnxruntime) or ``"openvino"`` (OpenVINO's CPU plugin,
+            :class:`inspector.export.openvino_runtime.OpenVinoModel`; ``providers`` unused).
 
     Raises:
         ModelFileError: a missing file, or a signature the policy refuses.
@@ -130,14 +132,20 @@ def load_onnx_model(path: str | os.PathLike, trust=None, providers: Sequence[str
     if not os.path.isfile(os.fspath(path)):
         raise ModelFileError(f"{path}: no such exported model file")
     try:
+        if runtime == "openvino":
+            from inspector.export.openvino_runtime import OpenVinoModel
+
+            return OpenVinoModel(path, threads=threads)
         return OnnxModel(path, providers=providers, threads=threads)
     except ImportError as exc:
-        raise ModelFileError(f"{path}: running an exported model needs onnxruntime "
-                             "(pip install 'inspector[onnx]')") from exc
+        extra = "openvino" if runtime == "openvino" else "onnx"
+        engine = "OpenVINO" if runtime == "openvino" else "onnxruntime"
+        raise ModelFileError(f"{path}: running an exported model with {engine} needs the {extra} extra "
+                             f"(pip install 'inspector[{extra}]')") from exc
     except (ValueError, KeyError) as exc:
         raise ModelFileError(f"{path}: not an Inspector ONNX export ({exc})") from exc
     except Exception as exc:  # onnxruntime raises its own exception types for unreadable graphs
-        if type(exc).__module__.startswith(("onnxruntime", "onnx", "google.protobuf")):
+        if type(exc).__module__.startswith(("onnxruntime", "onnx", "google.protobuf", "openvino")):
             raise ModelFileError(f"{path}: cannot open the ONNX graph ({exc})") from exc
         raise
 
@@ -182,7 +190,14 @@ class OnnxModel:
             options.inter_op_num_threads = 1
         self.session = onnxruntime.InferenceSession(self.path, options,
                                                     providers=list(providers or default_providers()))
-        self.outputs = tuple(output.name for output in self.session.get_outputs())
+        self._setup(tuple(output.name for output in self.session.get_outputs()))
+
+    runtime = "onnxruntime"
+    """The engine that runs the graph (what the station logs and ``info`` shows)."""
+
+    def _setup(self, outputs: tuple[str, ...]) -> None:
+        """What every engine's model shares once its graph is open: outputs, threshold, identity."""
+        self.outputs = outputs
         self._graph_threshold = float(self.metadata["threshold"])
         self.decision = Threshold(self._graph_threshold)
         self._calibration = None
