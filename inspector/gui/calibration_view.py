@@ -6,6 +6,12 @@ releasing it makes it the operator's threshold. The scores of the recent parts
 the same count, with the drift watch's verdict: the picture behind
 ``REFS DO NOT MATCH``. The policy buttons build a new
 calibration, which the station swaps in as a new (undoable) model.
+
+Two more buttons ask the window for work the view cannot do itself: *Add a
+known-bad folder...* (the folder's images are scored on the model worker and
+join the known-bad scores) and *Recalibrate on the last N frames...* (the
+operator confirms that the recent parts were good; their scores become the
+held-out good scores).
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QPushButton,
+    QSpinBox,
     QVBoxLayout,
     QWidget,
 )
@@ -30,6 +37,11 @@ from inspector.gui.theme import MUTED, NG_COLOR, OK_COLOR, PANEL, WARN_COLOR
 
 
 RECENT_COLOR = "#4dabf7"
+MIN_RECALIBRATION_FRAMES = 20
+"""The fewest recent frames the view offers to recalibrate on (the drift watch's own minimum)."""
+DEFAULT_RECALIBRATION_FRAMES = 200
+RECENT_TIP = ("When the references do not represent production: after you confirm that these parts were all "
+              "good (frames you marked defect are left out), their scores become the held-out good scores")
 
 
 def histogram_bins(good: np.ndarray, bad: np.ndarray, threshold: float, count: int = 40,
@@ -47,10 +59,14 @@ class CalibrationView(QWidget):
     Signals:
         threshold_chosen(float): the operator dropped the line at this raw threshold.
         calibration_chosen(object): a new Calibration from a policy button.
+        bad_folder_requested(): *Add a known-bad folder...* was pressed.
+        recalibrate_recent_requested(int): *Recalibrate on the last N frames...* with N.
     """
 
     threshold_chosen = Signal(float)
     calibration_chosen = Signal(object)
+    bad_folder_requested = Signal()
+    recalibrate_recent_requested = Signal(int)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -108,7 +124,10 @@ class CalibrationView(QWidget):
         self.frr_target.setValue(1.0)
         self.frr_button = QPushButton("Apply target false-reject rate")
         self.f1_button = QPushButton("Apply best F1")
-        self.f1_button.setToolTip("Needs known-bad images (refit with a bad folder)")
+        self.f1_button.setToolTip("Needs known-bad images: add a known-bad folder first")
+        self.bad_button = QPushButton("Add a known-bad folder…")
+        self.bad_button.setToolTip("Score a folder of defective parts with the model in use: their scores "
+                                   "give the escape rate and enable best F1")
         policy = QGroupBox("Policy (saved with the model)")
         policy_layout = QVBoxLayout(policy)
         row = QHBoxLayout()
@@ -116,10 +135,27 @@ class CalibrationView(QWidget):
         row.addWidget(self.frr_button, 1)
         policy_layout.addLayout(row)
         policy_layout.addWidget(self.f1_button)
+        policy_layout.addWidget(self.bad_button)
+
+        self.recent_count = QSpinBox()
+        self.recent_count.setRange(MIN_RECALIBRATION_FRAMES, MIN_RECALIBRATION_FRAMES)
+        self.recent_count.setPrefix("last ")
+        self.recent_count.setSuffix(" frames")
+        self.recent_button = QPushButton("Recalibrate on them…")
+        self.recent_button.setToolTip(RECENT_TIP)
+        recent_box = QGroupBox("Recent parts confirmed good")
+        recent_row = QHBoxLayout(recent_box)
+        recent_row.addWidget(self.recent_count)
+        recent_row.addWidget(self.recent_button, 1)
+        self._recent_available = 0
+        self._count_chosen = False
+        self._setting_count = False
+        self.recent_count.valueChanged.connect(self._count_edited)
 
         side = QVBoxLayout()
         side.addWidget(rates)
         side.addWidget(policy)
+        side.addWidget(recent_box)
         side.addStretch(1)
         layout = QHBoxLayout(self)
         layout.addWidget(self.plot, 1)
@@ -129,10 +165,13 @@ class CalibrationView(QWidget):
         self.line.sigPositionChangeFinished.connect(lambda: self.threshold_chosen.emit(float(self.line.value())))
         self.frr_button.clicked.connect(self._apply_frr)
         self.f1_button.clicked.connect(self._apply_f1)
+        self.bad_button.clicked.connect(self.bad_folder_requested)
+        self.recent_button.clicked.connect(lambda: self.recalibrate_recent_requested.emit(self.recent_count.value()))
         self._set_enabled(False)
 
     def set_calibration(self, calibration, threshold: float | None = None) -> None:
         """Show the evidence of ``calibration`` (``None``: no model) and the line at ``threshold``."""
+        self._count_chosen = False
         if calibration is None:
             self._good, self._bad = np.zeros(0), np.zeros(0)
             self._set_enabled(False)
@@ -173,6 +212,34 @@ class CalibrationView(QWidget):
             text += " (drift watch: too few parts yet)"
         self.recent_label.setText(text)
         self.recent_label.setStyleSheet(f"color: {colour};")
+
+    def set_recent_available(self, count: int) -> None:
+        """How many recent frames of this model the window holds (the recalibration's choice of N).
+
+        N follows the count (up to 200) until the operator picks a value.
+        """
+        self._recent_available = int(count)
+        enough = count >= MIN_RECALIBRATION_FRAMES and self._good.size > 0
+        maximum = max(MIN_RECALIBRATION_FRAMES, int(count))
+        self._setting_count = True
+        self.recent_count.setMaximum(maximum)
+        if not self._count_chosen:
+            self.recent_count.setValue(min(maximum, DEFAULT_RECALIBRATION_FRAMES))
+        self._setting_count = False
+        self.recent_count.setEnabled(enough)
+        self.recent_button.setEnabled(enough)
+        self.recent_button.setToolTip(RECENT_TIP if enough else
+                                      f"Needs {MIN_RECALIBRATION_FRAMES} frames of this model ({count} so far)")
+
+    def _count_edited(self, _value: int) -> None:
+        if not self._setting_count:
+            self._count_chosen = True
+
+    def set_busy(self, message: str) -> None:
+        """Say what the window is doing for the view (scoring a folder); ``""`` when done."""
+        self.bad_button.setEnabled(not message and self._good.size > 0)
+        if message:
+            self.info_label.setText(message)
 
     def _draw(self, threshold: float) -> None:
         recent = self._recent if self._recent.size else None
@@ -247,8 +314,11 @@ class CalibrationView(QWidget):
         self.calibration_chosen.emit(calibration)
 
     def _set_enabled(self, enabled: bool) -> None:
-        for widget in (self.frr_button, self.f1_button, self.frr_target):
+        for widget in (self.frr_button, self.f1_button, self.frr_target, self.bad_button):
             widget.setEnabled(enabled)
+        if not enabled:
+            self.recent_count.setEnabled(False)
+            self.recent_button.setEnabled(False)
         self.line.setMovable(enabled)
         if not enabled:
             self.good_curve.setData([], [])

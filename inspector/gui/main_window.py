@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
 from inspector.gui.audit_trail import AuditTrail
 from inspector.gui.audit_view import AuditView
 from inspector.gui.batch_review import BatchReview
+from inspector.gui.calibration_actions import CalibrationActions
 from inspector.gui.calibration_view import CalibrationView
 from inspector.gui.demo_progress import DemoProgress
 from inspector.gui.feedback_actions import FeedbackActions
@@ -87,6 +88,7 @@ class MainWindow(QMainWindow):
         self.audit = AuditTrail(station, parent=self)
         self.audit_view = AuditView(self.audit.refresh)
         self.feedback = FeedbackActions(station, self)
+        self.calibration_actions = CalibrationActions(station, self.calibration, self.history, self.audit, self)
         self.demo_progress = DemoProgress(station, self)
         self.source_bar = SourceBar()
         if settings.last_source:
@@ -239,6 +241,7 @@ class MainWindow(QMainWindow):
         self.verdict.mark_requested.connect(self.mark_current)
         self.batch.mark_requested.connect(self.feedback.mark_files)
         self.history.mark_requested.connect(self.feedback.mark_point)
+        self.tabs.currentChanged.connect(self._on_tab)
 
     # -- commands ----------------------------------------------------------------------------
 
@@ -348,6 +351,7 @@ class MainWindow(QMainWindow):
         was = monitor.report.drift if monitor.report is not None else None
         report = monitor.add(raw_score)
         if report is not None:
+            self.calibration.set_recent_available(len(self.history.scores))
             self.status.set_drift(report)
             self.calibration.set_production(monitor.recent, report)
             if report.drift and not was:
@@ -359,6 +363,10 @@ class MainWindow(QMainWindow):
         self._drift = DriftMonitor(model.calibration.good_scores, self.station.threshold)
         self.status.set_drift(None)
         self.calibration.set_production([])
+
+    def _on_tab(self, _index: int) -> None:
+        if self.tabs.currentWidget() is self.calibration:
+            self.calibration.set_recent_available(len(self.history.scores))
 
     def _paint(self) -> None:
         result = self._latest
@@ -397,6 +405,8 @@ class MainWindow(QMainWindow):
         if previous is None or previous.detector is not model.detector:
             self.history.clear_history()
             self._reset_drift(model)
+        elif previous.calibration is not model.calibration:
+            self._reset_drift(model)  # the watch compares with the new held-out good scores
         if path:
             self.settings.last_model = path
             self.settings.add_recent_model(path)
@@ -406,6 +416,7 @@ class MainWindow(QMainWindow):
         self.verdict.set_unit(model.threshold)
         self.operator.set_calibration(model.calibration)
         self.calibration.set_calibration(model.calibration, self.station.threshold)
+        self.calibration.set_recent_available(len(self.history.scores))
         name = os.path.basename(path) if path else "unsaved"
         ignored = f" · {regions.ignored_fraction:.0%} ignored" if regions is not None else ""
         self.status.set_model_text(f"{model.detector_kind} · {model.backbone or '-'} · {model.model_hash[:10]} · "

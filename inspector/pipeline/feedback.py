@@ -287,3 +287,42 @@ def _reading(progress: Progress, label: str) -> Progress:
 def feedback_counts(feedback: FeedbackSet) -> dict[str, int]:
     """``{"good": n, "bad": m}`` for messages and the audit trail."""
     return {"good": len(feedback.good), "bad": len(feedback.bad)}
+
+
+def with_known_bad(calibration, bad_scores):
+    """``calibration`` with more known-bad scores (a known-bad folder added in the calibration view).
+
+    The held-out good scores, the policy and its target stay; under ``frr`` the
+    threshold therefore stays too and only the escape estimate is new, under
+    ``f1`` and ``escape`` the threshold follows the larger bad set, and a
+    ``manual`` threshold is kept as it is.
+    """
+    from inspector.calibration.policies import calibrate
+
+    bad = [*calibration.bad_scores, *(float(s) for s in bad_scores)]
+    manual = calibration.policy == "manual"
+    return calibrate(calibration.good_scores, bad, policy=calibration.policy, target=calibration.target,
+                     threshold=calibration.threshold if manual else None)
+
+
+def recalibrated_on_good(calibration, good_scores, frr_target: float = 0.01):
+    """A calibration whose good scores are those of production frames an operator confirmed good.
+
+    For the drift watch's "recalibrate on the last N frames confirmed good": the
+    frames were scored by the model fitted on all references, so their scores are
+    unseen (unbiased), like ``inspector calibrate --good NEWDIR``. The policy and
+    target stay; a manual threshold becomes ``frr`` at ``frr_target``. Known-bad
+    scores are kept.
+
+    Raises:
+        ValueError: for fewer than two scores.
+    """
+    from inspector.calibration.policies import calibrate
+
+    good = [float(s) for s in good_scores]
+    if len(good) < 2:
+        raise ValueError(f"{len(good)} frames confirmed good: at least 2 are needed to recalibrate")
+    policy, target = calibration.policy, calibration.target
+    if policy == "manual":
+        policy, target = "frr", frr_target
+    return calibrate(good, calibration.bad_scores, policy=policy, target=target)

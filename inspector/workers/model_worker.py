@@ -70,6 +70,8 @@ class ModelWorker(QObject):
         audit_loaded(list): audit rows (dicts, newest first) for the log view.
         audit_failed(str): the audit trail could not be written or read (the entry is dropped).
         feedback_kept(str, str, dict): label, the file kept and the folder's counts.
+        folder_scored(object, str, object, int): the model, a folder, the raw scores of its images
+            (``np.ndarray``) and how many files could not be read (e.g. a known-bad folder).
     """
 
     model_loaded = Signal(object, str)
@@ -85,6 +87,7 @@ class ModelWorker(QObject):
     audit_loaded = Signal(list)
     audit_failed = Signal(str)
     feedback_kept = Signal(str, str, dict)
+    folder_scored = Signal(object, str, object, int)
 
     def __init__(self, trust=None) -> None:
         """Args:
@@ -141,6 +144,30 @@ class ModelWorker(QObject):
             self.job_failed.emit(f"cannot apply the calibration: {exc}")
             return
         self.model_recalibrated.emit(new)
+
+    @Slot(object, str)
+    def score_folder(self, model: InspectingModel, folder: str) -> None:
+        """Raw scores of every image in ``folder`` under ``model`` (no maps): ``folder_scored``."""
+        from inspector.core.imageio import list_images, read_images
+        from inspector.core.records import Frame
+
+        try:
+            paths = list_images([folder]).images
+            if not paths:
+                raise ValueError(f"no images in {folder}")
+            loaded = read_images(paths)
+            if not loaded.images:
+                raise ValueError(f"none of the {len(paths)} files in {folder} could be read")
+            scores = []
+            for start in range(0, len(loaded.images), 16):
+                frames = [Frame(image, f"folder:{folder}", start + i, str(path)) for i, (image, path)
+                          in enumerate(zip(loaded.images[start:start + 16], loaded.paths[start:start + 16]))]
+                scores.extend(result.raw_score for result in model.inspect(frames))
+        except Exception as exc:
+            logger.warning("cannot score %s: %s", folder, exc)
+            self.job_failed.emit(f"cannot score {folder}: {exc}")
+            return
+        self.folder_scored.emit(model, str(folder), np.asarray(scores, dtype=np.float64), len(loaded.errors))
 
     @Slot()
     def prepare_demo(self) -> None:
