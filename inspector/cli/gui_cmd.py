@@ -4,8 +4,12 @@ With ``--mqtt URL`` (or the ``mqtt_url`` setting) the window publishes every dec
 ``inspector serve`` does: :class:`WindowPublisher` holds the same
 :class:`~inspector.line.mqtt_publisher.MqttPublisher` with its durable outbox, fed by the
 same inspection-thread listeners, and drains it (bounded) when the window has closed. It
-lives here, not in :mod:`inspector.gui`, because the window and the line packages are
-independent layers (pyproject's import-linter contracts): the command line joins them.
+also obeys ``<prefix>/<station>/command`` as serve does (trigger, start, stop, recipe):
+commands arrive on paho's thread and reach the GUI thread as a queued Qt signal
+(:class:`~inspector.workers.station_commands.StationCommands`); a recipe switch is an
+audit entry written on the model worker. It lives here, not in :mod:`inspector.gui`,
+because the window and the line packages are independent layers (pyproject's
+import-linter contracts): the command line joins them.
 """
 
 from __future__ import annotations
@@ -43,8 +47,10 @@ def add_arguments(parser) -> None:
                         help="open this recipe (inspector recipe list): its model, threshold override, source and "
                              "map mode; every decision records the recipe, and the audit trail the choice")
     parser.add_argument("--mqtt", metavar="URL",
-                        help="publish every decision to this broker, mqtt://[user[:password]@]host[:port][/prefix] "
-                             "(default: the mqtt_url setting; as inspector serve --mqtt, with its durable outbox)")
+                        help="publish every decision to this broker and obey its PREFIX/STATION/command topic "
+                             "(trigger, start, stop, recipe), mqtt[s]://[user@]host[:port][/prefix][?ca=FILE&"
+                             "cert=FILE&key=FILE] (password: INSPECTOR_MQTT_PASSWORD; default: the mqtt_url "
+                             "setting; as inspector serve --mqtt, with its durable outbox)")
     parser.add_argument("--station", metavar="NAME",
                         help="the station's name in MQTT topics and messages (default: the station_name "
                              "setting, else the host name)")
@@ -114,13 +120,17 @@ def _window_publisher(args) -> WindowPublisher | None:
 
 
 class WindowPublisher:
-    """Publishes the window's decisions over MQTT, as ``inspector serve`` does.
+    """Publishes the window's decisions over MQTT and obeys the line's commands, as ``inspector serve`` does.
 
     :meth:`attach` registers listeners on the station's inspection worker (called on its
     thread after each recorded decision, with the database uid): each decision, ERROR rows
     included, goes durably into the outbox and is sent at QoS 1; the retained status follows
-    the run state. :meth:`close` (after the window closed and the workers stopped) drains
-    the outbox for at most ``drain_s`` seconds; what is left is delivered at the next start.
+    the run state. Commands on ``<prefix>/<station>/command`` go through
+    :class:`~inspector.workers.station_commands.StationCommands` (paho's thread only emits a
+    queued signal); :meth:`attach_window` lets a recipe switch be audited by the window and
+    its source show in the source bar. :meth:`close` (after the window closed and the workers
+    stopped) drains the outbox for at most ``drain_s`` seconds; what is left is delivered at
+    the next start.
 
     Args:
         address: The parsed ``mqtt://`` URL.
@@ -132,8 +142,11 @@ class WindowPublisher:
         from inspector.line.mqtt_publisher import MqttPublisher
 
         self.station_name = station
-        self.publisher = MqttPublisher(address, station, outbox)
+        self.commands: Any = None  # StationCommands, made in attach() on the GUI thread
+        self.publisher = MqttPublisher(address, station, outbox, on_command=self._on_line_command)
         self._station: Any = None
+        self._window: Any = None
+        self._launcher: Any = None
         self._counts = {"OK": 0, "NG": 0}
         self._lock = threading.Lock()
         self._model_hash = ""
@@ -141,14 +154,55 @@ class WindowPublisher:
         self._closed = False
 
     def attach(self, station: Any) -> None:
-        """Start publishing for ``station`` (a :class:`~inspector.workers.station.Station`)."""
+        """Start publishing for ``station`` (a :class:`~inspector.workers.station.Station`) and obeying commands."""
+        from inspector.workers.station_commands import StationCommands
+
         self._station = station
+        # Before the window's own slots: a switched recipe is in place when the window sees the new model.
+        self.commands = StationCommands(station, parent=station)
+        self.commands.recipe_switched.connect(self._on_recipe_switched)
+        self.commands.command_done.connect(self._on_command_done)
         worker = station.inspection
         worker.add_result_listener(self._on_result)
         worker.add_failure_listener(self._on_failure)
         worker.run_state_changed.connect(self._on_run_state)
         station.model_changed.connect(self._on_model)
         self.publisher.start()
+        self._publish_status()
+
+    def attach_window(self, window: Any, launcher: Any) -> None:
+        """The window and its launcher (``run_gui``): audit entries, the source bar, the followed recipe."""
+        self._window, self._launcher = window, launcher
+        if self.commands is not None:
+            self.commands.source_spec = getattr(launcher, "source_spec", None)
+            self.commands.open_source = window.open_source  # a recipe's source shows in the source bar
+
+    def _on_line_command(self, command: dict) -> None:
+        """paho's thread: hand over to the GUI thread (a queued signal), never wait."""
+        commands = self.commands
+        if commands is None or self._closed:
+            logger.warning("mqtt: command %r ignored: the window is not ready or closing", command.get("command"))
+            return
+        commands.request(command)
+
+    def _on_command_done(self, text: str) -> None:
+        logger.info("%s", text)
+        if self._window is not None:
+            self._window.status.show_message(text, 5000)
+
+    def _on_recipe_switched(self, old: str | None, recipe: Any, old_hash: str, new_hash: str) -> None:
+        """GUI thread, once the recipe's model is in: audit (on the model worker), follow, show, publish."""
+        window = self._window
+        if window is not None:
+            window.audit.record("recipe", old=old, new=recipe.name, old_model_hash=old_hash or None,
+                                new_model_hash=new_hash, detail=f"model {recipe.model} (line command)")
+            if recipe.maps:  # the Maps choice shows the recipe's mode (the station has it)
+                combo = window.operator.mode_combo
+                combo.setCurrentIndex(max(0, combo.findData(recipe.maps)))
+        else:
+            logger.warning("recipe switch to %s not audited: no window attached", recipe.name)
+        if self._launcher is not None:
+            self._launcher.follow_recipe(recipe)
         self._publish_status()
 
     def _on_result(self, result: Any, row_id: int | None, image_path: str | None, uid: str | None) -> None:
@@ -185,6 +239,8 @@ class WindowPublisher:
         """Drain (at most ``drain_s`` seconds), publish ``stopped``, disconnect; how many wait in the outbox."""
         if self._closed:
             return 0
+        if self.commands is not None:
+            self.commands.close()
         self._publish_status()
         self._closed = True
         left = self.publisher.stop(drain_s)

@@ -111,6 +111,10 @@ class Launcher(QObject):
                                  new_model_hash=getattr(model, "model_hash", None),
                                  detail=f"model {path}" + ("" if under else ": not the recipe's model"))
 
+    def follow_recipe(self, recipe: Any) -> None:
+        """The line switched the station to ``recipe`` (already audited): follow it from now on."""
+        self.recipe, self._recipe_audited = recipe, True
+
     def _open(self) -> None:
         self._opened = True
         self.window.open_source(self.source_spec, start=self.autostart)
@@ -191,7 +195,8 @@ def run_gui(model_path: str | None = None, source_spec: str | None = None, quit_
             decision and the choice is an audit entry.
         line_link: Publishes decisions to the line (``inspector gui --mqtt``:
             :class:`~inspector.cli.gui_cmd.WindowPublisher`): ``attach(station)`` before the first
-            model loads, ``close()`` once the window closed and the workers stopped (a bounded drain).
+            model loads, ``attach_window(window, launcher)`` once they exist (it obeys the line's
+            commands), ``close()`` once the window closed and the workers stopped (a bounded drain).
 
     Returns:
         The process exit code.
@@ -221,6 +226,8 @@ def run_gui(model_path: str | None = None, source_spec: str | None = None, quit_
     spec = source_spec or (settings.last_source if model else None)
     launcher = Launcher(window, spec, autostart=bool(source_spec) or quit_after is not None or not model,
                         quit_after=quit_after, recipe=recipe)
+    if line_link is not None and hasattr(line_link, "attach_window"):
+        line_link.attach_window(window, launcher)  # line commands: audit, source bar, recipe followed
     window.show()
     for warning in warnings:
         window.status.show_message(warning, 15000)
