@@ -118,7 +118,7 @@ def cached_export(model, folder: Path | None = None) -> Path:
         try:
             if onnx_metadata(path).get("model_hash") == model.model_hash:
                 return path
-        except (OSError, ValueError) as exc:
+        except Exception as exc:  # noqa: BLE001 - a damaged file (protobuf's DecodeError, ...): export again
             logger.info("cached export %s unreadable (%s): exporting again", path, exc)
     path.parent.mkdir(parents=True, exist_ok=True)
     export_onnx(model, path)  # atomic: a partial file, then a rename
