@@ -242,6 +242,7 @@ class MainWindow(QMainWindow):
         self.batch.mark_requested.connect(self.feedback.mark_files)
         self.history.mark_requested.connect(self.feedback.mark_point)
         self.tabs.currentChanged.connect(self._on_tab)
+        self.status.drift_label.clicked.connect(lambda: self.tabs.setCurrentWidget(self.calibration))
 
     # -- commands ----------------------------------------------------------------------------
 
@@ -355,7 +356,8 @@ class MainWindow(QMainWindow):
             self.status.set_drift(report)
             self.calibration.set_production(monitor.recent, report)
             if report.drift and not was:
-                self.status.show_message(report.message, 20000)
+                self.status.show_message(f"{report.message}. Calibration tab (Ctrl+K): compare, or recalibrate on "
+                                         "recent parts confirmed good", 20000)
 
     def _reset_drift(self, model: Any) -> None:
         from inspector.calibration.drift import DriftMonitor

@@ -6,6 +6,7 @@ import collections
 import logging
 import time
 
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QLabel, QStatusBar, QWidget
 
 from inspector.gui.theme import IDLE_COLOR, NG_COLOR, OK_COLOR, WARN_COLOR
@@ -21,6 +22,18 @@ _STATE_STYLE = {
 }
 
 
+class ClickableLabel(QLabel):
+    """A label that says when it is clicked (the drift state opens the calibration view)."""
+
+    clicked = Signal()
+
+    def mouseReleaseEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        """A left click emits :attr:`clicked`."""
+        if event.button() == Qt.MouseButton.LeftButton:
+            self.clicked.emit()
+        super().mouseReleaseEvent(event)
+
+
 class StationStatusBar(QStatusBar):
     """Shows what the bench needs at a glance; messages also go to the log."""
 
@@ -30,7 +43,8 @@ class StationStatusBar(QStatusBar):
         self.fps_label = QLabel("— fps")
         self.latency_label = QLabel("— ms")
         self.model_label = QLabel("no model")
-        self.drift_label = QLabel("refs —")
+        self.drift_label = ClickableLabel("refs —")
+        self.drift_label.setCursor(Qt.CursorShape.PointingHandCursor)
         self.drift_label.setToolTip("Whether recent parts look like the model's references (drift watch)")
         self.recording_label = QLabel("")
         self.recording_label.setStyleSheet(
@@ -89,14 +103,25 @@ class StationStatusBar(QStatusBar):
         """Show the drift watch's state: watching, references OK, or DRIFT with the evidence as tooltip."""
         if report is None or report.drift is None:
             text, color = "refs: watching", IDLE_COLOR
-        elif report.drift:
+        elif report.drift and _shifted(report):
             text, color = "REFS DO NOT MATCH", WARN_COLOR
+        elif report.drift:
+            # Only the reject count is high: a burst of defects looks the same as references that do not
+            # represent production, so the label does not claim the latter.
+            text, color = "MANY REJECTS", WARN_COLOR
         else:
             text, color = "refs OK", OK_COLOR
         self.drift_label.setText(f" {text} ")
         self.drift_label.setStyleSheet(
             f"background: {color}; color: white; font-weight: 700; border-radius: 3px; padding: 2px 8px;")
-        self.drift_label.setToolTip(report.message if report is not None else "no frames yet")
+        tip = report.message if report is not None and report.message else "no frames yet"
+        self.drift_label.setToolTip(f"{tip}\nClick: the calibration view (recent parts over the held-out "
+                                    "scores; recalibrate on recent parts confirmed good)")
+
+    @property
+    def drift_text(self) -> str:
+        """The drift watch's state as shown."""
+        return self.drift_label.text().strip()
 
     def set_recording_state(self, state) -> None:
         """Show that decisions wait in the journal (a ``RecorderState``); hidden once it drains."""
@@ -125,3 +150,8 @@ class StationStatusBar(QStatusBar):
         """Show a message for a while and write it to the log."""
         logger.info("%s", message)
         self.showMessage(message, timeout_ms)
+
+
+def _shifted(report) -> bool:
+    """Whether the frames judged good score higher than the held-out references (the shift test fired)."""
+    return report.shift_p_value is not None and report.shift_p_value < report.alpha / 2

@@ -57,3 +57,20 @@ def test_recent_parts_like_the_references_show_no_drift(make_window):
         _feed(window, model, level=int(round(level)), count=1)
     assert view._recent.size == 30
     assert OK_COLOR in view.recent_label.styleSheet(), view.recent_label.text()
+
+
+def test_status_bar_says_refs_do_not_match_only_when_good_frames_shifted(make_window):
+    window = make_window()
+    model = stub_model(threshold=0.6, good=np.linspace(0.2, 0.45, 40))
+    window.station.set_model(model, "refs.safetensors")
+    _feed(window, model, level=140, count=30)  # good-looking frames, all above every reference
+    assert window.status.drift_text == "REFS DO NOT MATCH"
+
+    other = stub_model(threshold=0.6, good=np.linspace(0.2, 0.45, 40), name="other")
+    window.station.set_model(other, "other.safetensors")
+    rng = np.random.default_rng(5)
+    for level in rng.uniform(0.2, 0.45, 20) * 255:  # like the references ...
+        _feed(window, other, level=int(round(level)), count=1)
+    _feed(window, other, level=250, count=10)  # ... and a burst of rejects
+    assert window.status.drift_text == "MANY REJECTS"
+    assert "more rejects than the references predict" in window.status.drift_label.toolTip()
