@@ -74,6 +74,8 @@ class MainWindow(QMainWindow):
         self._shown: Any = None
         self._source = ""
         self._run_state = "idle"
+        self._resumed = 0  # files of the opened folder this model had already decided
+        self._frames_since_open = 0
         self._override_for = (settings.last_model, settings.threshold_override)
         self.setWindowTitle("Inspector")
         self._fit_to_screen()
@@ -224,6 +226,7 @@ class MainWindow(QMainWindow):
         w.source_state_changed.connect(self._on_source_state)
         w.run_state_changed.connect(self._on_run_state)
         w.recording_state_changed.connect(self.status.set_recording_state)
+        w.resumed.connect(self._on_resumed)
         s.segmentation.overlay_ready.connect(self._on_overlay)
         s.model_changed.connect(self._on_model_changed)
         s.threshold_changed.connect(self._on_threshold)
@@ -442,6 +445,11 @@ class MainWindow(QMainWindow):
 
     def _on_source_opened(self, description: str) -> None:
         self._source = description
+        self._resumed = 0
+        self._frames_since_open = self.history.scores.size
+
+    def _on_resumed(self, skipped: int) -> None:
+        self._resumed = int(skipped)
 
     def _on_source_state(self, state: str, message: str) -> None:
         self.status.set_source_state(state, message, self._source)
@@ -454,6 +462,13 @@ class MainWindow(QMainWindow):
 
     def _on_run_state(self, state: str) -> None:
         self._run_state = state
+        resumed = self._resumed
+        if state == "finished" and resumed and self.history.scores.size == self._frames_since_open:
+            # A folder this model already decided: say so rather than leave an empty view.
+            self.frame_view.show_banner(f"NOTHING NEW: {resumed} FILES ALREADY INSPECTED BY THIS MODEL")
+            self.status.show_message(f"{self._source}: all {resumed} files were already decided by this model "
+                                     "(inspector results lists them); add files, or review them in Batch review",
+                                     30000)
         running = state == "running"
         self.run_action.setText("Pause" if running else "Start")
         self.run_action.setIcon(pause_icon() if running else play_icon())

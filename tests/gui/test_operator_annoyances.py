@@ -1,0 +1,33 @@
+"""Small things an operator tripped over in a session at the station, on the real window and model."""
+
+from __future__ import annotations
+
+import shutil
+
+from gui_stubs import Recorder
+
+
+def _run(window, qtbot, folder) -> Recorder:
+    states = Recorder()
+    window.station.inspection.run_state_changed.connect(states.record)
+    window.open_source(f"folder:{folder}", start=True)
+    qtbot.waitUntil(lambda: ("finished",) in states.calls, timeout=20000)
+    return states
+
+
+def test_a_folder_this_model_already_decided_says_so_instead_of_an_empty_view(make_window, qtbot, real_model,
+                                                                                demo_images, tmp_path):
+    window = make_window()
+    window.station.set_model(real_model, "")
+    parts = tmp_path / "parts"
+    parts.mkdir()
+    for path in sorted(demo_images.inspect_dir.iterdir())[:3]:
+        shutil.copy(path, parts / path.name)
+    _run(window, qtbot, parts)
+    qtbot.waitUntil(lambda: len(window.history.scores) == 3, timeout=5000)
+    assert window.frame_view.banner_text == ""
+
+    _run(window, qtbot, parts)  # the same folder again: every file is resumed (skipped)
+    qtbot.waitUntil(lambda: "NOTHING NEW" in window.frame_view.banner_text, timeout=5000)
+    assert window.frame_view.banner_text == "NOTHING NEW: 3 FILES ALREADY INSPECTED BY THIS MODEL"
+    assert len(window.history.scores) == 3
