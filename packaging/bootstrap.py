@@ -37,7 +37,7 @@ def _wanted_stamp() -> str:
 
 
 def ensure_environment() -> None:
-    """Create ``.venv`` and install Inspector with its test, onnx, scale and line extras, if not already current."""
+    """Create ``.venv`` and install Inspector with its test, onnx, openvino, scale and line extras, if not current."""
     if sys.version_info < (3, 10):
         sys.exit(f"Inspector needs Python 3.10 or newer; this is {sys.version.split()[0]}")
     if STAMP.is_file() and STAMP.read_text().strip() == _wanted_stamp() and PYTHON.exists():
@@ -48,7 +48,7 @@ def ensure_environment() -> None:
     print("installing Inspector and its dependencies (first time: a few minutes)", file=sys.stderr)
     pip = [str(PYTHON), "-m", "pip", "install", "--disable-pip-version-check"]
     subprocess.run(pip + ["--upgrade", "pip"], check=True, stdout=subprocess.DEVNULL)
-    subprocess.run(pip + ["-e", f"{ROOT}[test,onnx,scale,line]"], check=True)
+    subprocess.run(pip + ["-e", f"{ROOT}[test,onnx,openvino,scale,line]"], check=True)
     STAMP.write_text(_wanted_stamp())
 
 
