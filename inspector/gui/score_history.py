@@ -95,6 +95,7 @@ class ScoreHistory(pg.PlotWidget):
         self._buffer = np.zeros(1024, dtype=np.float64)
         self._count = 0
         self._x_start = -1
+        self._x_width = 0
         self._y_top = 0.0
         self._rule = Threshold(1.0)
         self._unit = 1.0
@@ -191,6 +192,7 @@ class ScoreHistory(pg.PlotWidget):
         self._image_bytes = 0
         self._count = 0
         self._x_start = -1
+        self._x_width = 0
         self._y_top = 0.0
         self._dirty = True
         self.refresh()
@@ -232,9 +234,12 @@ class ScoreHistory(pg.PlotWidget):
         self._draw_marks()
         step = max(1, self.capacity // 4)
         x_start = max(0, -(-(self._count - self.capacity) // step) * step)
-        if x_start != self._x_start or not self._y_top:
-            self._x_start = x_start
-            self.setXRange(x_start, x_start + self.capacity, padding=0.01)
+        # Until the window is full it grows in the same steps: the first frames are not squeezed into
+        # a sixth of the plot, where their points are too close to click.
+        width = min(self.capacity, max(step, -(-self._count // step) * step))
+        if (x_start, width) != (self._x_start, self._x_width) or not self._y_top:
+            self._x_start, self._x_width = x_start, width
+            self.setXRange(x_start, x_start + width, padding=0.01)
         top = max(float(shown.max()) if len(shown) else 0.0, self._rule.raw / self._unit) * 1.15
         if top > self._y_top or top < self._y_top * 0.5:
             self._y_top = top * 1.2

@@ -38,6 +38,7 @@ def test_clicking_a_point_marks_that_frame_through_the_feedback_path(make_window
     _run_folder(window, qtbot, parts, len(chosen))
     history = window.history
     qtbot.waitExposed(history)
+    assert history.getPlotItem().getViewBox().viewRange()[0][1] < 80  # 6 frames: a 75-frame window, not 300
     kept = Recorder()
     window.feedback.kept.connect(kept.record)
 
