@@ -19,15 +19,28 @@ def add_arguments(parser) -> None:
     parser.add_argument("--source", metavar="SPEC", help=f"{spec_examples()} (default: the recipe's)")
     parser.add_argument("--db", metavar="PATH", help="results database (default: from settings, else the user data folder)")
     parser.add_argument("--mqtt", metavar="URL",
-                        help="publish every decision to mqtt://host[:port][/prefix] (topics PREFIX/STATION/decision, "
-                             "/status retained, /command subscribed)")
+                        help="publish every decision to mqtt[s]://[user@]host[:port][/prefix][?ca=FILE&cert=FILE&"
+                             "key=FILE] (topics PREFIX/STATION/decision, /status retained, /command subscribed; "
+                             "mqtts: TLS, the broker's certificate verified against ca or the system's CAs; the "
+                             "password from INSPECTOR_MQTT_PASSWORD)")
     parser.add_argument("--station", metavar="NAME", help="the station's topic level (default: the host name)")
     parser.add_argument("--outbox", metavar="DIR",
                         help="where decisions wait for the broker (default: DB.mqtt-outbox beside the database)")
     parser.add_argument("--opcua", metavar="ENDPOINT", nargs="?", const="opc.tcp://127.0.0.1:4840/inspector",
                         help="serve OPC UA at ENDPOINT (default opc.tcp://127.0.0.1:4840/inspector)")
     parser.add_argument("--opcua-allow-remote", action="store_true",
-                        help="allow an OPC UA endpoint on a non-loopback address (no OPC UA security is offered)")
+                        help="allow an OPC UA endpoint on a non-loopback address (use it with --opcua-security)")
+    parser.add_argument("--opcua-security", choices=("none", "sign", "sign-encrypt"), default="none",
+                        help="none: the None policy only (default, for loopback); sign: only Basic256Sha256 "
+                             "Sign or SignAndEncrypt; sign-encrypt: only Basic256Sha256 SignAndEncrypt. "
+                             "A client without security cannot open a session")
+    parser.add_argument("--opcua-cert", metavar="FILE",
+                        help="with --opcua-security: the server's application instance certificate (RSA 2048+, "
+                             "PEM or DER, its application URI in the subject alternative names)")
+    parser.add_argument("--opcua-key", metavar="FILE", help="with --opcua-security: its unencrypted private key")
+    parser.add_argument("--opcua-trust", metavar="DIR",
+                        help="with --opcua-security: accept only client certificates in DIR (or issued by a CA "
+                             "certificate in DIR; CRLs in DIR/crl); default: any client certificate valid now")
     parser.add_argument("--trigger", choices=("free", "opcua", "mqtt", "hotfolder"), default="free",
                         help="free: inspect continuously; opcua / mqtt: one frame per Trigger call or 'trigger' "
                              "command; hotfolder: one per file appearing (a hotfolder:PATH source)")
@@ -51,9 +64,12 @@ def run(args) -> int:
 
         parse_mqtt_url(args.mqtt)
     if args.opcua:
-        from inspector.line.opcua_server import check_endpoint
+        from inspector.line.opcua_server import check_endpoint, check_security
 
         check_endpoint(args.opcua, args.opcua_allow_remote)
+        check_security(args.opcua_security, args.opcua_cert, args.opcua_key, args.opcua_trust)
+    elif args.opcua_cert or args.opcua_key or args.opcua_trust or args.opcua_security != "none":
+        raise ValueError("--opcua-security, --opcua-cert, --opcua-key and --opcua-trust go with --opcua")
     import logging
 
     from inspector.workers.serve_runner import ServeOptions, run_service
@@ -62,7 +78,9 @@ def run(args) -> int:
         logging.getLogger(name).setLevel(min(logging.INFO, logging.getLogger().getEffectiveLevel()))
 
     options = ServeOptions(model=args.model, recipe=args.recipe, source=args.source, db=args.db, mqtt=args.mqtt,
-                           opcua=args.opcua, opcua_allow_remote=args.opcua_allow_remote, quit_after=args.quit_after,
+                           opcua=args.opcua, opcua_allow_remote=args.opcua_allow_remote,
+                           opcua_security=args.opcua_security, opcua_cert=args.opcua_cert, opcua_key=args.opcua_key,
+                           opcua_trust=args.opcua_trust, quit_after=args.quit_after,
                            trigger=args.trigger, station=args.station, outbox=args.outbox, maps=args.maps,
                            drain_s=args.drain)
     return run_service(options)

@@ -9,11 +9,18 @@ window's drift test on the recent scores); methods ``Trigger() ->
 (Verdict, Score)`` (inspects one frame, answers when its verdict is readable),
 ``Start()``, ``Stop()``, ``SwitchRecipe(Name) -> Result``.
 
-The server binds to a loopback address unless ``allow_remote`` is given, and
-offers no security policy (``None``): on a line network put it behind the
-plant's firewall or VPN. Requests go to ``on_request(command)``, which the
-service turns into queued Qt signals; values come in through the thread-safe
-:meth:`OpcUaServer.publish_result` and :meth:`OpcUaServer.set_values`.
+The server binds to a loopback address unless ``allow_remote`` is given. By
+default it offers only the ``None`` security policy (fine on loopback). With an
+:class:`OpcUaSecurity` (``serve --opcua-security sign|sign-encrypt --opcua-cert
+FILE --opcua-key FILE [--opcua-trust DIR]``) it offers only Basic256Sha256
+(``sign``: Sign and SignAndEncrypt; ``sign-encrypt``: SignAndEncrypt only) with
+that application instance certificate: a client without security cannot open a
+session. The client's certificate must be in its validity period and name its
+application URI; with a trust folder it must also be in it (or be issued by a CA
+certificate in it) and not revoked by a CRL in its ``crl`` sub-folder. Requests go to
+``on_request(command)``, which the service turns into queued Qt signals; values
+come in through the thread-safe :meth:`OpcUaServer.publish_result` and
+:meth:`OpcUaServer.set_values`.
 """
 
 from __future__ import annotations
@@ -21,7 +28,10 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import os
 import threading
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import urlsplit
 
@@ -36,6 +46,115 @@ VARIABLES = {  # name -> (initial value, variant type name)
     "CountNG": (0, "UInt64"), "ModelHash": ("", "String"), "Recipe": ("", "String"),
     "SourceState": ("", "String"), "RunState": ("", "String"), "Drifting": (False, "Boolean"),
 }
+
+
+SECURITY_MODES = ("none", "sign", "sign-encrypt")
+"""``--opcua-security``: none (default), Basic256Sha256 Sign (or better), Basic256Sha256 SignAndEncrypt only."""
+
+
+@dataclass(frozen=True)
+class OpcUaSecurity:
+    """What a secured OPC UA server needs (checked by :func:`check_security`).
+
+    Attributes:
+        mode: ``sign`` or ``sign-encrypt``.
+        cert_file, key_file: The server's application instance certificate (RSA, PEM or DER) and its
+            private key (unencrypted PEM or DER).
+        trust_dir: A folder of trusted client (or CA) certificates and CRLs; ``None``: any client
+            certificate that is valid now and names its application URI.
+        application_uri: The URI in the certificate's subject alternative names (the server's URI).
+    """
+
+    mode: str
+    cert_file: str
+    key_file: str
+    trust_dir: str | None = None
+    application_uri: str = "urn:inspector:station"
+
+    def policies(self) -> list[Any]:
+        """The asyncua security policy types offered (no ``NoSecurity``)."""
+        from asyncua import ua
+
+        types = [ua.SecurityPolicyType.Basic256Sha256_SignAndEncrypt]
+        if self.mode == "sign":
+            types.append(ua.SecurityPolicyType.Basic256Sha256_Sign)
+        return types
+
+
+def check_security(mode: str | None, cert_file: str | None, key_file: str | None,
+                   trust_dir: str | None = None) -> OpcUaSecurity | None:
+    """The :class:`OpcUaSecurity` of the ``--opcua-security`` options, checked now (``None``: no security).
+
+    Raises:
+        ValueError: an unknown mode; certificate files without a mode or a mode without them;
+            a file that is not a certificate, a key that is not RSA or not the certificate's;
+            a trust folder that does not exist.
+    """
+    mode = mode or "none"
+    if mode not in SECURITY_MODES:
+        raise ValueError(f"--opcua-security {mode!r}: one of {', '.join(SECURITY_MODES)}")
+    if mode == "none":
+        if cert_file or key_file or trust_dir:
+            raise ValueError("--opcua-cert, --opcua-key and --opcua-trust go with --opcua-security sign|sign-encrypt")
+        return None
+    if not cert_file or not key_file:
+        raise ValueError(f"--opcua-security {mode} needs the server's certificate and key: --opcua-cert FILE "
+                         "--opcua-key FILE (RSA 2048+, PEM or DER)")
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    cert_file, key_file = os.path.abspath(cert_file), os.path.abspath(key_file)
+    try:
+        data = Path(cert_file).read_bytes()
+        cert = x509.load_pem_x509_certificate(data) if _is_pem(data) else x509.load_der_x509_certificate(data)
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"--opcua-cert {cert_file}: not a readable X.509 certificate ({exc})") from exc
+    try:
+        data = Path(key_file).read_bytes()
+        key = (serialization.load_pem_private_key(data, None) if _is_pem(data)
+               else serialization.load_der_private_key(data, None))
+    except (OSError, ValueError, TypeError) as exc:
+        raise ValueError(f"--opcua-key {key_file}: not a readable unencrypted private key ({exc})") from exc
+    if not isinstance(key, rsa.RSAPrivateKey) or key.key_size < 2048:
+        raise ValueError(f"--opcua-key {key_file}: Basic256Sha256 needs an RSA key of 2048 bits or more")
+    if cert.public_key().public_numbers() != key.public_key().public_numbers():
+        raise ValueError(f"--opcua-key {key_file} is not the key of the certificate {cert_file}")
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        uris = san.get_values_for_type(x509.UniformResourceIdentifier)
+    except x509.ExtensionNotFound:
+        uris = []
+    if not uris:
+        raise ValueError(f"--opcua-cert {cert_file}: an OPC UA application certificate names its application URI "
+                         "in the subject alternative names (URI:urn:...)")
+    if trust_dir is not None:
+        trust_dir = os.path.abspath(trust_dir)
+        if not os.path.isdir(trust_dir):
+            raise ValueError(f"--opcua-trust {trust_dir}: not a folder of trusted certificates")
+    return OpcUaSecurity(mode, cert_file, key_file, trust_dir, str(uris[0]))
+
+
+class _SecuredSessionsOnly:
+    """asyncua user manager: a session is activated only over a secured channel (one with a client certificate).
+
+    asyncua keeps accepting ``None`` secure channels for discovery (GetEndpoints) even when
+    ``NoSecurity`` is not offered, and would then activate a session on them too; this closes
+    that door: only Basic256Sha256 channels, whose certificate passed the validator, get a session.
+    """
+
+    def get_user(self, iserver: Any, username: str | None = None, password: str | None = None,
+                 certificate: Any = None) -> Any:
+        from asyncua.crypto.permission_rules import User, UserRole
+
+        if not certificate:
+            logger.warning("OPC UA: a session without security was refused (this station requires Basic256Sha256)")
+            return None
+        return User(role=UserRole.User)
+
+
+def _is_pem(data: bytes) -> bool:
+    return data.lstrip().startswith(b"-----BEGIN")
 
 
 def check_endpoint(endpoint: str, allow_remote: bool = False) -> str:
@@ -55,7 +174,8 @@ def check_endpoint(endpoint: str, allow_remote: bool = False) -> str:
         raise ValueError(f"--opcua {endpoint!r}: give the port (4840 is the usual one)")
     if not allow_remote and not _is_loopback(parts.hostname):
         raise ValueError(f"--opcua {endpoint!r}: binds to {parts.hostname}, not a loopback address; "
-                         "add --opcua-allow-remote to serve other machines (no OPC UA security is offered)")
+                         "add --opcua-allow-remote to serve other machines (and --opcua-security sign-encrypt "
+                         "with a certificate, or keep it on the line's own network)")
     return endpoint
 
 
@@ -76,10 +196,13 @@ class OpcUaServer:
         on_request: Called on the server's thread with ``{"command": "trigger" | "start" | "stop" |
             "recipe", "name": ...}``; must be quick and thread-safe. For ``recipe`` it returns an
             error text or ``""``.
+        security: Basic256Sha256 only, with this certificate (``None``: the ``None`` policy only).
     """
 
-    def __init__(self, endpoint: str, on_request: Callable[[dict[str, Any]], Any]) -> None:
+    def __init__(self, endpoint: str, on_request: Callable[[dict[str, Any]], Any],
+                 security: OpcUaSecurity | None = None) -> None:
         self.endpoint = endpoint
+        self.security = security
         self._on_request = on_request
         self._loop: asyncio.AbstractEventLoop | None = None
         self._nodes: dict[str, Any] = {}
@@ -160,17 +283,43 @@ class OpcUaServer:
 
         self._loop = asyncio.get_running_loop()
         self._stopped = asyncio.Event()
-        server = Server()
+        server = Server(user_manager=_SecuredSessionsOnly() if self.security is not None else None)
         await server.init()
         server.set_endpoint(self.endpoint)
         server.set_server_name("Inspector station")
+        if self.security is not None:
+            await self._secure(server, self.security)
         index = await server.register_namespace(NAMESPACE)
         self.namespace_index = index
         await self._build(server, index)
         async with server:
             self._ready.set()
-            logger.info("OPC UA server listening on %s", self.endpoint)
+            logger.info("OPC UA server listening on %s (%s)", self.endpoint,
+                        "security: none" if self.security is None else
+                        f"security: Basic256Sha256 {self.security.mode}, certificate {self.security.cert_file}, "
+                        f"{'clients trusted from ' + self.security.trust_dir if self.security.trust_dir else 'any valid client certificate'}")
             await self._stopped.wait()
+
+    @staticmethod
+    async def _secure(server: Any, security: OpcUaSecurity) -> None:
+        """Only Basic256Sha256 with the station's certificate; client certificates validated."""
+        from asyncua.crypto.truststore import TrustStore
+        from asyncua.crypto.validator import CertificateValidator, CertificateValidatorOptions
+
+        cert, key = Path(security.cert_file).read_bytes(), Path(security.key_file).read_bytes()
+        await server.load_certificate(cert, "pem" if _is_pem(cert) else "der")
+        await server.load_private_key(key, None, "pem" if _is_pem(key) else "der")
+        await server.set_application_uri(security.application_uri)
+        server.set_security_policy(security.policies())
+        options = (CertificateValidatorOptions.TIME_RANGE | CertificateValidatorOptions.URI
+                   | CertificateValidatorOptions.PEER_CLIENT)
+        store = None
+        if security.trust_dir is not None:
+            crl = Path(security.trust_dir) / "crl"  # revocation lists, if any, in a sub-folder
+            store = TrustStore([Path(security.trust_dir)], [crl] if crl.is_dir() else [])
+            await store.load()
+            options |= CertificateValidatorOptions.TRUSTED | CertificateValidatorOptions.REVOKED
+        server.set_certificate_validator(CertificateValidator(options, store))
 
     async def _build(self, server: Any, index: int) -> None:
         from asyncua import ua

@@ -56,6 +56,10 @@ class ServeOptions:
     mqtt: str | None = None
     opcua: str | None = None
     opcua_allow_remote: bool = False
+    opcua_security: str = "none"
+    opcua_cert: str | None = None
+    opcua_key: str | None = None
+    opcua_trust: str | None = None
     quit_after: int | None = None
     trigger: str = "free"
     station: str | None = None
@@ -135,11 +139,16 @@ class LineService(QObject):
         self.publisher = self._make_publisher(db_path) if options.mqtt else None
         self.opcua = None
         if options.opcua:
-            from inspector.line.opcua_server import OpcUaServer, check_endpoint
+            from inspector.line.opcua_server import OpcUaServer, check_endpoint, check_security
 
             _require("asyncua", "--opcua")
-
-            self.opcua = OpcUaServer(check_endpoint(options.opcua, options.opcua_allow_remote), self._request)
+            security = check_security(options.opcua_security, options.opcua_cert, options.opcua_key,
+                                      options.opcua_trust)
+            self.opcua = OpcUaServer(check_endpoint(options.opcua, options.opcua_allow_remote), self._request,
+                                     security=security)
+        elif options.opcua_cert or options.opcua_key or options.opcua_trust or \
+                (options.opcua_security or "none") != "none":
+            raise ValueError("--opcua-security, --opcua-cert, --opcua-key and --opcua-trust go with --opcua")
         self._watchdog = QTimer(self)
         self._watchdog.setSingleShot(True)
         self._watchdog.setInterval(int(SOURCE_GIVE_UP_S * 1000))

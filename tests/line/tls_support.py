@@ -32,9 +32,9 @@ def _name(common: str) -> x509.Name:
                       x509.NameAttribute(NameOID.COMMON_NAME, common)])
 
 
-def _write(folder: Path, stem: str, cert: x509.Certificate, key) -> Issued:
+def _write(folder: Path, stem: str, cert: x509.Certificate, key, key_name: str | None = None) -> Issued:
     folder.mkdir(parents=True, exist_ok=True)
-    cert_path, key_path = folder / f"{stem}.pem", folder / f"{stem}.key"
+    cert_path, key_path = folder / f"{stem}.pem", folder / (key_name or f"{stem}.key")
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                            serialization.NoEncryption()))
@@ -89,7 +89,9 @@ class TestCA:
 
 def self_signed_application(folder: Path, stem: str, uri: str) -> Issued:
     """An OPC UA application instance certificate: self-signed RSA 2048, with the application URI
-    in the subject alternative names (what OPC UA clients and servers check), PEM files."""
+    in the subject alternative names (what OPC UA clients and servers check), PEM files
+    (``STEM.pem`` and ``keys/STEM-key.pem``: asyncua reads ``.pem`` as PEM, and a trust folder
+    holds certificates only)."""
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     now = datetime.datetime.now(datetime.timezone.utc)
     name = _name(stem)
@@ -108,4 +110,5 @@ def self_signed_application(folder: Path, stem: str, uri: str) -> Issued:
             .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH,
                                                   ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
             .sign(key, hashes.SHA256()))
-    return _write(folder, stem, cert, key)
+    (folder / "keys").mkdir(parents=True, exist_ok=True)
+    return _write(folder, stem, cert, key, key_name=f"keys/{stem}-key.pem")
