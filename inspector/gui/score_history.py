@@ -21,14 +21,17 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QPoint, Signal
-from PySide6.QtWidgets import QMenu, QWidget
+from PySide6.QtCore import QPoint, Qt, Signal
+from PySide6.QtWidgets import QLabel, QMenu, QWidget, QWidgetAction
 
 from inspector.core.policy import Threshold
-from inspector.gui.theme import MUTED, NG_COLOR, OK_COLOR, PANEL, WARN_COLOR
+from inspector.gui.theme import MUTED, NG_COLOR, OK_COLOR, PANEL, WARN_COLOR, to_pixmap
 
 PICK_RADIUS_PX = 10
 """How close (screen pixels) a click must be to a point to pick it."""
+
+THUMBNAIL_PX = 180
+"""Side of the picture of the frame at the top of a point's menu (what is being marked)."""
 
 IMAGE_BUDGET_BYTES = 256 * 1024 * 1024
 """Pixels of frames without a file (camera, video) kept so that they can still be marked."""
@@ -295,6 +298,16 @@ class ScoreHistory(pg.PlotWidget):
             title.setEnabled(False)
         else:
             verdict = "NG" if point.anomalous else "OK"
+            thumbnail = _thumbnail(point)
+            if thumbnail is not None:
+                picture = QLabel()
+                picture.setPixmap(thumbnail)
+                picture.setAlignment(Qt.AlignmentFlag.AlignCenter)
+                picture.setContentsMargins(6, 6, 6, 2)
+                holder = QWidgetAction(menu)
+                holder.setDefaultWidget(picture)
+                holder.setEnabled(False)
+                menu.addAction(holder)
             title = menu.addAction(f"{point.name}: {verdict}, score {point.raw_score / self._unit:.3f}")
             title.setEnabled(False)
             menu.addSeparator()
@@ -317,3 +330,19 @@ class ScoreHistory(pg.PlotWidget):
         self._marks[point.index] = label
         self._draw_marks()
         self.mark_requested.emit(point, label)
+
+
+def _thumbnail(point: HistoryPoint):
+    """A small picture of the frame (its file, or the pixels still held); ``None`` when neither can be had."""
+    image = point.image
+    if image is None and point.path:
+        from inspector.core.imageio import read_image
+
+        try:
+            image = read_image(point.path)
+        except OSError:  # ImageReadError included: the file went or changed
+            return None
+    if image is None:
+        return None
+    return to_pixmap(image).scaled(THUMBNAIL_PX, THUMBNAIL_PX, Qt.AspectRatioMode.KeepAspectRatio,
+                                   Qt.TransformationMode.SmoothTransformation)

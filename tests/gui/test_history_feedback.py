@@ -49,6 +49,8 @@ def test_clicking_a_point_marks_that_frame_through_the_feedback_path(make_window
     menu = history.menu
     assert menu is not None and menu.isVisible()
     actions = _menu_actions(menu)
+    picture = menu.actions()[0].defaultWidget()  # the frame being marked, at the top of the menu
+    assert picture.pixmap().width() == 180
     verdict = "NG" if point.anomalous else "OK"
     assert f"{chosen[2].name}: {verdict}, score {point.raw_score / real_model.threshold:.3f}" in actions
     actions["Mark good (a false reject)"].trigger()
