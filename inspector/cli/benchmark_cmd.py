@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from inspector.catalog import DEFAULT_DETECTOR
-from inspector.cli.common import add_device, add_quiet, image_size
+from inspector.cli.common import RUNTIMES, add_device, add_quiet, image_size
 from inspector.cli.progress_bar import progress_bar
 
 HELP = "fit on ROOT/train/good and evaluate on ROOT/test (one MVTec-AD category or a folder of them)"
@@ -13,7 +13,7 @@ HELP = "fit on ROOT/train/good and evaluate on ROOT/test (one MVTec-AD category 
 COLUMNS = [("image_auroc", "img AUROC", "{:.3f}"), ("f1", "F1", "{:.3f}"), ("escape", "escape", "{:.1%}"),
            ("frr", "FRR", "{:.1%}"), ("pixel_auroc", "px AUROC", "{:.3f}"),
            ("aupro", "AUPRO", "{:.3f}"), ("fit_s", "fit s", "{:.1f}"), ("ms_per_image", "ms/img", "{:.1f}"),
-           ("images_per_s", "img/s", "{:.1f}"), ("ms_per_map", "ms/map", "{:.0f}")]
+           ("images_per_s", "img/s", "{:.1f}"), ("ms_per_map", "ms/map", "{:.0f}"), ("runtime", "runtime", "{}")]
 
 
 def add_arguments(parser) -> None:
@@ -31,6 +31,10 @@ def add_arguments(parser) -> None:
 
     parser.add_argument("--image-size", type=image_size, metavar="N", help="network input size, 32 to 1024")
     parser.add_argument("--backbone", default="lite0", choices=BACKBONE_NAMES)
+    parser.add_argument("--runtime", choices=RUNTIMES, default="auto",
+                        help="what scores the test images once a model is fitted: auto (default: its exported graph "
+                             "on onnxruntime when that passes parity, else torch), torch, onnx or openvino (that "
+                             "engine, exported into a temporary folder)")
     add_device(parser)
     add_quiet(parser)
 
@@ -42,7 +46,7 @@ def run(args) -> int:
     with progress_bar(args.quiet, "benchmark") as progress:
         report = benchmark(args.root, detectors=args.detector, segmenter=args.segmenter,
                            image_size=args.image_size, backbone=args.backbone, progress=progress,
-                           device=args.device)
+                           device=args.device, runtime=args.runtime)
     if args.format == "json":
         print(json.dumps(report, indent=2))
     else:
@@ -62,6 +66,9 @@ def format_table(report: dict) -> str:
             cells = "".join(f"{fmt.format(metrics[key]) if metrics.get(key) is not None else '-':>11}" for key, _, fmt in present)
             lines.append(f"{kind:<10}{name:<14}{cells}")
     lines += _by_type_lines(report)
+    reasons = sorted({f"{kind}: runtime torch: {m['runtime_reason']}" for kind, d in report["detectors"].items()
+                      for m in d["categories"].values() if m.get("runtime_reason")})
+    lines += ["", *reasons] if reasons else []
     return "\n".join(lines)
 
 

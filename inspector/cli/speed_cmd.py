@@ -6,7 +6,8 @@ import json
 import os
 import time
 
-from inspector.cli.common import add_device, add_quiet, image_size, int_at_least, load_folder, positive_int
+from inspector.cli.common import (RUNTIMES, add_device, add_quiet, image_size, int_at_least, load_folder,
+                                  positive_int)
 from inspector.cli.progress_bar import progress_bar
 
 HELP = "measure detection speed against the bare backbone forward pass, fit time and model size"
@@ -26,6 +27,10 @@ def add_arguments(parser) -> None:
                         help=f"images to fit on, at least {MIN_IMAGES} (default 200)")
     parser.add_argument("--repeats", type=positive_int, default=30, metavar="N")
     parser.add_argument("--format", choices=("text", "json"), default="text")
+    parser.add_argument("--runtime", choices=RUNTIMES, default="auto",
+                        help="runtimes timed side by side with torch, interleaved, on inspect() with the fast map: "
+                             "auto (default: onnxruntime and OpenVINO where installed), onnx, openvino, or torch "
+                             "(torch only)")
     add_device(parser)
     add_quiet(parser)
 
@@ -49,8 +54,10 @@ def run(args) -> int:
     figures.update(fit_s=fit_s, fit_images=len(images), model_mb=model_file_mb(model), malloc_tuned=tuned,
                    threads=torch.get_num_threads(), device=str(model.device), image_size=args.image_size,
                    backbone=args.backbone)
+    if args.runtime != "torch":
+        figures["runtimes"] = _runtimes(model, images, args)
     if args.format == "json":
-        print(json.dumps({k: (round(v, 3) if isinstance(v, float) else v) for k, v in figures.items()}, indent=2))
+        print(json.dumps(_rounded(figures), indent=2))
         return 0
     print(f"backbone {args.backbone} at {args.image_size}x{args.image_size} on {figures['device']}, "
           f"{figures['threads']} threads, malloc tuning {'on' if tuned else 'off'}")
@@ -64,7 +71,41 @@ def run(args) -> int:
         print(f"with fast map: {figures['detect_with_fast_map_ms']:6.1f} ms per frame")
     print(f"fit:           {fit_s:6.1f} s on {len(images)} images (incl. k-fold calibration)")
     print(f"model file:    {figures['model_mb']:6.1f} MB")
+    if "runtimes" in figures:
+        print(format_runtimes(figures["runtimes"]))
     return 0
+
+
+def _rounded(value):
+    if isinstance(value, float):
+        return round(value, 3)
+    if isinstance(value, dict):
+        return {k: _rounded(v) for k, v in value.items()}
+    return value
+
+
+def _runtimes(model, images, args) -> dict:
+    """The runtimes of ``--runtime`` timed side by side with torch (``inspect`` with the fast map)."""
+    from inspector.core.records import Frame
+    from inspector.evaluation.speed import RUNTIME_ORDER, measure_runtimes
+
+    wanted = RUNTIME_ORDER if args.runtime == "auto" else ("torch", args.runtime)
+    frames = [Frame(image, "speed", index) for index, image in enumerate(images[:16])]
+    return measure_runtimes(model, frames, wanted, repeats=args.repeats)
+
+
+def format_runtimes(runtimes: dict) -> str:
+    """The side-by-side table of :func:`inspector.evaluation.speed.measure_runtimes`."""
+    lines = ["runtimes, interleaved in this process (inspect() with the fast map):",
+             f"  {'runtime':<12} {'batch 1 median':>15} {'batch 1 min':>12} {'batch 16':>14} {'vs torch':>9}"]
+    for name, row in runtimes.items():
+        if "batch1_ms" not in row:
+            lines.append(f"  {name:<12} not timed: {row['reason']}")
+            continue
+        speedup = f"{row['speedup']:.2f}x" if row.get("speedup") else "-"
+        lines.append(f"  {name:<12} {row['batch1_ms']:12.1f} ms {row['batch1_min_ms']:9.1f} ms "
+                     f"{row['batch_images_per_s']:9.1f} img/s {speedup:>9}")
+    return "\n".join(lines)
 
 
 def _images(args, progress):

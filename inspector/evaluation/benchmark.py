@@ -30,8 +30,15 @@ MAP_FRAMES_GRADIENT = 24
 
 def benchmark(root: str | Path, detectors: Sequence[str] = (DEFAULT_DETECTOR,), segmenter: str | None = None,
               image_size: int | None = None, backbone: str = "lite0", progress: Progress | None = None,
-              device=None, detector_options: dict | None = None) -> dict:
+              device=None, detector_options: dict | None = None, runtime: str = "torch") -> dict:
     """Benchmark each detector on each category under ``root``.
+
+    ``runtime``: what scores the test images and draws the maps once a model is fitted:
+    ``"torch"``, ``"auto"`` (the model's exported graph when it runs with parity, else torch;
+    :func:`inspector.export.accelerated.accelerate`, exported into a temporary folder),
+    ``"onnx"`` or ``"openvino"`` (that engine, or
+    :class:`~inspector.export.accelerated.AccelerationError`). Each category's metrics
+    say which runtime ran (``runtime``) and, on torch after ``auto``, why (``runtime_reason``).
 
     Returns:
         ``{"detectors": {kind: {"categories": {name: metrics}, "mean": metrics}}}``; with a
@@ -44,7 +51,8 @@ def benchmark(root: str | Path, detectors: Sequence[str] = (DEFAULT_DETECTOR,), 
         per_category = {}
         for category in categories:
             per_category[category.name] = benchmark_category(
-                category, kind, segmenter, image_size, backbone, progress, device, detector_options or {})
+                category, kind, segmenter, image_size, backbone, progress, device, detector_options or {},
+                runtime=runtime)
         report["detectors"][kind] = {"categories": per_category, "mean": _mean(per_category)}
     if len(detectors) == 1:
         report.update(report["detectors"][detectors[0]])
@@ -52,8 +60,9 @@ def benchmark(root: str | Path, detectors: Sequence[str] = (DEFAULT_DETECTOR,), 
 
 
 def benchmark_category(category: Category, kind: str, segmenter: str | None, image_size: int | None,
-                       backbone: str, progress: Progress, device=None, options: dict | None = None) -> dict:
-    """Fit and evaluate one detector on one category."""
+                       backbone: str, progress: Progress, device=None, options: dict | None = None,
+                       runtime: str = "torch") -> dict:
+    """Fit and evaluate one detector on one category (scored on ``runtime``, see :func:`benchmark`)."""
     from inspector.pipeline.model import InspectionModel
 
     train = [read_image(path) for path in category.train_good]
@@ -64,6 +73,11 @@ def benchmark_category(category: Category, kind: str, segmenter: str | None, ima
                                 progress=_relabel(progress, f"{category.name}: fit {kind}"),
                                 device=device, **(options or {}))
     fit_s = time.perf_counter() - started
+    choice = None
+    if runtime != "torch":
+        from inspector.export.accelerated import accelerate
+
+        model, choice = accelerate(model, runtime, cache=False)
 
     started = time.perf_counter()
     scores = model.score_images(test)
@@ -86,7 +100,10 @@ def benchmark_category(category: Category, kind: str, segmenter: str | None, ima
         "images_per_s": round(images_per_s, 1),
         "n_train": len(train),
         "n_test": len(test),
+        "runtime": choice.runtime if choice is not None else "torch",
     }
+    if choice is not None and choice.runtime == "torch":
+        result["runtime_reason"] = choice.reason
     types = np.array([item.defect_type for item in category.test])
     result["by_type"] = {
         kind_: {"n": int(np.sum(types == kind_)),

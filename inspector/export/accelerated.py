@@ -336,8 +336,11 @@ def _open(runtime: str, path: Path, threads: int | None):
     return OnnxModel(path, ["CPUExecutionProvider"], threads=threads)
 
 
-def _try(model, runtime: str, threads: int | None, fresh: bool) -> tuple[object | None, RuntimeChoice]:
-    """The graph model of one runtime and its choice, or ``None`` and the reason it cannot run."""
+def _try(model, runtime: str, threads: int | None, fresh: str | None) -> tuple[object | None, RuntimeChoice]:
+    """The graph model of one runtime and its choice, or ``None`` and the reason it cannot run.
+
+    ``fresh``: export into a temporary folder (not the cache), and this is why (for the choice's reason).
+    """
     name = RUNTIME_NAMES[runtime]
     temporary = tempfile.TemporaryDirectory(prefix="inspector-export-") if fresh else None
     try:
@@ -355,8 +358,7 @@ def _try(model, runtime: str, threads: int | None, fresh: bool) -> tuple[object 
         if problem:
             return None, RuntimeChoice("torch", f"{name} failed the parity check: {problem}", probes=probes,
                                        worst=worst)
-        where = "exported for this load (signature policy active: the cache is not used)" if fresh else \
-            f"graph cached in {path}"
+        where = fresh or f"graph cached in {path}"
         return graph_model, RuntimeChoice(name, where, graph=None if fresh else str(path), probes=probes, worst=worst)
     finally:
         if temporary is not None:
@@ -364,7 +366,7 @@ def _try(model, runtime: str, threads: int | None, fresh: bool) -> tuple[object 
 
 
 def accelerate(model, runtime: str = "auto", threads: int | None = None, trust=None,
-               order: Sequence[str] = AUTO_ORDER):
+               order: Sequence[str] = AUTO_ORDER, cache: bool = True):
     """``(model, choice)``: ``model`` wrapped to decide on its exported graph when that is possible and
     passes parity, else ``model`` itself with the reason (see the module's docstring).
 
@@ -377,6 +379,8 @@ def accelerate(model, runtime: str = "auto", threads: int | None = None, trust=N
         trust: The signature policy the model was loaded under; when active, the graph is
             exported anew for this load instead of read from the cache.
         order: The runtimes ``auto`` tries.
+        cache: ``False`` exports into a temporary folder for this call only (benchmarks of
+            models fitted for the run, which would only fill the cache).
 
     Raises:
         AccelerationError: an insisted runtime that cannot run the model (the message says why).
@@ -400,7 +404,12 @@ def accelerate(model, runtime: str = "auto", threads: int | None = None, trust=N
         import torch
 
         threads = torch.get_num_threads()
-    fresh = bool(trust is not None and getattr(trust, "active", False))
+    signed = bool(trust is not None and getattr(trust, "active", False))
+    fresh = None
+    if signed:
+        fresh = "exported for this load (signature policy active: the cache is not used)"
+    elif not cache:
+        fresh = "exported into a temporary folder for this run"
     reasons = []
     for candidate in wanted:
         if missing[candidate]:
