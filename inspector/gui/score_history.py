@@ -306,7 +306,6 @@ class ScoreHistory(pg.PlotWidget):
                 picture.setContentsMargins(6, 6, 6, 2)
                 holder = QWidgetAction(menu)
                 holder.setDefaultWidget(picture)
-                holder.setEnabled(False)
                 menu.addAction(holder)
             title = menu.addAction(f"{point.name}: {verdict}, score {point.raw_score / self._unit:.3f}")
             title.setEnabled(False)
