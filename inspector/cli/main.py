@@ -29,6 +29,7 @@ from inspector.cli import (
     fit_cmd,
     gui_cmd,
     info_cmd,
+    outbox_cmd,
     recipe_cmd,
     results_cmd,
     score_cmd,
@@ -56,6 +57,7 @@ COMMANDS = {
     "feedback": feedback_cmd,
     "serve": serve_cmd,
     "recipe": recipe_cmd,
+    "outbox": outbox_cmd,
 }
 
 

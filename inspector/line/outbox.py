@@ -176,25 +176,7 @@ class Outbox:
         return self._fd
 
     def _load(self) -> None:
-        acked: set[str] = set()
-        try:
-            acked = {line.strip() for line in (self.folder / ACKED_FILE).read_text("ascii", "replace").splitlines()}
-        except FileNotFoundError:
-            pass
-        try:
-            raw = self.file.read_bytes()
-        except FileNotFoundError:
-            raw = b""
-        for number, line in enumerate(raw.split(b"\n"), 1):
-            if not line.strip():
-                continue
-            try:
-                entry = OutboxEntry.from_line(line)
-            except (ValueError, KeyError, UnicodeDecodeError) as exc:
-                logger.warning("outbox %s: line %d skipped (torn or unreadable: %s)", self.file, number, exc)
-                continue
-            if entry.uid not in acked:
-                self._pending.append(entry)
+        self._pending, acked, raw = _read(self.folder)
         self._acked_lines = len(acked)
         if self._pending:
             logger.info("outbox %s: %d messages from an earlier run wait for the broker", self.folder,
@@ -239,6 +221,41 @@ class Outbox:
             self._ack_fd = None
         (self.folder / ACKED_FILE).unlink(missing_ok=True)
         self._acked_lines = 0
+
+
+def read_pending(folder: str | os.PathLike) -> list[OutboxEntry]:
+    """The messages waiting in the outbox ``folder``, in order, read without opening (or locking) it.
+
+    For looking only (``inspector outbox show``): the outbox may be in use by a running station,
+    so the answer can be a moment old. Nothing is written.
+    """
+    pending, _, _ = _read(Path(folder))
+    return pending
+
+
+def _read(folder: Path) -> tuple[list[OutboxEntry], set[str], bytes]:
+    """(pending entries in order, acknowledged uids, the raw messages file) of an outbox folder."""
+    acked: set[str] = set()
+    try:
+        acked = {line.strip() for line in (folder / ACKED_FILE).read_text("ascii", "replace").splitlines()}
+    except FileNotFoundError:
+        pass
+    try:
+        raw = (folder / OUTBOX_FILE).read_bytes()
+    except FileNotFoundError:
+        raw = b""
+    pending: list[OutboxEntry] = []
+    for number, line in enumerate(raw.split(b"\n"), 1):
+        if not line.strip():
+            continue
+        try:
+            entry = OutboxEntry.from_line(line)
+        except (ValueError, KeyError, UnicodeDecodeError) as exc:
+            logger.warning("outbox %s: line %d skipped (torn or unreadable: %s)", folder / OUTBOX_FILE, number, exc)
+            continue
+        if entry.uid not in acked:
+            pending.append(entry)
+    return pending, acked, raw
 
 
 def _lock_folder(folder: Path):
