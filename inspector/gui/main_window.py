@@ -183,9 +183,11 @@ class MainWindow(QMainWindow):
                                              "The decision shown is a false reject: keep the image as good")
         self.mark_defect_action = self._action("Mark defect", "D", lambda: self.mark_current("bad"),
                                                "The decision shown is an escape: keep the image as a defect")
-        self.refit_feedback_action = self._action("Refit with feedback", "Ctrl+Shift+R", self.refit_with_feedback,
+        # QAction.triggered passes checked=False: the slots with optional arguments get none.
+        self.refit_feedback_action = self._action("Refit with feedback", "Ctrl+Shift+R",
+                                                  lambda: self.refit_with_feedback(),
                                                   "Fit a new model on the references plus the images marked good")
-        self.regions_action = self._action("Regions…", "Ctrl+Shift+M", self.open_regions,
+        self.regions_action = self._action("Regions…", "Ctrl+Shift+M", lambda: self.open_regions(),
                                            "Draw the regions to inspect and to ignore, then refit")
         self.audit_tab_action = self._action("Audit", "Ctrl+4", lambda: self.tabs.setCurrentWidget(self.audit_view))
         self.undo_action.setEnabled(False)

@@ -31,3 +31,26 @@ def test_a_folder_this_model_already_decided_says_so_instead_of_an_empty_view(ma
     qtbot.waitUntil(lambda: "NOTHING NEW" in window.frame_view.banner_text, timeout=5000)
     assert window.frame_view.banner_text == "NOTHING NEW: 3 FILES ALREADY INSPECTED BY THIS MODEL"
     assert len(window.history.scores) == 3
+
+
+def test_the_regions_and_refit_with_feedback_actions_work_from_the_menu(make_window, qtbot, real_model, demo_images,
+                                                                        tmp_path, monkeypatch):
+    """QAction.triggered(checked=False) reached open_regions as its image: the menu entry failed, the test
+    calling open_regions(image) did not see it."""
+    from PySide6.QtWidgets import QFileDialog
+
+    window = make_window()
+    window.station.set_model(real_model, "")
+    parts = tmp_path / "parts"
+    parts.mkdir()
+    shutil.copy(sorted(demo_images.inspect_dir.iterdir())[0], parts / "a.png")
+    _run(window, qtbot, parts)
+    qtbot.waitUntil(lambda: window._shown is not None, timeout=5000)
+    window.regions_action.trigger()
+    dialog = window._region_dialog
+    assert dialog.isVisible() and dialog.canvas.image.shape == window._shown.frame.image.shape
+    dialog.close()
+    asked = []
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: asked.append(a) or "")
+    window.refit_feedback_action.trigger()  # the fixture's model records no reference folder: it asks
+    assert asked and window.feedback.progress is None
