@@ -6,7 +6,8 @@ uid and the recipe, then handed to the same durable outbox and MQTT publisher as
 same message and the same uid. Submitting never waits for the network: a broker that is
 down costs nothing while scoring; at the end the outbox is drained for at most
 ``--drain`` seconds and what is left waits on disk, delivered first by the next
-``score --mqtt``, ``serve`` or window that uses the same outbox (the default outbox of
+``score --mqtt``, ``serve`` or window that uses the same outbox, or by ``inspector outbox
+flush`` (the default outbox of
 ``--db FILE`` is ``FILE.mqtt-outbox``, serve's and the window's for that database).
 
 A batch job is not a station: score publishes decisions only (no retained status, no
@@ -142,7 +143,8 @@ class ScoreLine:
         if left:
             print(f"inspector: mqtt: {self.published} decision(s) queued for {where}, "
                   f"{self.publisher.acknowledged} acknowledged; {left} wait in the outbox {self.outbox} "
-                  "(delivered first by the next score --mqtt, serve or window using this outbox)", file=sys.stderr)
+                  "(delivered first by the next score --mqtt, serve or window using this outbox, or by "
+                  "inspector outbox flush)", file=sys.stderr)
         else:
             print(f"inspector: mqtt: {self.published} decision(s) published to {where}, "
                   f"{self.publisher.acknowledged} acknowledged (earlier runs' included); none wait",

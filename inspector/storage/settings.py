@@ -54,7 +54,8 @@ class Settings:
         trusted_keys: Public key files whose model signatures are trusted
             (:mod:`inspector.storage.signing`; relative paths are read from the settings folder).
         require_signed_models: Refuse model files without a valid signature by a trusted key.
-        mqtt_url: ``mqtt://[user[:password]@]host[:port][/prefix]``: the window publishes every
+        mqtt_url: ``mqtt[s]://[user[:password]@]host[:port][/prefix][?ca=&cert=&key=]`` (see
+            :func:`inspector.line.messages.parse_mqtt_url`): the window publishes every
             decision there (as ``inspector serve --mqtt``), or ``None`` for no MQTT.
         station_name: The station's name in MQTT topics and messages (one topic level), or
             ``None`` for the host name.
@@ -157,14 +158,20 @@ def _mqtt_url(value: Any) -> str | None:
     text = _optional_text(value)
     if text is None:
         return None
+    from urllib.parse import parse_qsl
+
+    shape = "must be mqtt[s]://[user@]host[:port][/prefix][?ca=FILE&cert=FILE&key=FILE]"
     try:
         parts = urlsplit(text)
         parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+        query = parse_qsl(parts.query, keep_blank_values=True, strict_parsing=True) if parts.query else []
     except ValueError:
-        raise ValueError("must be mqtt://host[:port][/prefix]") from None
-    if parts.scheme != "mqtt" or not parts.hostname or "#" in text or "+" in parts.path or parts.query:
-        raise ValueError("must be mqtt://host[:port][/prefix] (no wildcards, no query)")
-    return text
+        raise ValueError(shape) from None
+    if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname or "#" in text or "+" in parts.path:
+        raise ValueError(f"{shape} (no wildcards)")
+    if any(name not in ("ca", "cert", "key") for name, _ in query) or (query and parts.scheme != "mqtts"):
+        raise ValueError(f"{shape} (TLS files only with mqtts://)")
+    return text  # the TLS files are checked when the window starts (a missing one: exit 2, named)
 
 
 def _station_name(value: Any) -> str | None:

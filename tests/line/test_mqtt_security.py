@@ -162,3 +162,24 @@ def test_url_errors_are_caught_before_anything_runs(tmp_path, serve_env):
         assert code == 2 and expected in err and PASSWORD not in err, err
     with pytest.raises(ValueError, match="not a PEM certificate bundle"):
         MqttPublisher(parse_mqtt_url(f"mqtts://127.0.0.1/line?ca={ca_file}"), "s", str(tmp_path / "box"))
+
+
+def test_the_mqtt_url_setting_takes_tls_urls_and_the_window_checks_the_files(tmp_path, monkeypatch):
+    import argparse
+    import json
+
+    from inspector.cli.gui_cmd import _window_publisher
+    from inspector.storage.settings import load_settings
+
+    monkeypatch.setenv("INSPECTOR_CONFIG_DIR", str(tmp_path / "config"))
+    (tmp_path / "config").mkdir()
+    url = "mqtts://cell-1@127.0.0.1:8883/line?ca=/no/such/ca.pem"
+    (tmp_path / "config" / "settings.json").write_text(json.dumps({"version": 2, "mqtt_url": url}))
+    settings, warnings = load_settings()
+    assert settings.mqtt_url == url and not warnings
+    args = argparse.Namespace(mqtt=None, station=None, db=str(tmp_path / "r.db"))
+    with pytest.raises(ValueError, match="the ca file /no/such/ca.pem cannot be read"):
+        _window_publisher(args)  # before the window opens: exit 2 with the file named
+    (tmp_path / "config" / "settings.json").write_text(json.dumps({"version": 2, "mqtt_url": "mqtt://h?ca=x"}))
+    settings, warnings = load_settings()
+    assert settings.mqtt_url is None and "TLS files only with mqtts://" in warnings[0]
