@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 from typing import Any, Sequence
 
 from PySide6.QtCore import QObject, Qt, Signal
@@ -131,7 +132,8 @@ class FeedbackActions(QObject):
         return FitRequest(
             reference_dir=str(folder), detector=settings.detector, backbone=settings.backbone,
             weights=settings.weights, folds=settings.folds, image_size=settings.image_size,
-            save_path=save_path or default_feedback_path(self.station.model_path),
+            save_path=save_path or default_feedback_path(self.station.model_path,
+                                                         "regions" if "region" in reason else "feedback"),
             feedback_folder=str(feedback_folder(self.station.model_path, model.model_hash)),
             mask=settings.mask if mask is None else mask, reason=reason, options=dict(settings.options),
             policy=settings.policy, target=settings.target)
@@ -196,7 +198,12 @@ def known_reference_dir(model: Any, model_path: str) -> str | None:
     return None
 
 
-def default_feedback_path(model_path: str) -> str:
-    """Where a refit with feedback saves its model: the data dir's models folder, named after the old one."""
+def default_feedback_path(model_path: str, tag: str = "feedback") -> str:
+    """Where a refit with feedback saves its model: the data dir's models folder, named after the old one.
+
+    ``tag`` says what the refit was for (``feedback``, ``regions``). A name already
+    refitted (``part-feedback-20250101-120000``) is not extended again.
+    """
     stem = os.path.splitext(os.path.basename(model_path))[0] if model_path else "model"
-    return str(models_dir() / f"{stem}-feedback-{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}.safetensors")
+    stem = re.sub(r"-(feedback|regions)-\d{8}-\d{6}$", "", stem)
+    return str(models_dir() / f"{stem}-{tag}-{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}.safetensors")

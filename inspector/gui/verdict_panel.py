@@ -29,6 +29,7 @@ class VerdictPanel(QWidget):
         self.score_label = QLabel("score —")
         self.score_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.score_label.setStyleSheet("font-size: 20pt; font-weight: 600;")
+        self.score_label.setWordWrap(True)
         self.detail_label = QLabel("")
         self.detail_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.detail_label.setStyleSheet(f"color: {MUTED};")
@@ -111,9 +112,10 @@ class VerdictPanel(QWidget):
         else:
             text, color = ("NG", NG_COLOR) if result.anomalous else ("OK", OK_COLOR)
             score = f"score {self.relative(result.raw_score):.3f}"
-            if result.threshold != self._unit:
-                score += f"  (threshold {self.relative(result.threshold):.3f})"
             lines = [f"raw {result.raw_score:.4g} / threshold {result.threshold:.4g} raw"]
+            if result.threshold != self._unit:
+                # In the detail lines, not beside the 20 pt score: that widened the whole column.
+                lines.insert(0, f"decided at threshold {self.relative(result.threshold):.3f}")
             if current_threshold is not None and float(current_threshold) != result.threshold:
                 lines.append(f"next frames at threshold {self.relative(float(current_threshold)):.3f}")
             detail = "\n".join(lines + ([detail] if detail else []))

@@ -82,7 +82,8 @@ def test_verdict_panel_and_history_speak_the_operators_unit(make_window, qtbot):
     result = model.inspect([Frame(image=image, source="camera:0", frame_id=1)], threshold=0.6)[0]
     window.verdict.set_verdict(result, "", current_threshold=0.6)
     relative = result.raw_score / 0.5
-    assert window.verdict.score_label.text() == f"score {relative:.3f}  (threshold 1.200)"
+    assert window.verdict.score_label.text() == f"score {relative:.3f}"
+    assert "decided at threshold 1.200" in window.verdict.detail_label.text()
     assert f"raw {result.raw_score:.4g} / threshold 0.6 raw" in window.verdict.detail_label.text()
     window.history.add_score(result.raw_score)
     window.history.refresh()
