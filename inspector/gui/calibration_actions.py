@@ -17,7 +17,7 @@ import os
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
 
 from inspector.core.policy import Threshold
@@ -45,6 +45,8 @@ class CalibrationActions(QObject):
         self.audit = audit
         self.window = window
         self.pending: str | None = None
+        self._announce = ""
+        station.model_changed.connect(self._on_model_changed)
         self._score.connect(station.models.score_folder)
         station.models.folder_scored.connect(self._on_scored)
         station.models.job_failed.connect(self._on_failed)
@@ -63,7 +65,8 @@ class CalibrationActions(QObject):
             self.station.message.emit(f"still scoring {self.pending}")
             return False
         if not folder:
-            folder = QFileDialog.getExistingDirectory(self.window, "Folder of known-bad (defective) parts")
+            near = os.path.dirname(str(getattr(model, "info", {}).get("reference_dir") or ""))
+            folder = QFileDialog.getExistingDirectory(self.window, "Folder of known-bad (defective) parts", near)
             if not folder:
                 return False
         self.pending = str(folder)
@@ -88,9 +91,15 @@ class CalibrationActions(QObject):
         passed = int(np.sum(~Threshold(model.threshold).decide_many(scores)))
         skipped = f", {unreadable} unreadable files skipped" if unreadable else ""
         self.audit.next_swap_reason(f"known-bad folder {folder}: {len(scores)} images")
+        # Said once the recalibrated model is in use (after the station's own "model recalibrated").
+        self._announce = (f"{len(scores)} known-bad images from {os.path.basename(folder.rstrip('/'))}: "
+                          f"{passed} would pass the model's threshold{skipped}; Ctrl+Z undoes")
         self.station.apply_calibration(calibration)
-        self.station.message.emit(f"{len(scores)} known-bad images from {os.path.basename(folder.rstrip('/'))}: "
-                                  f"{passed} would pass the model's threshold{skipped}")
+
+    def _on_model_changed(self, *_args) -> None:
+        if self._announce:
+            text, self._announce = self._announce, ""
+            QTimer.singleShot(0, lambda: self.station.message.emit(text))
 
     def _on_failed(self, message: str) -> None:
         if self.pending and self.pending in message:

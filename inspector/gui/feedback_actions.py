@@ -46,12 +46,34 @@ class FeedbackActions(QObject):
         self.window = window
         self.counts = {"good": 0, "bad": 0}
         self.progress: QProgressDialog | None = None
+        self._home: tuple[Any, str] = (None, "")  # (detector, model file) whose feedback folder is in use
+        station.model_changed.connect(self._on_model_changed)
         self._keep.connect(station.models.keep_feedback)
         station.models.feedback_kept.connect(self._on_kept)
         fitter = station.fitter
         fitter.fit_progress.connect(self._on_progress)
         for signal in (fitter.fit_finished, fitter.fit_failed, fitter.fit_cancelled):
             signal.connect(self._close_progress)
+
+    @property
+    def home_path(self) -> str:
+        """The model file whose feedback folder marks go to.
+
+        The file of the model in use; for an unsaved recalibration of a saved model
+        (same detector: a threshold policy applied, a known-bad folder added) the file
+        it came from, so that marks made before and after stay in one folder and the
+        next refit with feedback sees them all.
+        """
+        if self.station.model_path:
+            return self.station.model_path
+        detector, path = self._home
+        model = self.station.model
+        return path if model is not None and detector is getattr(model, "detector", None) else ""
+
+    def _on_model_changed(self, model: Any, path: str) -> None:
+        detector = getattr(model, "detector", None)
+        if path or detector is not self._home[0]:
+            self._home = (detector, path)
 
     # -- marking -----------------------------------------------------------------------------
 
@@ -84,7 +106,7 @@ class FeedbackActions(QObject):
                      "raw_score": float(raw_score), "threshold": float(threshold)}
         if origin:
             reference["marked_from"] = origin
-        self._send(FeedbackRequest(label, self.station.model_path, model_hash or self.station.model.model_hash,
+        self._send(FeedbackRequest(label, self.home_path, model_hash or self.station.model.model_hash,
                                    source_path=path, image=None if path else image,
                                    old_verdict="NG" if anomalous else "OK", reference=reference))
         return True
@@ -96,7 +118,7 @@ class FeedbackActions(QObject):
             self.station.message.emit("nothing to mark: no model")
             return 0
         for path, verdict in rows:
-            self._send(FeedbackRequest(label, self.station.model_path, model_hash or model.model_hash,
+            self._send(FeedbackRequest(label, self.home_path, model_hash or model.model_hash,
                                        source_path=path, old_verdict=verdict,
                                        reference={"path": path, "source": "batch review",
                                                   "name": os.path.basename(path)}))
@@ -125,16 +147,16 @@ class FeedbackActions(QObject):
         model = self.station.model
         if model is None:
             return None
-        folder = reference_dir or known_reference_dir(model, self.station.model_path)
+        folder = reference_dir or known_reference_dir(model, self.home_path)
         if not folder:
             return None
         settings = refit_settings(model)
         return FitRequest(
             reference_dir=str(folder), detector=settings.detector, backbone=settings.backbone,
             weights=settings.weights, folds=settings.folds, image_size=settings.image_size,
-            save_path=save_path or default_feedback_path(self.station.model_path,
+            save_path=save_path or default_feedback_path(self.home_path,
                                                          "regions" if "region" in reason else "feedback"),
-            feedback_folder=str(feedback_folder(self.station.model_path, model.model_hash)),
+            feedback_folder=str(feedback_folder(self.home_path, model.model_hash)),
             mask=settings.mask if mask is None else mask, reason=reason, options=dict(settings.options),
             policy=settings.policy, target=settings.target)
 
@@ -145,7 +167,7 @@ class FeedbackActions(QObject):
         if model is None:
             self.station.message.emit("no model to refit")
             return None
-        if not (reference_dir or known_reference_dir(model, self.station.model_path)):
+        if not (reference_dir or known_reference_dir(model, self.home_path)):
             reference_dir = QFileDialog.getExistingDirectory(
                 self.window, "This model does not record its reference images: choose their folder")
             if not reference_dir:

@@ -364,12 +364,16 @@ class MainWindow(QMainWindow):
                 self.status.show_message(f"{report.message}. Calibration tab (Ctrl+K): compare, or recalibrate on "
                                          "recent parts confirmed good", 20000)
 
-    def _reset_drift(self, model: Any) -> None:
+    def _reset_drift(self, model: Any, keep_recent: bool = False) -> None:
         from inspector.calibration.drift import DriftMonitor
 
+        recent = self._drift.recent if keep_recent and getattr(self, "_drift", None) is not None else []
         self._drift = DriftMonitor(model.calibration.good_scores, self.station.threshold)
-        self.status.set_drift(None)
-        self.calibration.set_production([])
+        report = None
+        for raw_score in recent:
+            report = self._drift.add(float(raw_score)) or report
+        self.status.set_drift(report)
+        self.calibration.set_production(self._drift.recent if len(recent) else [], report)
 
     def _on_tab(self, _index: int) -> None:
         if self.tabs.currentWidget() is self.calibration:
@@ -413,7 +417,10 @@ class MainWindow(QMainWindow):
             self.history.clear_history()
             self._reset_drift(model)
         elif previous.calibration is not model.calibration:
-            self._reset_drift(model)  # the watch compares with the new held-out good scores
+            # The watch compares with the new held-out good scores; with the same ones (a policy, a
+            # known-bad folder) it keeps the recent frames it had.
+            same_good = tuple(previous.calibration.good_scores) == tuple(model.calibration.good_scores)
+            self._reset_drift(model, keep_recent=same_good)
         if path:
             self.settings.last_model = path
             self.settings.add_recent_model(path)

@@ -28,12 +28,24 @@ def test_a_known_bad_folder_joins_the_calibration_and_is_undoable(make_window, q
     for path in demo_images.defective:
         shutil.copy(path, bad / path.name)
     (bad / "notes.txt").write_text("not an image")
+    parts = tmp_path / "parts"
+    parts.mkdir()
+    goods = [p for p in sorted(demo_images.inspect_dir.iterdir()) if p not in demo_images.defective]
+    for path in goods[:4]:
+        shutil.copy(path, parts / path.name)
+    done = Recorder()
+    station.inspection.run_state_changed.connect(done.record)
+    window.open_source(f"folder:{parts}", start=True)
+    qtbot.waitUntil(lambda: ("finished",) in done.calls and len(window.history.scores) == 4, timeout=20000)
     window.tabs.setCurrentWidget(window.calibration)
     view = window.calibration
+    assert view._recent.size == 4
     assert view.bad_button.isEnabled() and not view.f1_button.isEnabled()
     monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(bad))
     changed = Recorder()
     station.model_changed.connect(changed.record)
+    messages = Recorder()
+    station.message.connect(messages.record)
 
     view.bad_button.click()
     assert not view.bad_button.isEnabled()  # busy while the worker scores
@@ -46,6 +58,8 @@ def test_a_known_bad_folder_joins_the_calibration_and_is_undoable(make_window, q
     assert new.threshold == real_model.threshold  # frr policy: the threshold stays, the escape rate is new
     assert new.calibration.escape is not None
     assert view.f1_button.isEnabled() and view.bad_button.isEnabled()
+    assert view._recent.size == 4  # same held-out good scores: the drift watch keeps its recent frames
+    qtbot.waitUntil(lambda: any("4 known-bad images from bad" in m for (m,) in messages.calls), timeout=2000)
     assert "escapes" not in view.escape_label.text() and "%" in view.escape_label.text()
     qtbot.waitUntil(lambda: len(_calibration_rows(tmp_path)) == 1, timeout=5000)
     detail = json.loads(_calibration_rows(tmp_path)[0]["detail"])

@@ -72,7 +72,9 @@ def test_marks_on_live_view_are_kept_recorded_and_refit_is_undoable(make_window,
     new = station.model
     assert new is not real_model and new.info["n_reference"] == 12 + 1
     assert new.info["reference_dir"] == str(demo_images.reference_dir.resolve())
-    assert window.feedback.progress is None and window.undo_action.isEnabled()
+    # fit_finished reaches the station and the progress dialog as two queued calls: wait for the second.
+    qtbot.waitUntil(lambda: window.feedback.progress is None, timeout=5000)
+    assert window.undo_action.isEnabled()
     saved = station.model_path
     assert saved and (Path(saved + ".feedback") / "good" / good_copy.name).is_file()  # marks carried over
     qtbot.waitUntil(lambda: len(_audit(tmp_path, "refit")) == 1, timeout=5000)
@@ -235,3 +237,33 @@ def test_refit_with_feedback_in_the_window_keeps_the_models_detector_options(mak
     np.testing.assert_array_equal(new.regions.inspected, model.regions.inspected)
     window.undo_action.trigger()
     assert station.model is model
+
+
+def test_marks_after_a_recalibration_stay_in_the_model_files_feedback_folder(make_window, qtbot, real_model,
+                                                                            demo_images, tmp_path):
+    """Applying a policy makes an unsaved model with the same detector: its marks go where the earlier ones are."""
+    from inspector.calibration.policies import calibrate
+
+    window = make_window()
+    station = window.station
+    model_path = tmp_path / "models" / "line.safetensors"
+    station.set_model(real_model, str(model_path))
+    parts = tmp_path / "parts"
+    parts.mkdir()
+    shutil.copy(sorted(demo_images.inspect_dir.iterdir())[0], parts / "a.png")
+    _run_folder(window, qtbot, parts)
+    kept = Recorder()
+    window.feedback.kept.connect(kept.record)
+    window.mark_current("good")
+    qtbot.waitUntil(lambda: len(kept.calls) == 1, timeout=5000)
+    changed = Recorder()
+    station.model_changed.connect(changed.record)
+    station.apply_calibration(calibrate(real_model.calibration.good_scores, policy="frr", target=0.2))
+    qtbot.waitUntil(lambda: bool(changed.calls), timeout=5000)
+    assert station.model_path == "" and station.model.detector is real_model.detector
+    window.mark_current("bad")
+    qtbot.waitUntil(lambda: len(kept.calls) == 2, timeout=5000)
+    folder = tmp_path / "models" / "line.safetensors.feedback"
+    assert kept.calls[-1][2] == {"good": 1, "bad": 1} and (folder / "bad" / "a.png").is_file()
+    request = window.feedback.feedback_request(str(demo_images.reference_dir))
+    assert request.feedback_folder == str(folder)
