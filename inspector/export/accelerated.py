@@ -53,6 +53,8 @@ MAP_ATOL = 1e-3
 """Largest absolute difference of normalized fast maps (1.0 = the pixel threshold) accepted."""
 PARITY_REFERENCES = 4
 """How many of the model's own reference images join the parity check (when still on disk)."""
+CACHE_KEEP = 8
+"""Cached graphs kept (the most recently used; about 30 MB each for Lite0), older ones removed."""
 GRAPH_REVISION = 2
 """Bumped when :mod:`inspector.export.graph` computes differently, so that cached graphs are rebuilt."""
 
@@ -117,12 +119,34 @@ def cached_export(model, folder: Path | None = None) -> Path:
     if folder is None and path.is_file():
         try:
             if onnx_metadata(path).get("model_hash") == model.model_hash:
+                os.utime(path)  # most recently used: the last to be pruned
                 return path
         except Exception as exc:  # noqa: BLE001 - a damaged file (protobuf's DecodeError, ...): export again
             logger.info("cached export %s unreadable (%s): exporting again", path, exc)
     path.parent.mkdir(parents=True, exist_ok=True)
     export_onnx(model, path)  # atomic: a partial file, then a rename
+    if folder is None:
+        prune_cache(keep=CACHE_KEEP)
     return path
+
+
+def prune_cache(keep: int = CACHE_KEEP) -> list[Path]:
+    """Remove all but the ``keep`` most recently used cached graphs; returns the removed files.
+
+    A file another process still runs is safe to remove: the engines hold the graph in memory.
+    """
+    try:
+        cached = sorted(cache_dir().glob("*.onnx"), key=lambda p: p.stat().st_mtime, reverse=True)
+    except OSError:
+        return []
+    removed = []
+    for stale in cached[keep:]:
+        try:
+            stale.unlink()
+            removed.append(stale)
+        except OSError:
+            continue
+    return removed
 
 
 # ---- parity --------------------------------------------------------------------------------

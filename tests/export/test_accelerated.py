@@ -13,6 +13,7 @@ says which runtime it runs on. OpenVINO cases are skipped when it is not install
 from __future__ import annotations
 
 import json
+import os
 import sys
 import types
 from pathlib import Path
@@ -123,9 +124,9 @@ def test_the_cache_is_reused_and_a_damaged_one_rebuilt(fitted):
     model, _, _ = fitted
     _, first = accelerate(model, threads=1)
     graph = Path(first.graph)
-    stamp = graph.stat().st_mtime_ns
+    inode = graph.stat().st_ino  # an export writes a new file and renames it over the old one
     _, second = accelerate(model, threads=1)
-    assert second.graph == first.graph and graph.stat().st_mtime_ns == stamp
+    assert second.graph == first.graph and graph.stat().st_ino == inode
     graph.write_bytes(b"not an onnx file")
     fast, third = accelerate(model, threads=1)
     assert third.runtime == "onnxruntime" and isinstance(fast, AcceleratedModel)
@@ -219,3 +220,17 @@ def test_openvino_decides_like_torch(fitted, insisted, tmp_path, capsys):
         code, records, err = _score(capsys, tmp_path / "part.onnx", *[f.path for f in frames[:3]],
                                     "--runtime", "openvino")
         assert code == 0 and [r["anomalous"] for r in records] == [r.anomalous for r in expected[:3]]
+
+
+def test_the_cache_keeps_the_most_recently_used_graphs(fitted, data_dir):
+    model, _, _ = fitted
+    _, choice = accelerate(model, threads=1)
+    folder = Path(choice.graph).parent
+    for index in range(acc.CACHE_KEEP + 2):  # older graphs of other models
+        (folder / f"{index:032d}-old.onnx").write_bytes(b"x")
+        stamp = 1_000_000 + index
+        os.utime(folder / f"{index:032d}-old.onnx", (stamp, stamp))
+    removed = acc.prune_cache()
+    kept = sorted(folder.glob("*.onnx"))
+    assert len(kept) == acc.CACHE_KEEP and Path(choice.graph) in kept
+    assert sorted(p.name for p in removed) == [f"{i:032d}-old.onnx" for i in range(3)]
