@@ -234,3 +234,16 @@ def test_the_cache_keeps_the_most_recently_used_graphs(fitted, data_dir):
     kept = sorted(folder.glob("*.onnx"))
     assert len(kept) == acc.CACHE_KEEP and Path(choice.graph) in kept
     assert sorted(p.name for p in removed) == [f"{i:032d}-old.onnx" for i in range(3)]
+
+
+def test_export_verifies_with_the_stations_check(fitted, tmp_path, capsys, monkeypatch):
+    from inspector.cli import export_cmd
+
+    assert export_cmd.VERIFY_RTOL == acc.PARITY_RTOL
+    _, path, _ = fitted
+    out = tmp_path / "part.onnx"
+    assert main(["export", str(path), "-o", str(out)]) == 0
+    assert "verified:   onnxruntime decides probe images like torch" in capsys.readouterr().out
+    monkeypatch.setattr(acc, "PARITY_RTOL", -1.0)
+    assert main(["export", str(path), "-o", str(out)]) == 1
+    assert "onnxruntime: raw scores differ" in capsys.readouterr().err
