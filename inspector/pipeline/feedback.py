@@ -160,7 +160,8 @@ class RefitSettings:
         image_size: The network input size.
         options: The detector's constructor options (components, levels, bank sizes, ...).
         folds: k of the held-out calibration the fit was asked for (``None``: the fit's rule).
-        policy, target: The threshold policy and its target (``None``: the fit's default).
+        policy, target: The threshold policy and its target the fit asked for (``None``: the fit's
+            default rule: ``frr`` at 1 %, best F1 with known-bad images).
         mask: The model's region mask picture (white inspected), ``None`` without regions.
     """
 
@@ -181,8 +182,10 @@ def refit_settings(model) -> RefitSettings:
     Models written since fits record what they were asked for (``info["fit_request"]``)
     give exactly that; older files give what their detector configuration holds
     (levels, batch size, fast map, fusion components and bank sizes, a trained
-    detector's constructor options). A manual threshold is not carried over (its raw
-    value means nothing to another model): the refit takes the fit's default policy.
+    detector's constructor options). The threshold policy is the one the fit was asked
+    for: an explicit ``--frr`` target stays, the default stays the default (``frr`` at
+    1 %, best F1 once there are known-bad images, e.g. marked defects). A manual
+    threshold is not carried over (its raw value means nothing to another model).
     """
     from inspector.detectors.base import detector_class
 
@@ -198,8 +201,12 @@ def refit_settings(model) -> RefitSettings:
     allowed = set(cls_.options())
     options = {k: v for k, v in options.items() if k in allowed and k not in ("backbone", "weights", "image_size",
                                                                              "device")}
-    calibration = model.calibration
-    policy, target = calibration.policy, calibration.target
+    if isinstance(request, dict):
+        policy, target = request.get("policy"), request.get("target")
+    else:  # an older file: a non-default frr target is a choice; the rest is the fit's default rule
+        calibration = model.calibration
+        chosen = calibration.policy == "frr" and calibration.target not in (None, 0.01)
+        policy, target = ("frr", calibration.target) if chosen else (None, None)
     if policy == "manual":
         policy, target = None, None
     return RefitSettings(

@@ -66,6 +66,7 @@ def test_feedback_copies_records_and_refits(cells, tmp_path):
     assert new_model.info["n_reference"] == 14 + 2
     assert new_model.info["reference_dir"] == str(refs)
     assert len(new_model.calibration.bad_scores) == 1  # the escape estimate uses the marked defect
+    assert new_model.calibration.policy == "f1"  # fitted with the default rule: best F1 once defects are known
     np.testing.assert_array_equal(new_model.regions.inspected, old_model.regions.inspected)
     assert new_model.model_hash != old_model.model_hash
     carried = Path(str(new) + ".feedback")  # the new model keeps the marks for its own next refit
@@ -147,7 +148,7 @@ def test_refit_with_feedback_keeps_the_models_own_detector_options(cells, tmp_pa
     assert new_model.info["folds"] == 4 and new_model.info["n_reference"] == 14 + 1
     assert new_model.info["fit_request"]["options"] == old_model.info["fit_request"]["options"]
     cal = new_model.calibration
-    assert (cal.policy, cal.target) == ("frr", 0.05)  # the model's own policy, the marked defect for escapes
+    assert (cal.policy, cal.target) == ("frr", 0.05)  # the fit's explicit --frr, the marked defect for escapes
     assert len(cal.bad_scores) == 1
     np.testing.assert_array_equal(new_model.regions.inspected, old_model.regions.inspected)
 
@@ -167,4 +168,4 @@ def test_refit_settings_of_a_model_without_a_fit_request_come_from_its_configura
     assert settings.detector == "fusion" and settings.image_size == 64 and settings.folds is None
     assert settings.options == {"levels": [4, 5], "batch_size": 16, "components": ["position", "bank"],
                                 "bank_coreset": 50, "bank_dimensions": 16}
-    assert settings.mask is None and (settings.policy, settings.target) == ("frr", 0.01)
+    assert settings.mask is None and (settings.policy, settings.target) == (None, None)  # the default rule
