@@ -143,6 +143,18 @@ def elpv_mono() -> RealCells:
                      defective=sorted((c.path for c in cells if c.defective), key=lambda p: p.name))
 
 
+@pytest.fixture(scope="session")
+def session_data_dir(tmp_path_factory: pytest.TempPathFactory):
+    """One data folder for the whole run (the export cache is shared by the tests, never the user's)."""
+    return tmp_path_factory.mktemp("inspector-data")
+
+
+@pytest.fixture(autouse=True)
+def isolated_data(session_data_dir, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test writes data (export cache, demo, results) under a temporary folder unless it sets its own."""
+    monkeypatch.setenv("INSPECTOR_DATA_DIR", str(session_data_dir))
+
+
 @pytest.fixture(autouse=True)
 def isolated_config(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     """Every test reads settings from an empty folder, never the developer's own.

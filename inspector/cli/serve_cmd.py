@@ -11,6 +11,7 @@ DRAIN_S = 5.0
 
 def add_arguments(parser) -> None:
     """Arguments of ``inspector serve``."""
+    from inspector.cli.common import add_runtime
     from inspector.sources.registry import spec_examples
 
     what = parser.add_mutually_exclusive_group(required=True)
@@ -18,6 +19,7 @@ def add_arguments(parser) -> None:
     what.add_argument("--recipe", metavar="NAME", help="a recipe (inspector recipe add): model, threshold, source, maps")
     parser.add_argument("--source", metavar="SPEC", help=f"{spec_examples()} (default: the recipe's)")
     parser.add_argument("--db", metavar="PATH", help="results database (default: from settings, else the user data folder)")
+    add_runtime(parser)
     parser.add_argument("--mqtt", metavar="URL",
                         help="publish every decision to mqtt[s]://[user@]host[:port][/prefix][?ca=FILE&cert=FILE&"
                              "key=FILE] (topics PREFIX/STATION/decision, /status retained, /command subscribed; "
@@ -74,7 +76,7 @@ def run(args) -> int:
 
     from inspector.workers.serve_runner import ServeOptions, run_service
 
-    for name in ("inspector.serve", "inspector.line"):  # a service says what it does, even without -v
+    for name in ("inspector.serve", "inspector.line", "inspector.workers.model_worker"):  # a service says what it does, even without -v
         logging.getLogger(name).setLevel(min(logging.INFO, logging.getLogger().getEffectiveLevel()))
 
     options = ServeOptions(model=args.model, recipe=args.recipe, source=args.source, db=args.db, mqtt=args.mqtt,
@@ -82,7 +84,7 @@ def run(args) -> int:
                            opcua_security=args.opcua_security, opcua_cert=args.opcua_cert, opcua_key=args.opcua_key,
                            opcua_trust=args.opcua_trust, quit_after=args.quit_after,
                            trigger=args.trigger, station=args.station, outbox=args.outbox, maps=args.maps,
-                           drain_s=args.drain)
+                           drain_s=args.drain, runtime=args.runtime)
     return run_service(options)
 
 

@@ -66,6 +66,7 @@ class ServeOptions:
     outbox: str | None = None
     maps: str | None = None
     drain_s: float = 5.0
+    runtime: str = "auto"
 
 
 class LineService(QObject):
@@ -113,7 +114,7 @@ class LineService(QObject):
         db_path = options.db or settings.results_db or str(default_db_path())
         self.db_path = db_path
         self.station = Station(StoreHolder(db_path), source_factory=source_factory,
-                               segmentation_mode=maps or settings.segmentation_mode)
+                               segmentation_mode=maps or settings.segmentation_mode, runtime=options.runtime)
         self.station.recipe = self.recipe.name if self.recipe is not None else None
         self.exit_code = EXIT_OK
         self.frames = 0

@@ -89,13 +89,17 @@ class ModelWorker(QObject):
     feedback_kept = Signal(str, str, dict)
     folder_scored = Signal(object, str, object, int)
 
-    def __init__(self, trust=None) -> None:
+    def __init__(self, trust=None, runtime: str = "auto") -> None:
         """Args:
             trust: The :class:`inspector.storage.signing.TrustPolicy` for every load; ``None``
                 reads the settings' and environment's policy at each load (so a changed
                 ``require_signed_models`` applies to the next model opened).
+            runtime: What decides frames of a ``.safetensors`` model: ``auto`` (its exported
+                graph on the fastest engine that passes parity, else torch;
+                :func:`inspector.export.accelerated.accelerate`), ``torch``, ``onnx`` or ``openvino``.
         """
         super().__init__()
+        self.runtime = runtime
         self._last_report = 0.0
         self._last_step = 0.0
         self._trust = trust
@@ -117,7 +121,7 @@ class ModelWorker(QObject):
         or wrongly signed) is a failed load: ``load_failed`` with the reason.
         """
         try:
-            model = self._load(path, self._trust)
+            model = self._load(path, self._trust, self.runtime)
         except Exception as exc:
             logger.warning("cannot load model %s: %s", path, exc)
             self.load_failed.emit(f"cannot load model: {exc}")
@@ -182,7 +186,7 @@ class ModelWorker(QObject):
             progress.cancel()
         try:
             path, spec = ensure_demo(progress)
-            model = self._load(str(path), self._trust)
+            model = self._load(str(path), self._trust, self.runtime)
         except Cancelled:
             self.demo_cancelled.emit()
             return
@@ -265,14 +269,20 @@ class ModelWorker(QObject):
             self.demo_progress.emit(f"preparing the demo: {message} ({done}/{total})")
 
     @staticmethod
-    def _load(path: str, trust=None) -> InspectingModel:
-        """A ``.onnx`` export on onnxruntime (fast map only), any other file as the torch model."""
+    def _load(path: str, trust=None, runtime: str = "auto") -> InspectingModel:
+        """A ``.onnx`` export on onnxruntime (fast map only); any other file as the torch model,
+        deciding on its exported graph when ``runtime`` allows and parity holds (the reason is logged)."""
         from inspector.export.onnx_runtime import is_onnx_path
 
         if is_onnx_path(path):
             from inspector.export.onnx_runtime import load_onnx_model
 
             return load_onnx_model(path, trust=trust)
+        from inspector.export.accelerated import accelerate
         from inspector.pipeline.model import InspectionModel
+        from inspector.storage.signing import default_trust_policy
 
-        return InspectionModel.load(path, trust=trust)
+        trust = trust or default_trust_policy()
+        model, choice = accelerate(InspectionModel.load(path, trust=trust), runtime=runtime, trust=trust)
+        logger.info("%s: %s", path, choice.line())
+        return model

@@ -40,6 +40,8 @@ class Station(QObject):
         source_factory: Builds a FrameSource from a spec (default ``parse_source_spec``).
         segmentation_mode: Initial segmentation mode.
         parent: Qt parent.
+        runtime: What decides the frames of a ``.safetensors`` model (``auto``: its exported
+            graph when that passes parity; see :class:`~inspector.workers.model_worker.ModelWorker`).
 
     Attributes:
         recorder: The :class:`~inspector.workers.decision_recorder.DecisionRecorder` the inspection
@@ -89,6 +91,7 @@ class Station(QObject):
         source_factory: Callable[[str], Any] | None = None,
         segmentation_mode: str = "fast",
         parent: QObject | None = None,
+        runtime: str = "auto",
     ) -> None:
         super().__init__(parent)
         self.store = store
@@ -101,7 +104,7 @@ class Station(QObject):
         self.recorder = DecisionRecorder(store) if store is not None else None
         self.inspection = InspectionWorker(source_factory, store, on_result=self.segmentation.submit,
                                           map_plan=self.segmentation.plan, recorder=self.recorder)
-        self.models = ModelWorker()
+        self.models = ModelWorker(runtime=runtime)
         self.fitter = FitWorker()
         self.batch = BatchWorker(store)
         self._hosts = [

@@ -1,10 +1,9 @@
 """The headless station (``inspector serve``) on an accelerated ``.safetensors`` model, on real ELPV cells.
 
 The station's model worker (``inspector/workers/model_worker.py``, ``ModelWorker._load``)
-loads ``.safetensors`` files as torch models; the station runs on the exported graph once
-that loader wraps the model with :func:`inspector.export.accelerated.accelerate`. This test
-runs the real ``serve`` in a subprocess with exactly that wrapping patched into the loader
-(:data:`ACCELERATED_LOADER`), next to an unpatched run of the same model, both with
+wraps a loaded ``.safetensors`` model with :func:`inspector.export.accelerated.accelerate`
+(``--runtime auto``, the default). This test runs the real ``serve`` in a subprocess so, next
+to a run of the same model with ``--runtime torch``, both with
 ``--maps fast+gradient``: the same 12 files with the same verdicts, raw scores within 1e-4
 relative but not identical (onnxruntime's, not torch's again), the same threshold and model
 hash, and gradient overlays for the NG frames (the gradient follow-up still runs on torch).
@@ -34,33 +33,11 @@ pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("single_threaded")]
 REPO = Path(__file__).resolve().parents[2]
 RTOL = 1e-4
 FRAMES = 12
-ACCELERATED_LOADER = """
-import logging, sys
-from inspector.workers import model_worker
-
-def _load(path, trust=None):
-    from inspector.export.accelerated import accelerate
-    from inspector.export.onnx_runtime import is_onnx_path, load_onnx_model
-    from inspector.pipeline.model import InspectionModel
-    from inspector.storage.signing import default_trust_policy
-
-    if is_onnx_path(path):
-        return load_onnx_model(path, trust=trust)
-    trust = trust or default_trust_policy()
-    model, choice = accelerate(InspectionModel.load(path, trust=trust), trust=trust)
-    print(f"loader: {choice.line()}", file=sys.stderr)
-    return model
-
-model_worker.ModelWorker._load = staticmethod(_load)
-"""
-
-
 def _serve(model: Path, parts: Path, db: Path, root: Path, accelerated: bool) -> subprocess.CompletedProcess:
     env = dict(os.environ, OMP_NUM_THREADS="1", INSPECTOR_CONFIG_DIR=str(root / "config"),
                INSPECTOR_DATA_DIR=str(root / "data"))
-    code = (ACCELERATED_LOADER if accelerated else "import sys\n") + \
-        "from inspector.cli.main import main\nsys.exit(main(sys.argv[1:]))\n"
-    return subprocess.run([sys.executable, "-c", code, "serve", "--model", str(model), "--source", f"folder:{parts}",
+    return subprocess.run([sys.executable, "-m", "inspector", "serve", "--model", str(model),
+                           "--runtime", "auto" if accelerated else "torch", "--source", f"folder:{parts}",
                            "--db", str(db), "--quit-after", str(FRAMES), "--maps", "fast+gradient"],
                           env=env, capture_output=True, text=True, timeout=600, cwd=REPO)
 
@@ -88,7 +65,7 @@ def test_serve_on_the_accelerated_model_decides_like_torch(elpv_mono, tmp_path):
         assert done.returncode == 0, done.stderr[-3000:]
         runs[accelerated] = (_rows(db), done.stderr)
     (torch_rows, _), (fast_rows, err) = runs[False], runs[True]
-    assert "loader: runtime onnxruntime for decisions" in err
+    assert "runtime onnxruntime for decisions" in err
     assert "no 'gradient' map" not in err
     assert len(torch_rows) == len(fast_rows) == FRAMES
     assert [r[0] for r in fast_rows] == [r[0] for r in torch_rows]
