@@ -191,6 +191,9 @@ class FeedbackActions(QObject):
         dialog.setAutoReset(False)
         dialog.canceled.connect(self.station.cancel_fit)
         dialog.show()
+        # In the window's top-right corner, not over the middle of the live view: the line goes on.
+        frame = self.window.frameGeometry()
+        dialog.move(frame.right() - dialog.frameGeometry().width() - 24, frame.top() + 96)
         self.progress = dialog
 
     def _on_progress(self, done: int, total: int, message: str) -> None:

@@ -75,6 +75,7 @@ class MainWindow(QMainWindow):
         self._source = ""
         self._run_state = "idle"
         self._resumed = 0  # files of the opened folder this model had already decided
+        self._pending_inspected: tuple[str, Any] | None = None  # regions waiting for their model's first frame
         self._frames_since_open = 0
         self._override_for = (settings.last_model, settings.threshold_override)
         self.setWindowTitle("Inspector")
@@ -385,6 +386,10 @@ class MainWindow(QMainWindow):
             return
         if result is not self._shown:
             self._shown = result
+            pending = self._pending_inspected
+            if pending is not None and result.model_hash == pending[0]:
+                self._pending_inspected = None
+                self.frame_view.set_inspected(pending[1])
             frame = result.frame
             name = os.path.basename(frame.path) if frame.path else f"frame {frame.frame_id}"
             self.frame_view.show_frame(frame.image, result.heatmap, caption=name, frame_id=frame.frame_id)
@@ -426,7 +431,15 @@ class MainWindow(QMainWindow):
             self.settings.add_recent_model(path)
         self.history.set_unit(model.threshold)
         regions = getattr(model, "regions", None)
-        self.frame_view.set_inspected(None if regions is None else regions.inspected)
+        inspected = None if regions is None else regions.inspected
+        shown = self._shown
+        if shown is not None and shown.model_hash != model.model_hash:
+            # The frame on screen was decided (and mapped) by the previous model: its regions come
+            # with the first frame this model decides.
+            self._pending_inspected = (model.model_hash, inspected)
+        else:
+            self._pending_inspected = None
+            self.frame_view.set_inspected(inspected)
         self.verdict.set_unit(model.threshold)
         self.operator.set_calibration(model.calibration)
         self.calibration.set_calibration(model.calibration, self.station.threshold)

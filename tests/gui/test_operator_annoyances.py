@@ -54,3 +54,34 @@ def test_the_regions_and_refit_with_feedback_actions_work_from_the_menu(make_win
     monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: asked.append(a) or "")
     window.refit_feedback_action.trigger()  # the fixture's model records no reference folder: it asks
     assert asked and window.feedback.progress is None
+
+
+def test_regions_of_a_new_model_are_drawn_from_its_first_frame_not_over_the_frame_shown(make_window, qtbot,
+                                                                                       real_model, demo_images,
+                                                                                       tmp_path):
+    """After a refit with regions the frame on screen (decided and mapped by the old model) got the new hatch."""
+    import numpy as np
+
+    from inspector.core.imageio import list_images, read_image
+    from inspector.pipeline.model import InspectionModel
+
+    images = [read_image(p) for p in list_images([demo_images.reference_dir]).images]
+    mask = np.full((96, 96), 255, np.uint8)
+    mask[:30] = 0
+    masked = InspectionModel.fit(images, detector="gaussian", image_size=64, folds=3, device="cpu", mask=mask)
+    window = make_window()
+    window.station.set_model(real_model, "")
+    parts = tmp_path / "parts"
+    parts.mkdir()
+    shutil.copy(sorted(demo_images.inspect_dir.iterdir())[0], parts / "a.png")
+    _run(window, qtbot, parts)
+    qtbot.waitUntil(lambda: window._shown is not None, timeout=5000)
+    window.station.set_model(masked, "")
+    assert not window.frame_view.ignored_shown  # the old model's frame and map: no hatch of the new regions
+    more = tmp_path / "more"
+    more.mkdir()
+    shutil.copy(sorted(demo_images.inspect_dir.iterdir())[1], more / "b.png")
+    _run(window, qtbot, more)
+    qtbot.waitUntil(lambda: window._shown is not None and window._shown.model_hash == masked.model_hash,
+                    timeout=5000)
+    assert window.frame_view.ignored_shown
