@@ -31,6 +31,7 @@ DRAIN_S = 5.0
 
 def add_arguments(parser) -> None:
     """Arguments of ``inspector gui``."""
+    from inspector.cli.common import add_runtime
     from inspector.sources.registry import spec_examples
 
     parser.add_argument("--model", metavar="MODEL", help="model file (default: the last one, else the demo)")
@@ -42,6 +43,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--db", metavar="PATH|URL",
                         help="results database: an SQLite file or postgresql://USER@HOST[:PORT]/DB "
                              "(default: an SQLite file in the user data folder)")
+    add_runtime(parser)
     parser.add_argument("--demo", action="store_true", help="open the built-in demo even if settings name a model")
     parser.add_argument("--recipe", metavar="NAME",
                         help="open this recipe (inspector recipe list): its model, threshold override, source and "
@@ -84,7 +86,7 @@ def run(args) -> int:
     from inspector.gui.app import run_gui
 
     return run_gui(model_path=model_path, source_spec=args.source, quit_after=args.quit_after,
-                   db_path=args.db, demo=args.demo, recipe=recipe, line_link=link)
+                   db_path=args.db, demo=args.demo, recipe=recipe, line_link=link, runtime=args.runtime)
 
 
 def _window_publisher(args) -> WindowPublisher | None:

@@ -178,7 +178,7 @@ class Launcher(QObject):
 def run_gui(model_path: str | None = None, source_spec: str | None = None, quit_after: int | None = None,
             db_path: str | None = None, demo: bool = False,
             source_factory: Callable[[str], Any] | None = None, recipe: Any = None,
-            line_link: Any = None) -> int:
+            line_link: Any = None, runtime: str = "auto") -> int:
     """Open the station and run until the window closes.
 
     Args:
@@ -197,6 +197,9 @@ def run_gui(model_path: str | None = None, source_spec: str | None = None, quit_
             :class:`~inspector.cli.gui_cmd.WindowPublisher`): ``attach(station)`` before the first
             model loads, ``attach_window(window, launcher)`` once they exist (it obeys the line's
             commands), ``close()`` once the window closed and the workers stopped (a bounded drain).
+        runtime: What decides the frames of a ``.safetensors`` model: ``auto`` (its exported graph
+            on the fastest engine when that passes parity at load, else torch), ``torch``, ``onnx``
+            or ``openvino`` (``inspector gui --runtime``).
 
     Returns:
         The process exit code.
@@ -214,7 +217,7 @@ def run_gui(model_path: str | None = None, source_spec: str | None = None, quit_
         source_spec = source_spec or recipe.source
     station = Station(StoreHolder(db_path or settings.results_db), source_factory=source_factory,
                       segmentation_mode=(recipe.maps if recipe is not None and recipe.maps
-                                         else settings.segmentation_mode))
+                                         else settings.segmentation_mode), runtime=runtime)
     station.recipe = recipe.name if recipe is not None else None  # before the first decision
     if line_link is not None:
         line_link.attach(station)
