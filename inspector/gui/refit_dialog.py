@@ -29,7 +29,7 @@ from inspector.detectors.base import DetectorEntry, detector_catalog
 from inspector.core.paths import models_dir
 from inspector.gui.path_field import PathField
 from inspector.gui.theme import MUTED, NG_COLOR, OK_COLOR
-from inspector.pipeline.feedback import mask_picture
+from inspector.pipeline.feedback import mask_picture, refit_settings
 from inspector.workers.fit_worker import FitRequest
 
 
@@ -37,6 +37,16 @@ from inspector.workers.fit_worker import FitRequest
 def default_model_path() -> str:
     """A fresh model file name in the user data folder (``$INSPECTOR_DATA_DIR`` when set)."""
     return str(models_dir() / f"refit-{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}.safetensors")
+
+
+def _model_settings(model):
+    """How the model in use was fitted (``None``: no model, or one that cannot say, e.g. an ONNX export)."""
+    if model is None:
+        return None
+    try:
+        return refit_settings(model)
+    except (AttributeError, KeyError, TypeError, ValueError):
+        return None
 
 
 def available_detectors() -> tuple[DetectorEntry, ...]:
@@ -83,6 +93,19 @@ class RefitDialog(QDialog):
         has_regions = model is not None and getattr(model, "regions", None) is not None
         self.keep_regions.setChecked(has_regions)
         self.keep_regions.setVisible(has_regions)
+        # The model in use's own fit (detector options, input size, folds, policy): preselected and kept
+        # while its detector and backbone stay chosen.
+        self._settings = _model_settings(model)
+        self.keep_settings = QCheckBox("")
+        self.keep_settings.setChecked(self._settings is not None)
+        self.keep_settings.setVisible(self._settings is not None)
+        if self._settings is not None:
+            if self._settings.detector in self._detectors:
+                self.detector.setCurrentText(self._settings.detector)
+            if self._settings.backbone in BACKBONES:
+                self.backbone.setCurrentText(self._settings.backbone)
+            if self._settings.folds:
+                self.folds.setValue(max(self.folds.minimum(), min(self.folds.maximum(), self._settings.folds)))
         form = QFormLayout()
         form.addRow("Reference folder", self.reference)
         form.addRow("Bad folder", self.bad)
@@ -92,6 +115,7 @@ class RefitDialog(QDialog):
         form.addRow("Calibration folds", self.folds)
         form.addRow("Save model to", self.save_to)
         form.addRow("", self.keep_regions)
+        form.addRow("", self.keep_settings)
 
         self.progress = QProgressBar()
         self.progress.setRange(0, 1)
@@ -139,16 +163,28 @@ class RefitDialog(QDialog):
         bad = self.bad.path or None
         if bad and not os.path.isdir(bad):
             raise ValueError(f"bad folder {bad} does not exist")
+        kept = self._kept_settings()
         return FitRequest(
             reference_dir=reference,
             bad_dir=bad,
             detector=self.detector.currentText(),
             backbone=self.backbone.currentText(),
-            weights=self.weights.path or None,
+            weights=self.weights.path or (kept.weights if kept else None),
             folds=self.folds.value(),
+            image_size=kept.image_size if kept else None,
             save_path=self.save_to.path or None,
             mask=mask_picture(self.station.model) if self.keep_regions.isChecked() and self.station.model else None,
+            options=dict(kept.options) if kept else {},
+            policy=kept.policy if kept else None,
+            target=kept.target if kept else None,
         )
+
+    def _kept_settings(self):
+        """The model in use's fit settings when they apply to the form (same detector and backbone, box ticked)."""
+        settings = self._settings
+        if settings is None or not self.keep_settings.isChecked() or not self.keep_settings.isEnabled():
+            return None
+        return settings
 
     def start_fit(self) -> None:
         """Validate the form and start the fit on the worker."""
@@ -216,3 +252,18 @@ class RefitDialog(QDialog):
 
     def _backbone_changed(self, name: str) -> None:
         self.weights.setEnabled(self.backbone.isEnabled() and name.startswith("b"))
+        self._sync_keep_settings()
+
+    def _sync_keep_settings(self) -> None:
+        settings = getattr(self, "_settings", None)
+        if settings is None:
+            return
+        same = self.detector.currentText() == settings.detector and (
+            not self.backbone.isEnabled() or self.backbone.currentText() == settings.backbone)
+        options = ", ".join(f"{k} {v}" for k, v in settings.options.items())
+        self.keep_settings.setText(f"Keep the model in use's settings: input {settings.image_size} px"
+                                   + (f", {options}" if options else "")
+                                   + (f", policy {settings.policy}" if settings.policy else ""))
+        self.keep_settings.setEnabled(same)
+        self.keep_settings.setToolTip("" if same else f"Only for the {settings.detector} detector on "
+                                      f"{settings.backbone}, as the model in use")

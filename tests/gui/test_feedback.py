@@ -267,3 +267,28 @@ def test_marks_after_a_recalibration_stay_in_the_model_files_feedback_folder(mak
     assert kept.calls[-1][2] == {"good": 1, "bad": 1} and (folder / "bad" / "a.png").is_file()
     request = window.feedback.feedback_request(str(demo_images.reference_dir))
     assert request.feedback_folder == str(folder)
+
+
+def test_refit_dialog_preselects_and_keeps_the_model_in_use_settings(make_window, demo_images):
+    from inspector.core.imageio import list_images, read_image
+    from inspector.pipeline.model import InspectionModel
+
+    images = [read_image(p) for p in list_images([demo_images.reference_dir]).images]
+    model = InspectionModel.fit(images, detector="fusion", image_size=64, folds=3, device="cpu", target=0.1,
+                                policy="frr", components=("global", "position"), levels=(3, 4, 5),
+                                reference_dir=str(demo_images.reference_dir))
+    window = make_window()
+    window.station.set_model(model, "")
+    dialog = window.open_refit()
+    assert dialog.detector.currentText() == "fusion" and dialog.folds.value() == 3
+    assert dialog.keep_settings.isChecked() and dialog.keep_settings.isEnabled()
+    assert "input 64 px" in dialog.keep_settings.text()
+    request = dialog.request()
+    assert request.image_size == 64 and request.options == {"components": ["global", "position"],
+                                                            "levels": [3, 4, 5]}
+    assert (request.policy, request.target) == ("frr", 0.1)
+    dialog.detector.setCurrentText("gaussian")  # another detector: the options do not apply
+    assert not dialog.keep_settings.isEnabled()
+    request = dialog.request()
+    assert request.options == {} and request.image_size is None and request.policy is None
+    dialog.close()

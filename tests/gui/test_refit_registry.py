@@ -12,12 +12,16 @@ from inspector.sources.registry import source_kinds
 
 def test_refit_detector_combo_is_the_registry(make_window):
     window = make_window()
+    dialog = window.open_refit()  # no model: the default detector
+    assert dialog.detector.currentText() == DEFAULT_DETECTOR and dialog.backbone.isEnabled()
+    dialog.close()
     window.station.set_model(stub_model(), "")
+    window._refit_dialog = None
     dialog = window.open_refit()
     catalog = detector_catalog()
     offered = [dialog.detector.itemText(i) for i in range(dialog.detector.count())]
     assert offered == [entry.kind for entry in catalog]
-    assert dialog.detector.currentText() == DEFAULT_DETECTOR and dialog.backbone.isEnabled()
+    assert dialog.detector.currentText() == "test-brightness"  # the model in use's own detector
     for entry in catalog:
         dialog.detector.setCurrentText(entry.kind)
         assert dialog.backbone.isEnabled() == entry.uses_backbone, entry.kind
