@@ -20,6 +20,8 @@ from inspector.gui.theme import BACKGROUND, NG_COLOR
 from inspector.segmentation.heat_colours import HEAT_MAX, heat_rgba_table
 from inspector.segmentation.overlay import ignored_layer
 
+INFO_FILL = "#3b4654"
+"""Banner fill for information (waiting for frames, nothing new); alerts are red."""
 HEAT_LEVELS = (0.0, HEAT_MAX)  # map values shown: 0 .. twice the pixel threshold
 
 
@@ -144,10 +146,15 @@ class FrameView(pg.GraphicsLayoutWidget):
         self._shape = None
         self.frame_id = None
 
-    def show_banner(self, text: str) -> None:
-        """A large message across the view (e.g. CAMERA LOST); ``""`` hides it."""
+    def show_banner(self, text: str, tone: str = "alert") -> None:
+        """A large message across the view (e.g. CAMERA LOST); ``""`` hides it.
+
+        ``tone`` ``"alert"`` (red, the default) or ``"info"`` (neutral: waiting, nothing new).
+        """
+        self.banner.fill = pg.mkBrush(NG_COLOR if tone == "alert" else INFO_FILL)
         self.banner.setText(f"  {text}  " if text else "")
         self.banner.setVisible(bool(text))
+        self.banner.update()
         self._place_banner()
 
     @property

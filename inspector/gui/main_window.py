@@ -76,6 +76,7 @@ class MainWindow(QMainWindow):
         self._run_state = "idle"
         self._resumed = 0  # files of the opened folder this model had already decided
         self._pending_inspected: tuple[str, Any] | None = None  # regions waiting for their model's first frame
+        self._waiting = False  # the "waiting for the first frame" banner is up
         self._frames_since_open = 0
         self._override_for = (settings.last_model, settings.threshold_override)
         self.setWindowTitle("Inspector")
@@ -386,6 +387,9 @@ class MainWindow(QMainWindow):
             return
         if result is not self._shown:
             self._shown = result
+            if self._waiting:
+                self._waiting = False
+                self.frame_view.show_banner("")
             pending = self._pending_inspected
             if pending is not None and result.model_hash == pending[0]:
                 self._pending_inspected = None
@@ -487,7 +491,12 @@ class MainWindow(QMainWindow):
         resumed = self._resumed
         if state == "finished" and resumed and self.history.scores.size == self._frames_since_open:
             # A folder this model already decided: say so rather than leave an empty view.
-            self.frame_view.show_banner(f"NOTHING NEW: {resumed} FILES ALREADY INSPECTED BY THIS MODEL")
+            self.frame_view.show_banner(f"NOTHING NEW: {resumed} FILES ALREADY INSPECTED BY THIS MODEL", "info")
+            self._waiting = False
+        elif state == "running" and self.history.scores.size == self._frames_since_open and self._shown is None:
+            # A hot folder or camera with nothing yet: say so instead of an empty view.
+            self.frame_view.show_banner("WAITING FOR THE FIRST FRAME", "info")
+            self._waiting = True
             self.status.show_message(f"{self._source}: all {resumed} files were already decided by this model "
                                      "(inspector results lists them); add files, or review them in Batch review",
                                      30000)

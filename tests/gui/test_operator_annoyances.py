@@ -85,3 +85,18 @@ def test_regions_of_a_new_model_are_drawn_from_its_first_frame_not_over_the_fram
     qtbot.waitUntil(lambda: window._shown is not None and window._shown.model_hash == masked.model_hash,
                     timeout=5000)
     assert window.frame_view.ignored_shown
+
+
+def test_an_empty_hot_folder_says_it_waits_for_the_first_frame(make_window, qtbot, real_model, demo_images,
+                                                                tmp_path):
+    window = make_window()
+    window.station.set_model(real_model, "")
+    hot = tmp_path / "hot"
+    hot.mkdir()
+    window.open_source(f"hotfolder:{hot}", start=True)
+    qtbot.waitUntil(lambda: window.frame_view.banner_text == "WAITING FOR THE FIRST FRAME", timeout=5000)
+    shutil.copy(sorted(demo_images.inspect_dir.iterdir())[0], hot / ".part.tmp")
+    (hot / ".part.tmp").rename(hot / "part.png")
+    qtbot.waitUntil(lambda: window._shown is not None, timeout=15000)
+    assert window.frame_view.banner_text == ""
+    window.station.stop()
