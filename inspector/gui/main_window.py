@@ -493,13 +493,13 @@ class MainWindow(QMainWindow):
             # A folder this model already decided: say so rather than leave an empty view.
             self.frame_view.show_banner(f"NOTHING NEW: {resumed} FILES ALREADY INSPECTED BY THIS MODEL", "info")
             self._waiting = False
+            self.status.show_message(f"{self._source}: all {resumed} files were already decided by this model "
+                                     "(inspector results lists them); add files, or review them in Batch review",
+                                     30000)
         elif state == "running" and self.history.scores.size == self._frames_since_open and self._shown is None:
             # A hot folder or camera with nothing yet: say so instead of an empty view.
             self.frame_view.show_banner("WAITING FOR THE FIRST FRAME", "info")
             self._waiting = True
-            self.status.show_message(f"{self._source}: all {resumed} files were already decided by this model "
-                                     "(inspector results lists them); add files, or review them in Batch review",
-                                     30000)
         running = state == "running"
         self.run_action.setText("Pause" if running else "Start")
         self.run_action.setIcon(pause_icon() if running else play_icon())

@@ -30,6 +30,7 @@ def test_a_folder_this_model_already_decided_says_so_instead_of_an_empty_view(ma
     _run(window, qtbot, parts)  # the same folder again: every file is resumed (skipped)
     qtbot.waitUntil(lambda: "NOTHING NEW" in window.frame_view.banner_text, timeout=5000)
     assert window.frame_view.banner_text == "NOTHING NEW: 3 FILES ALREADY INSPECTED BY THIS MODEL"
+    assert "all 3 files were already decided by this model" in window.status.currentMessage()
     assert len(window.history.scores) == 3
 
 
@@ -93,8 +94,11 @@ def test_an_empty_hot_folder_says_it_waits_for_the_first_frame(make_window, qtbo
     window.station.set_model(real_model, "")
     hot = tmp_path / "hot"
     hot.mkdir()
+    messages = Recorder()
+    window.station.message.connect(messages.record)
     window.open_source(f"hotfolder:{hot}", start=True)
     qtbot.waitUntil(lambda: window.frame_view.banner_text == "WAITING FOR THE FIRST FRAME", timeout=5000)
+    assert "already decided" not in window.status.currentMessage()
     shutil.copy(sorted(demo_images.inspect_dir.iterdir())[0], hot / ".part.tmp")
     (hot / ".part.tmp").rename(hot / "part.png")
     qtbot.waitUntil(lambda: window._shown is not None, timeout=15000)
