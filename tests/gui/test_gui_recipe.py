@@ -52,7 +52,7 @@ def test_another_model_file_leaves_the_recipe_and_its_own_brings_it_back(make_wi
     """Decisions after the operator opens another model are not claimed for the recipe; each change is audited."""
     from inspector.gui.app import Launcher
     from inspector.storage.recipes import Recipe
-    from tests.gui.gui_stubs import stub_model
+    from gui_stubs import stub_model
 
     window = make_window()
     recipe = Recipe("part-a", str(tmp_path / "part-a.safetensors"), threshold=None)
