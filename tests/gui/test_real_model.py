@@ -162,3 +162,24 @@ def test_command_line_bad_model_exits_nonzero(demo_images, tmp_path):
                           cwd=Path(__file__).resolve().parents[2])
     assert done.returncode != 0
     assert "cannot load model" in done.stderr
+
+
+@pytest.mark.slow
+def test_command_line_quit_after_with_a_camera_that_never_connects_exits_2_after_the_stated_time(real_model_path,
+                                                                                                 tmp_path):
+    """``gui --quit-after N`` on an absent camera: exit 2 once no frame came for SOURCE_GIVE_UP_S (10 s)."""
+    import time
+
+    from inspector.gui.app import SOURCE_GIVE_UP_S
+
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", INSPECTOR_CONFIG_DIR=str(tmp_path / "cfg"),
+               INSPECTOR_DATA_DIR=str(tmp_path / "data"))
+    command = [sys.executable, "-m", "inspector", "gui", "--model", str(real_model_path),
+               "--source", "camera:57", "--quit-after", "3"]  # no /dev/video57 on any test machine
+    started = time.monotonic()
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120,
+                          cwd=Path(__file__).resolve().parents[2])
+    elapsed = time.monotonic() - started
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert f"camera:57: no frame for {SOURCE_GIVE_UP_S:g} s" in done.stderr and "giving up" in done.stderr
+    assert SOURCE_GIVE_UP_S <= elapsed < SOURCE_GIVE_UP_S + 60
