@@ -103,6 +103,7 @@ class OperatorPanel(QWidget):
 
         self.slider.valueChanged.connect(self._slider_moved)
         self.spin.valueChanged.connect(self._spin_changed)
+        self._show_model(False)  # no threshold to show before a model: not "0.000 x cal."
         self.reset_button.clicked.connect(self.threshold_reset)
         self.opacity_slider.valueChanged.connect(lambda v: self.opacity_changed.emit(v / 100.0))
         self.mode_combo.currentIndexChanged.connect(
@@ -148,7 +149,18 @@ class OperatorPanel(QWidget):
         if calibration.escape is not None:
             note += (f", escape {calibration.escape.rate * 100:.1f} % ({calibration.escape.low * 100:.1f}-"
                      f"{calibration.escape.high * 100:.1f} %)")
+        self._show_model(True)
         self.set_scale(calibration.threshold, min(scores) * 0.5, max(scores) * 2.0, note)
+
+    def _show_model(self, present: bool) -> None:
+        """Threshold controls enabled with a model; without one the box says so."""
+        self.spin.setSpecialValueText("" if present else "no model")
+        if not present:
+            self.spin.blockSignals(True)
+            self.spin.setValue(self.spin.minimum())
+            self.spin.blockSignals(False)
+        for widget in (self.spin, self.slider, self.reset_button):
+            widget.setEnabled(present)
 
     def flush(self) -> None:
         """Emit a pending debounced threshold now."""

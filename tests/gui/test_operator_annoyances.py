@@ -104,3 +104,11 @@ def test_an_empty_hot_folder_says_it_waits_for_the_first_frame(make_window, qtbo
     qtbot.waitUntil(lambda: window._shown is not None, timeout=15000)
     assert window.frame_view.banner_text == ""
     window.station.stop()
+
+
+def test_threshold_box_says_no_model_before_one_is_loaded(make_window, real_model):
+    window = make_window()
+    panel = window.operator
+    assert panel.spin.text() == "no model" and not panel.spin.isEnabled() and not panel.slider.isEnabled()
+    window.station.set_model(real_model, "")
+    assert panel.spin.isEnabled() and panel.spin.text() == "1.000 x cal."
