@@ -121,6 +121,8 @@ class ScoreHistory(pg.PlotWidget):
         self.addItem(self._marked)
         self.setToolTip("Click a point to mark that frame good or defect")
         self.scene().sigMouseClicked.connect(self._on_scene_click)
+        self._dirty = True
+        self.refresh()  # frame axis 0..75 from the start, not pyqtgraph's 0..1
         self.threshold_line = pg.InfiniteLine(
             pos=self._rule.raw, angle=0, movable=False,
             pen=pg.mkPen(WARN_COLOR, width=2, style=pg.QtCore.Qt.PenStyle.DashLine),
