@@ -4,7 +4,8 @@ A fusion model is fitted on 30 real ELPV mono cells, saved and exported. 6 good 
 defective held-out cells (copied into a folder, named so that the folder source reads
 them in a known order) are decided by ``inspector gui --source folder:... --quit-after 12
 --db ...`` offscreen in a subprocess, once with the ``.safetensors`` file and once with the
-``.onnx`` file. The results databases must hold the same 12 files with the same verdicts,
+``.onnx`` file (the ``.safetensors`` run with ``--runtime torch``, since the station would
+otherwise accelerate it onto onnxruntime as well). The results databases must hold the same 12 files with the same verdicts,
 raw scores within 1e-4 relative and the same model hash (the export carries the hash of
 the model it was made from). ``inspector serve`` on the ``.onnx`` file with
 ``--maps fast+gradient`` gives the same verdicts, fast overlays of the NG frames and
@@ -53,13 +54,13 @@ def _fit_and_export(elpv_mono, root: Path) -> tuple[Path, Path, Path]:
     return torch_path, onnx_path, parts
 
 
-def _run_station(model: Path, parts: Path, db: Path, root: Path) -> subprocess.CompletedProcess:
+def _run_station(model: Path, parts: Path, db: Path, root: Path, *extra: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen", OMP_NUM_THREADS="1",
                INSPECTOR_CONFIG_DIR=str(root / f"config-{model.suffix[1:]}"),
                INSPECTOR_DATA_DIR=str(root / f"data-{model.suffix[1:]}"))
     code = "import sys; from inspector.cli.main import main; sys.exit(main(sys.argv[1:]))"
     return subprocess.run([sys.executable, "-c", code, "gui", "--model", str(model), "--source", f"folder:{parts}",
-                           "--quit-after", str(FRAMES), "--db", str(db)],
+                           "--quit-after", str(FRAMES), "--db", str(db), *extra],
                           env=env, capture_output=True, text=True, timeout=300, cwd=REPO)
 
 
@@ -75,7 +76,8 @@ def world(elpv_mono, tmp_path_factory, single_threaded):
     root = tmp_path_factory.mktemp("onnx_station")
     torch_path, onnx_path, parts = _fit_and_export(elpv_mono, root)
     db = root / "results-torch.db"
-    done = _run_station(torch_path, parts, db, root)
+    # --runtime torch: the station would otherwise run this .safetensors file on onnxruntime too
+    done = _run_station(torch_path, parts, db, root, "--runtime", "torch")
     assert done.returncode == 0, done.stderr[-3000:]
     return torch_path, onnx_path, parts, _rows(db)
 
