@@ -9,9 +9,14 @@ Three kinds of evidence come from the same EfficientNet pass:
   distance standardized by that cell's mean and spread over the reference images,
   so that busy places of an aligned part do not drown quiet ones: catches what is
   wrong *for its place* (a hole where none belongs);
-- **bank**: the distance of each stride-16 patch to its nearest neighbour in a
+- **bank**: the distance of each stride-8 patch to its nearest neighbour in a
   coreset of good patches (:mod:`inspector.detectors.memory_bank`), blind to place:
-  catches patches unlike any good patch anywhere (textures, unaligned parts).
+  catches patches unlike any good patch anywhere (textures, unaligned parts). Border
+  cells are shrunk by the share of their pooling window inside the frame (as
+  PatchCore's zero-padded 3x3 pooling does): a border or corner patch can only be
+  matched by the few border patches of the references, so without the shrink the
+  largest distance of a good image sits on its border and hides the defects
+  (README, "Evaluation on data this project did not make").
 
 The two patch evidences are maps (upsampled, smoothed) and contribute their
 maximum. Each evidence is standardized with the mean and standard deviation of its
@@ -41,11 +46,37 @@ from inspector.segmentation.smoothing import grid_to_map
 COMPONENTS = ("global", "position", "bank")
 SPREAD = 3.0
 _MAP_COMPONENTS = ("position", "bank")
+BANK_STRIDE = 8
+BANK_BORDER = "shrink"
+BANK_BORDERS = ("shrink", "none")
+# Model files written before the bank had these options: stride 16 (2x2 average), no shrink.
+LEGACY_BANK = {"stride": 16, "border": "none"}
 
 
-def bank_features(patch_features: torch.Tensor) -> torch.Tensor:
-    """Stride-16 bank features: 2x2 average of the stride-8 patch features."""
-    return F.avg_pool2d(patch_features, 2)
+def border_weights(height: int, width: int, channels: Sequence[int], scales: Sequence[int],
+                   pool: int) -> torch.Tensor:
+    """``(1, C, h, w)`` factors turning ``pool x pool`` averages without padding into averages
+    over a zero-padded frame: each level's share of its window inside the frame, on that
+    level's own grid (``scales``: its stride over the first level's), brought to the first
+    level's grid like the features (bilinear)."""
+    blocks = []
+    for count, scale in zip(channels, scales):
+        inside = torch.ones(1, 1, max(1, height // scale), max(1, width // scale))
+        if pool > 1:
+            inside = F.avg_pool2d(inside, pool, stride=1, padding=pool // 2, count_include_pad=True)
+        if inside.shape[-2:] != (height, width):
+            inside = F.interpolate(inside, size=(height, width), mode="bilinear", align_corners=False)
+        blocks.append(inside.expand(1, int(count), height, width))
+    return torch.cat(blocks, 1)
+
+
+def bank_features(patch_features: torch.Tensor, stride: int = BANK_STRIDE,
+                  weights: torch.Tensor | None = None) -> torch.Tensor:
+    """The bank's features from the stride-8 patch features: border-shrunk by ``weights``
+    (:func:`border_weights`) when given, 2x2-averaged for a stride-16 bank."""
+    if weights is not None:
+        patch_features = patch_features * weights
+    return F.avg_pool2d(patch_features, 2) if stride == 16 else patch_features
 
 
 @register
@@ -58,6 +89,8 @@ class FusionDetector(GaussianDetector):
         components: Which evidences to fuse (a subset of ``global``, ``position``, ``bank``).
         bank_coreset: Coreset size of the memory bank.
         bank_dimensions: Principal components of the bank's features.
+        bank_stride: 8 (each stride-8 patch) or 16 (2x2 averages; model files before the option).
+        bank_border: ``shrink`` border cells (default) or ``none`` (model files before the option).
     """
 
     kind = "fusion"
@@ -65,13 +98,21 @@ class FusionDetector(GaussianDetector):
     def __init__(self, backbone: str = "lite0", weights: str | None = None, image_size: int | None = None,
                  levels: Sequence[int] = ALL_LEVELS, batch_size: int = 16, device: torch.device | str | None = None,
                  components: Sequence[str] = COMPONENTS, bank_coreset: int = CORESET,
-                 bank_dimensions: int = DIMENSIONS, _net=None) -> None:
+                 bank_dimensions: int = DIMENSIONS, bank_stride: int = BANK_STRIDE,
+                 bank_border: str = BANK_BORDER, _net=None) -> None:
         super().__init__(backbone, weights, image_size, levels, fast_map=True, batch_size=batch_size,
                          device=device, _net=_net)
         unknown = set(components) - set(COMPONENTS)
         if unknown or not components:
             raise ValueError(f"components must be a non-empty subset of {', '.join(COMPONENTS)}")
         self.components = tuple(c for c in COMPONENTS if c in components)
+        if int(bank_stride) not in (8, 16):
+            raise ValueError("bank_stride must be 8 or 16")
+        if bank_border not in BANK_BORDERS:
+            raise ValueError(f"bank_border must be one of {', '.join(BANK_BORDERS)}")
+        self.bank_stride = int(bank_stride)
+        self.bank_border = bank_border
+        self._border_weights: torch.Tensor | None = None
         self.bank = MemoryBank(dimensions=bank_dimensions, coreset=bank_coreset, device=self.device)
         self.position_mean: torch.Tensor | None = None   # (h, w)
         self.position_std: torch.Tensor | None = None    # (h, w)
@@ -82,8 +123,24 @@ class FusionDetector(GaussianDetector):
         grid = (self.patch_map.grids_from_features(features) - mean) / std
         return grid_to_map(grid, self.preprocessing.image_size, self.patch_map.sigma)
 
+    def bank_weights(self, features: torch.Tensor) -> torch.Tensor | None:
+        """The border factors for features of this grid size (``None`` without the shrink)."""
+        if self.bank_border != "shrink":
+            return None
+        height, width = features.shape[-2:]
+        cached = self._border_weights
+        if cached is None or cached.shape[-2:] != (height, width) or cached.device != features.device:
+            strides = [self.net.info.level_strides[level] for level in self.patch_map.levels]
+            cached = border_weights(height, width, self.patch_map.channels,
+                                    [s // strides[0] for s in strides], self.patch_map.pool).to(features.device)
+            self._border_weights = cached
+        return cached
+
+    def _bank_input(self, features: torch.Tensor) -> torch.Tensor:
+        return bank_features(features, self.bank_stride, self.bank_weights(features))
+
     def _bank_map(self, features: torch.Tensor, exclude: np.ndarray | None = None) -> torch.Tensor:
-        grid = self.bank.distances(bank_features(features), exclude)
+        grid = self.bank.distances(self._bank_input(features), exclude)
         return grid_to_map(grid, self.preprocessing.image_size, self.patch_map.sigma)
 
     def _patch_maps(self, features: torch.Tensor, mean: torch.Tensor, std: torch.Tensor,
@@ -139,7 +196,7 @@ class FusionDetector(GaussianDetector):
                                   for i in range(0, count, 32)])
             progress.update(0, steps, "building the patch memory bank")
             if "bank" in self.components:
-                flat = bank_features(features)
+                flat = self._bank_input(features)
                 cells = flat.shape[2] * flat.shape[3]
                 sources = torch.arange(count).repeat_interleave(cells)
                 self.bank.fit(flat.permute(0, 2, 3, 1).reshape(-1, flat.shape[1]), sources)
@@ -254,7 +311,7 @@ class FusionDetector(GaussianDetector):
             "components": list(self.components),
             "fusion": f"1 + mean of held-out-standardized evidences / {SPREAD:g}",
             "norms": {c: list(v) for c, v in self.norms.items()},
-            "bank": self.bank.config(),
+            "bank": {**self.bank.config(), "stride": self.bank_stride, "border": self.bank_border},
         })
         return out
 
@@ -276,7 +333,9 @@ class FusionDetector(GaussianDetector):
                        image_size=int(config["preprocessing"]["image_size"]), levels=config["levels"],
                        batch_size=int(config.get("batch_size", 16)), device=device,
                        components=config["components"], bank_coreset=int(bank_config["coreset"]),
-                       bank_dimensions=int(bank_config["dimensions"]))
+                       bank_dimensions=int(bank_config["dimensions"]),
+                       bank_stride=int(bank_config.get("stride", LEGACY_BANK["stride"])),
+                       bank_border=str(bank_config.get("border", LEGACY_BANK["border"])))
         detector.preprocessing = Preprocessing.from_dict(config["preprocessing"])
         detector.means = [tensors[f"gaussian.level{lvl}.mean"].to(device) for lvl in detector.levels]
         detector.precisions = [tensors[f"gaussian.level{lvl}.precision"].to(device) for lvl in detector.levels]

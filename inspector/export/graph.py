@@ -117,6 +117,12 @@ class InspectionGraph(nn.Module):
             self.register_buffer("bank_projection", bank.projection.detach().float().cpu())
             self.register_buffer("bank", bank.bank.detach().float().cpu().contiguous())
             self.register_buffer("bank_norms", (self.bank * self.bank).sum(1))
+            self.bank_stride = int(detector.bank_stride)
+            grid = detector.position_mean.shape[-2:]
+            weights = detector.bank_weights(torch.zeros(1, 1, *grid, device=detector.position_mean.device))
+            self.bank_shrink = weights is not None
+            if weights is not None:
+                self.register_buffer("bank_border", weights.detach().float().cpu().contiguous())
         wanted = [c for c in ("position", "bank") if c in self.components]
         self.map_components = tuple(wanted) or ("position",)
 
@@ -132,8 +138,10 @@ class InspectionGraph(nn.Module):
         return squared.clamp_min(0).sqrt()
 
     def _bank_grid(self, features: torch.Tensor) -> torch.Tensor:
-        """Distance of each stride-16 patch to its nearest bank patch ``(N, h/2, w/2)``."""
-        pooled = F.avg_pool2d(features, 2)
+        """Distance of each bank patch (border-shrunk, stride 8 or 16) to its nearest bank patch."""
+        pooled = features * self.bank_border if self.bank_shrink else features
+        if self.bank_stride == 16:
+            pooled = F.avg_pool2d(pooled, 2)
         height, width = pooled.shape[-2], pooled.shape[-1]
         queries = (pooled.flatten(2).transpose(1, 2) - self.bank_mean) @ self.bank_projection
         squared = (queries * queries).sum(-1, keepdim=True) - 2.0 * queries @ self.bank.T + self.bank_norms

@@ -234,6 +234,11 @@ def _options_from_config(cls_, config: dict) -> dict:
             options["bank_coreset"] = int(bank["coreset"])
         if "dimensions" in bank:
             options["bank_dimensions"] = int(bank["dimensions"])
+        if "coreset" in bank:  # a fusion bank: older files had no stride or border (kept as they were)
+            from inspector.detectors.fusion import LEGACY_BANK
+
+            options["bank_stride"] = int(bank.get("stride", LEGACY_BANK["stride"]))
+            options["bank_border"] = str(bank.get("border", LEGACY_BANK["border"]))
     return options
 
 
