@@ -9,9 +9,10 @@ Three kinds of evidence come from the same EfficientNet pass:
   distance standardized by that cell's mean and spread over the reference images,
   so that busy places of an aligned part do not drown quiet ones: catches what is
   wrong *for its place* (a hole where none belongs);
-- **bank**: the distance of each stride-8 patch to its nearest neighbour in a
-  coreset of good patches (:mod:`inspector.detectors.memory_bank`), blind to place:
-  catches patches unlike any good patch anywhere (textures, unaligned parts). Border
+- **bank**: the distance of each stride-16 patch (2x2 average of the stride-8
+  patch features) to its nearest neighbour in a coreset of good patches
+  (:mod:`inspector.detectors.memory_bank`), blind to place: catches patches unlike
+  any good patch anywhere (textures, unaligned parts). Border
   cells are shrunk by the share of their pooling window inside the frame (as
   PatchCore's zero-padded 3x3 pooling does): a border or corner patch can only be
   matched by the few border patches of the references, so without the shrink the
@@ -46,7 +47,7 @@ from inspector.segmentation.smoothing import grid_to_map
 COMPONENTS = ("global", "position", "bank")
 SPREAD = 3.0
 _MAP_COMPONENTS = ("position", "bank")
-BANK_STRIDE = 8
+BANK_STRIDE = 16
 BANK_BORDER = "shrink"
 BANK_BORDERS = ("shrink", "none")
 # Model files written before the bank had these options: stride 16 (2x2 average), no shrink.
@@ -89,7 +90,7 @@ class FusionDetector(GaussianDetector):
         components: Which evidences to fuse (a subset of ``global``, ``position``, ``bank``).
         bank_coreset: Coreset size of the memory bank.
         bank_dimensions: Principal components of the bank's features.
-        bank_stride: 8 (each stride-8 patch) or 16 (2x2 averages; model files before the option).
+        bank_stride: 16 (2x2 averages of the stride-8 patch features; default) or 8 (each stride-8 patch).
         bank_border: ``shrink`` border cells (default) or ``none`` (model files before the option).
     """
 

@@ -1,0 +1,211 @@
+"""Compare variants of the fusion detector on the whole benchmark suite, on a tuning half.
+
+    python tests/benchmarks/bench_fusion_variants.py data/suite --cache /tmp/fusion-cache \
+        [--variants default legacy-bank ...] [--half tune|held|all]
+
+The backbone runs once per image (its outputs are cached under ``--cache``); each
+variant is then fitted and scored on the cached outputs, so a variant costs
+seconds, not minutes. Every set's test images are split once, by a fixed seed,
+into a *tuning* half and a *held-out* half: choose on ``--half tune``, report
+``--half held``. Pixel metrics are computed at the detector's input size (masks
+resized with nearest neighbour), which is what the comparison needs; the README
+figures come from ``inspector benchmark``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from inspector.core.imageio import read_image
+from inspector.core.malloc_tuning import tune_malloc
+from inspector.core.progress import silent
+from inspector.datasets.mvtec import find_categories, load_category, load_mask
+from inspector.detectors import fusion as fusion_module
+from inspector.detectors.fusion import FusionDetector
+from inspector.detectors.patch_map import PatchMapModel
+from inspector.metrics.image import auroc
+from inspector.metrics.pixel import aupro, pixel_auroc
+
+SEED = 20261202
+
+
+def halves(count: int, name: str) -> dict[str, np.ndarray]:
+    """A fixed random split of ``count`` test images into a tuning and a held-out half."""
+    rng = np.random.default_rng([SEED, sum(map(ord, name))])
+    order = rng.permutation(count)
+    return {"tune": np.sort(order[: count // 2]), "held": np.sort(order[count // 2:]), "all": np.arange(count)}
+
+
+def extract(category, cache: Path, size: int):
+    """Cached backbone outputs (pooled, spatial) of a category's train and test images, plus labels and masks."""
+    path = cache / f"{category.name}-{size}-L345.pt"
+    if path.exists():
+        return torch.load(path, weights_only=False)
+    detector = _with_levels(FusionDetector, CACHED_LEVELS)(size)
+    train = detector.extract([read_image(p) for p in category.train_good])
+    images = [read_image(item.path) for item in category.test]
+    test = detector.extract(images)
+    masks = [load_mask(item, (size, size)) if item.mask_path else None for item in category.test]
+    data = {"train": train, "test": test, "labels": np.array([item.label for item in category.test]),
+            "types": [item.defect_type for item in category.test],
+            "masks": [None if m is None else m.astype(bool) for m in masks]}
+    cache.mkdir(parents=True, exist_ok=True)
+    torch.save(data, path)
+    return data
+
+
+def evaluate(detector: FusionDetector, data: dict, rows: np.ndarray) -> dict:
+    """Image AUROC and, with masks, pixel AUROC / AUPRO of the fitted detector on test ``rows``."""
+    pooled, spatial = data["test"]
+    scores, maps = [], []
+    with torch.inference_mode():
+        for start in range(0, len(rows), 32):
+            part = rows[start:start + 32]
+            p = [torch.from_numpy(level[part]) for level in pooled]
+            s = [m[torch.as_tensor(part)] for m in spatial]
+            score, fused = detector._evaluate(p, s, True)
+            scores.append(score.cpu().numpy())
+            maps.append(fused.float().cpu().numpy())
+    scores = np.concatenate(scores)
+    maps = np.concatenate(maps)
+    labels = data["labels"][rows]
+    out = {"image": auroc(labels, scores)}
+    if any(data["masks"][i] is not None for i in rows):
+        size = maps.shape[-1]
+        masks = [data["masks"][i] if data["masks"][i] is not None else np.zeros((size, size), bool) for i in rows]
+        out["pixel"] = pixel_auroc(masks, list(maps))
+        out["aupro"] = aupro(masks, list(maps))
+    return out
+
+
+class _MaxFusion(FusionDetector):
+    """Fuses by the largest standardized evidence instead of their mean."""
+
+    def _fuse(self, evidence):
+        z = torch.stack([self._standardize(c, evidence[c].double()) for c in self.components])
+        return (1.0 + z.amax(0) / fusion_module.SPREAD).clamp_min(1e-6)
+
+
+def _soft_max_fusion(temperature):
+    class _SoftMax(FusionDetector):
+        """Fuses by a log-mean-exp of the standardized evidences: the mean for a large
+        temperature, the maximum for a small one."""
+
+        def _fuse(self, evidence):
+            z = torch.stack([self._standardize(c, evidence[c].double()) for c in self.components])
+            soft = temperature * (torch.logsumexp(z / temperature, 0) - np.log(len(z)))
+            return (1.0 + soft / fusion_module.SPREAD).clamp_min(1e-6)
+    return _SoftMax
+
+
+# The spatial levels cached: stride 8 (blocks.2, 40 ch) and both stride-16 stages (blocks.3, 80 ch; blocks.4, 112 ch).
+CACHED_LEVELS = (3, 4, 5)
+
+
+def _with_levels(cls, levels, **options):
+    """A detector whose patch evidences use backbone ``levels`` (a subset of :data:`CACHED_LEVELS`)."""
+    def make(size):
+        detector = cls(image_size=size, **options)
+        channels = {3: 40, 4: 80, 5: 112}
+        detector.patch_map = PatchMapModel(levels, [channels[level] for level in levels], detector.device)
+        return detector
+    return make
+
+
+def _with_sigma(cls, sigma):
+    def make(size, **options):
+        detector = cls(image_size=size, **options)
+        detector.patch_map.sigma = sigma
+        return detector
+    return make
+
+
+LEGACY = dict(bank_stride=fusion_module.LEGACY_BANK["stride"], bank_border=fusion_module.LEGACY_BANK["border"])
+VARIANTS = {
+    "default": lambda size: FusionDetector(image_size=size),
+    "legacy-bank": lambda size: FusionDetector(image_size=size, **LEGACY),
+    "stride8": lambda size: FusionDetector(image_size=size, bank_stride=8),
+    "stride8-noshrink": lambda size: FusionDetector(image_size=size, bank_stride=8, bank_border="none"),
+    "coreset6k": lambda size: FusionDetector(image_size=size, bank_coreset=6000),
+    "dims120": lambda size: FusionDetector(image_size=size, bank_dimensions=120),
+    "maxz": lambda size: _MaxFusion(image_size=size),
+    "soft1": lambda size: _soft_max_fusion(1.0)(image_size=size),
+    "no-global": lambda size: FusionDetector(image_size=size, components=("position", "bank")),
+    "no-position": lambda size: FusionDetector(image_size=size, components=("global", "bank")),
+    "no-bank": lambda size: FusionDetector(image_size=size, components=("global", "position")),
+    "bank-only": lambda size: FusionDetector(image_size=size, components=("bank",)),
+    "legacy-bank-only": lambda size: FusionDetector(image_size=size, components=("bank",), **LEGACY),
+    "position-only": lambda size: FusionDetector(image_size=size, components=("position",)),
+    "global-only": lambda size: FusionDetector(image_size=size, components=("global",)),
+    "sigma2": lambda size: _with_sigma(FusionDetector, 2.0)(size),
+    "sigma8": lambda size: _with_sigma(FusionDetector, 8.0)(size),
+    "L35": _with_levels(FusionDetector, (3, 5)),
+    "L345": _with_levels(FusionDetector, (3, 4, 5)),
+}
+
+
+def build(name: str, size: int) -> FusionDetector:
+    """The detector of variant ``name``."""
+    return VARIANTS[name](size)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("root")
+    parser.add_argument("--cache", default="/tmp/fusion-cache")
+    parser.add_argument("--categories", nargs="*")
+    parser.add_argument("--variants", nargs="*", default=["default"])
+    parser.add_argument("--half", choices=("tune", "held", "all"), default="tune")
+    parser.add_argument("--image-size", type=int, default=224)
+    parser.add_argument("--limit-train", type=int, default=0)
+    parser.add_argument("--json")
+    args = parser.parse_args()
+    tune_malloc()
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
+    results: dict = {}
+    for path in find_categories(args.root):
+        category = load_category(path)
+        if args.categories and category.name not in args.categories:
+            continue
+        data = extract(category, Path(args.cache), args.image_size)
+        rows = halves(len(data["labels"]), category.name)[args.half]
+        pooled, spatial = data["train"]
+        if args.limit_train:
+            pooled = [level[:args.limit_train] for level in pooled]
+            spatial = [m[:args.limit_train] for m in spatial]
+        for variant in args.variants:
+            detector = build(variant, args.image_size)
+            chosen = [CACHED_LEVELS.index(level) for level in detector.patch_map.levels]
+            train_spatial = [spatial[i] for i in chosen]
+            test_data = dict(data, test=(data["test"][0], [data["test"][1][i] for i in chosen]))
+            tick = time.perf_counter()
+            detector.fit_extracted(pooled, train_spatial, silent())
+            fit_s = time.perf_counter() - tick
+            metrics = evaluate(detector, test_data, rows)
+            metrics["fit_s"] = fit_s
+            results.setdefault(variant, {})[category.name] = metrics
+            print(f"{category.name:16s} {variant:14s} " + "  ".join(f"{k} {v:.3f}" for k, v in metrics.items()),
+                  flush=True)
+    print()
+    print(f"{'variant':14s} {'image':>6s} {'real':>6s} {'pixel':>6s} {'aupro':>6s}   (means over sets; real = elpv-*)")
+    for variant, per_set in results.items():
+        def mean(key, only=None):
+            values = [m[key] for n, m in per_set.items() if key in m and (only is None or only(n))]
+            return float(np.mean(values)) if values else float("nan")
+        print(f"{variant:14s} {mean('image'):6.3f} {mean('image', lambda n: n.startswith('elpv')):6.3f} "
+              f"{mean('pixel'):6.3f} {mean('aupro'):6.3f}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
