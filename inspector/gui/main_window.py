@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from inspector.export.accelerated import runtime_of
 from inspector.gui.audit_trail import AuditTrail
 from inspector.gui.audit_view import AuditView
 from inspector.gui.batch_review import BatchReview
@@ -451,7 +452,7 @@ class MainWindow(QMainWindow):
         name = os.path.basename(path) if path else "unsaved"
         ignored = f" · {regions.ignored_fraction:.0%} ignored" if regions is not None else ""
         self.status.set_model_text(f"{model.detector_kind} · {model.backbone or '-'} · {model.model_hash[:10]} · "
-                                   f"{name}{ignored}")
+                                   f"{name}{ignored} · {runtime_of(model)}")
         self.setWindowTitle(f"Inspector — {name}")
         last_model, override = self._override_for
         self._override_for = (None, None)

@@ -1,7 +1,8 @@
 """Inspector against anomalib's PatchCore, PaDiM and DFM on the same backbone, the same pixels and the same metrics.
 
     python tests/benchmarks/bench_peers.py ROOT [--methods patchcore padim dfm inspector]
-                                    [--inspector-detector NAME [NAME ...]] [--categories NAME ...]
+                                    [--inspector-detector NAME [NAME ...]] [--inspector-runtime torch auto ...]
+                                    [--categories NAME ...]
                                     [--image-size 224] [--limit-train N] [--threads 2] [--device cpu|cuda]
                                     [--latency-frames 20] [--batch-repeats 3] [--weights-source inspector|file]
                                     [--json PATH] [--no-malloc-tuning]
@@ -13,6 +14,9 @@ after the other, so that they share the machine's state. Per category and method
 it prints image AUROC, pixel AUROC and AUPRO (FPR up to 30 %) where the category
 has masks, the batch-1 latency (median ms), the batch-16 throughput (images/s) and
 the fit time (s), and then the mean over categories; ``--json`` also writes them.
+Inspector decides as the station does (``inspect(frames, maps="fast")``: score and
+fast map from one pass), once on torch and once on the runtime the station picks for a
+``.safetensors`` file (``@auto``, onnxruntime when installed; ``--inspector-runtime``).
 All metrics come from :mod:`inspector.metrics`, so every method is measured by the
 same code. Needs anomalib and timm (benchmark-only dependencies; Inspector itself
 never imports them).
@@ -105,6 +109,7 @@ from inspector.backbones.preprocessing import Preprocessing
 from inspector.backbones.weights import load_state_dict, packaged_weights_path
 from inspector.core.imageio import read_image
 from inspector.core.malloc_tuning import tune_malloc
+from inspector.core.records import Frame
 from inspector.pipeline.model import InspectionModel
 from inspector.datasets.mvtec import find_categories, load_category, load_mask
 from inspector.metrics.image import auroc
@@ -291,14 +296,15 @@ class PeerMethod:
 
 
 class InspectorMethod:
-    """Inspector's public model API with a named (or the default) detector."""
+    """Inspector's public model API with a named (or the default) detector, deciding as the
+    station does: ``inspect(frames, maps="fast")``, score and fast map from one backbone pass."""
 
     def __init__(self, detector: str | None, image_size: int, device: torch.device) -> None:
         self.detector = detector
         self.name = f"inspector:{detector}" if detector else "inspector"
         self.image_size = image_size
         self.device = device
-        self.model: InspectionModel | None = None
+        self.model = None
         self.has_maps = False
 
     def fit(self, images: list[np.ndarray]) -> None:
@@ -307,10 +313,29 @@ class InspectorMethod:
         self.has_maps = "fast" in self.model.supported_segmenters
 
     def score_and_maps(self, images: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray] | None]:
-        scores = np.asarray(self.model.score_images(images), dtype=np.float64).reshape(len(images))
+        frames = [Frame(image, "bench", i) for i, image in enumerate(images)]
+        results = self.model.inspect(frames, maps="fast" if self.has_maps else None)
+        scores = np.array([r.raw_score for r in results], dtype=np.float64)
         if not self.has_maps:
             return scores, None
-        return scores, [h.values for h in self.model.heatmaps(images, method="fast")]
+        return scores, [r.heatmap.values for r in results]
+
+
+class AcceleratedInspectorMethod(InspectorMethod):
+    """The fitted model of an :class:`InspectorMethod` on another runtime (``accelerate``), as the
+    station runs a ``.safetensors`` file by default; fitting is the torch fit plus export and parity."""
+
+    def __init__(self, base: InspectorMethod, runtime: str, threads: int) -> None:
+        super().__init__(base.detector, base.image_size, base.device)
+        self.base, self.runtime, self.threads = base, runtime, threads
+        self.name = f"{base.name}@{runtime}"
+
+    def fit(self, images: list[np.ndarray]) -> None:
+        from inspector.export.accelerated import accelerate
+
+        self.model, choice = accelerate(self.base.model, self.runtime, threads=self.threads, cache=False)
+        self.has_maps = self.base.has_maps
+        print(f"   {self.name}: {choice.line()}", flush=True)
 
 
 # ---- measuring -------------------------------------------------------------------------------
@@ -417,8 +442,13 @@ def run_category(path: Path, args, names: list[str], state, device, checked: dic
         if name in PEERS:
             methods.append(PeerMethod(name, args.image_size, device, state))
         else:
-            detector = name.split(":", 1)[1] if ":" in name else None
-            methods.append(InspectorMethod(detector, args.image_size, device))
+            base_name, _, runtime = name.partition("@")
+            detector = base_name.split(":", 1)[1] if ":" in base_name else None
+            if runtime:
+                base = next(m for m in methods if m.name == base_name)
+                methods.append(AcceleratedInspectorMethod(base, runtime, args.threads))
+            else:
+                methods.append(InspectorMethod(detector, args.image_size, device))
     rows = {m.name: Row() for m in methods}
     for method in methods:
         if isinstance(method, PeerMethod) and method.name not in checked:
@@ -433,6 +463,8 @@ def run_category(path: Path, args, names: list[str], state, device, checked: dic
         start = time.perf_counter()
         method.fit(train)
         rows[method.name].fit_s = time.perf_counter() - start
+        if isinstance(method, AcceleratedInspectorMethod):
+            rows[method.name].fit_s += rows[method.base.name].fit_s
         print(f"   {method.name}: fitted in {rows[method.name].fit_s:.1f} s", flush=True)
     for method in methods:
         evaluate(method, images, labels, masks, pixel_index, rows[method.name])
@@ -501,6 +533,10 @@ def main(argv: list[str] | None = None) -> int:
                         choices=[*PEERS, "inspector"], help="methods to run (default: all)")
     parser.add_argument("--inspector-detector", nargs="+", default=None, metavar="NAME",
                         help=f"Inspector detector(s) passed as detector= to fit (default: fit's, now {fit_default!r})")
+    parser.add_argument("--inspector-runtime", nargs="+", default=["torch", "auto"],
+                        choices=("torch", "auto", "onnx", "openvino"),
+                        help="runtimes each Inspector detector is timed on (default: torch and auto, the "
+                             "station's default, each a row; 'auto' etc. reuse the torch fit)")
     parser.add_argument("--categories", nargs="+", default=None, metavar="NAME", help="subset of categories")
     parser.add_argument("--image-size", type=int, default=224, help="square network input side (default 224)")
     parser.add_argument("--limit-train", type=int, default=None, metavar="N",
@@ -535,7 +571,9 @@ def main(argv: list[str] | None = None) -> int:
 
     names = [m for m in dict.fromkeys(args.methods) if m in PEERS]
     if "inspector" in args.methods:
-        names += [f"inspector:{d}" for d in args.inspector_detector] if args.inspector_detector else ["inspector"]
+        bases = [f"inspector:{d}" for d in args.inspector_detector] if args.inspector_detector else ["inspector"]
+        for base in bases:
+            names += [base] + [f"{base}@{r}" for r in dict.fromkeys(args.inspector_runtime) if r != "torch"]
 
     if args.weights_source == "inspector":
         state = inspector_state()
