@@ -17,7 +17,10 @@ Three kinds of evidence come from the same EfficientNet pass:
   PatchCore's zero-padded 3x3 pooling does): a border or corner patch can only be
   matched by the few border patches of the references, so without the shrink the
   largest distance of a good image sits on its border and hides the defects
-  (README, "Evaluation on data this project did not make").
+  (README, "Evaluation on data this project did not make"). What remains of that
+  (edge cells are still matched by fewer references' cells) is taken out by
+  rescaling the cells near the edge so that the held-out references' mean
+  distance is the same at every depth from the edge.
 
 The two patch evidences are maps (upsampled, smoothed) and contribute their
 maximum. Each evidence is standardized with the mean and standard deviation of its
@@ -50,8 +53,19 @@ _MAP_COMPONENTS = ("position", "bank")
 BANK_STRIDE = 16
 BANK_BORDER = "shrink"
 BANK_BORDERS = ("shrink", "none")
-# Model files written before the bank had these options: stride 16 (2x2 average), no shrink.
-LEGACY_BANK = {"stride": 16, "border": "none"}
+# Bank distances are rescaled per distance to the frame's edge (in cells, up to this depth) so that
+# the held-out references' mean distance is the same at every depth (see edge_classes).
+BANK_EDGE = 2
+# Model files written before the bank had these options: stride 16 (2x2 average), no shrink, no edge rescaling.
+LEGACY_BANK = {"stride": 16, "border": "none", "edge": 0}
+
+
+def edge_classes(height: int, width: int, depth: int) -> torch.Tensor:
+    """``(h, w)`` each cell's distance to the frame's edge in cells (0 on the outer ring), capped at ``depth``."""
+    rows = torch.arange(height).view(-1, 1)
+    cols = torch.arange(width).view(1, -1)
+    edge = torch.minimum(torch.minimum(rows, height - 1 - rows), torch.minimum(cols, width - 1 - cols))
+    return edge.clamp_max(depth)
 
 
 def border_weights(height: int, width: int, channels: Sequence[int], scales: Sequence[int],
@@ -92,6 +106,9 @@ class FusionDetector(GaussianDetector):
         bank_dimensions: Principal components of the bank's features.
         bank_stride: 16 (2x2 averages of the stride-8 patch features; default) or 8 (each stride-8 patch).
         bank_border: ``shrink`` border cells (default) or ``none`` (model files before the option).
+        bank_edge: Rescale bank distances of the cells up to this many cells from the frame's
+            edge by factors measured on held-out references (default 2; 0: off, model files
+            before the option).
     """
 
     kind = "fusion"
@@ -100,7 +117,7 @@ class FusionDetector(GaussianDetector):
                  levels: Sequence[int] = ALL_LEVELS, batch_size: int = 16, device: torch.device | str | None = None,
                  components: Sequence[str] = COMPONENTS, bank_coreset: int = CORESET,
                  bank_dimensions: int = DIMENSIONS, bank_stride: int = BANK_STRIDE,
-                 bank_border: str = BANK_BORDER, _net=None) -> None:
+                 bank_border: str = BANK_BORDER, bank_edge: int = BANK_EDGE, _net=None) -> None:
         super().__init__(backbone, weights, image_size, levels, fast_map=True, batch_size=batch_size,
                          device=device, _net=_net)
         unknown = set(components) - set(COMPONENTS)
@@ -111,9 +128,14 @@ class FusionDetector(GaussianDetector):
             raise ValueError("bank_stride must be 8 or 16")
         if bank_border not in BANK_BORDERS:
             raise ValueError(f"bank_border must be one of {', '.join(BANK_BORDERS)}")
+        if int(bank_edge) < 0:
+            raise ValueError("bank_edge must be 0 (off) or a number of cells")
         self.bank_stride = int(bank_stride)
         self.bank_border = bank_border
+        self.bank_edge = int(bank_edge)
         self._border_weights: torch.Tensor | None = None
+        self.edge_factors: torch.Tensor | None = None    # (bank_edge + 1,) once fitted
+        self._edge_map: torch.Tensor | None = None
         self.bank = MemoryBank(dimensions=bank_dimensions, coreset=bank_coreset, device=self.device)
         self.position_mean: torch.Tensor | None = None   # (h, w)
         self.position_std: torch.Tensor | None = None    # (h, w)
@@ -140,9 +162,45 @@ class FusionDetector(GaussianDetector):
     def _bank_input(self, features: torch.Tensor) -> torch.Tensor:
         return bank_features(features, self.bank_stride, self.bank_weights(features))
 
-    def _bank_map(self, features: torch.Tensor, exclude: np.ndarray | None = None) -> torch.Tensor:
+    def edge_map(self, height: int, width: int) -> torch.Tensor | None:
+        """``(h, w)`` factors of the bank grid by distance to the frame's edge (``None`` when off or not fitted)."""
+        if self.edge_factors is None:
+            return None
+        cached = self._edge_map
+        if cached is None or cached.shape != (height, width) or cached.device != self.edge_factors.device:
+            classes = edge_classes(height, width, len(self.edge_factors) - 1).to(self.edge_factors.device)
+            cached = self._edge_map = self.edge_factors[classes]
+        return cached
+
+    def _bank_grid(self, features: torch.Tensor, exclude: np.ndarray | None = None) -> torch.Tensor:
         grid = self.bank.distances(self._bank_input(features), exclude)
-        return grid_to_map(grid, self.preprocessing.image_size, self.patch_map.sigma)
+        factors = self.edge_map(*grid.shape[-2:])
+        return grid if factors is None else grid * factors
+
+    def _bank_map(self, features: torch.Tensor, exclude: np.ndarray | None = None) -> torch.Tensor:
+        return grid_to_map(self._bank_grid(features, exclude), self.preprocessing.image_size, self.patch_map.sigma)
+
+    def _fit_edge_factors(self, features: torch.Tensor) -> None:
+        """Factors making the references' mean held-out bank distance equal at every depth from the edge.
+
+        A cell on the frame's edge sees fewer, edge-affected positions and is matched only by
+        the references' edge cells, so its distances run higher than inside even after the
+        border shrink; the factor (interior mean / mean at that depth) takes that out.
+        """
+        self.edge_factors, self._edge_map = None, None
+        if self.bank_edge == 0 or "bank" not in self.components:
+            return
+        total, count = None, len(features)
+        chunk = min(32, max(1, count // 10))  # each chunk scored without its own patches: a tenth at most
+        for start in range(0, count, chunk):
+            rows = np.arange(start, min(count, start + chunk))
+            grid = self._bank_grid(features[start:start + chunk], exclude=rows).double().sum(0)
+            total = grid if total is None else total + grid
+        mean = total / count
+        classes = edge_classes(*mean.shape, self.bank_edge).to(mean.device)
+        per_depth = torch.stack([mean[classes == d].mean() if bool((classes == d).any()) else mean.mean()
+                                 for d in range(self.bank_edge + 1)])
+        self.edge_factors = (per_depth[-1] / per_depth.clamp_min(1e-12)).float()
 
     def _patch_maps(self, features: torch.Tensor, mean: torch.Tensor, std: torch.Tensor,
                     exclude: np.ndarray | None = None) -> dict[str, torch.Tensor]:
@@ -202,6 +260,7 @@ class FusionDetector(GaussianDetector):
                 sources = torch.arange(count).repeat_interleave(cells)
                 self.bank.fit(flat.permute(0, 2, 3, 1).reshape(-1, flat.shape[1]), sources)
                 del flat
+                self._fit_edge_factors(features)
             fold_stats = [PatchMapModel.statistics_of(features[torch.as_tensor(held)]) for held in splits]
             total = tuple(sum(parts) for parts in zip(*fold_stats))
             held_out = {c: np.zeros(count) for c in COMPONENTS}
@@ -312,7 +371,8 @@ class FusionDetector(GaussianDetector):
             "components": list(self.components),
             "fusion": f"1 + mean of held-out-standardized evidences / {SPREAD:g}",
             "norms": {c: list(v) for c, v in self.norms.items()},
-            "bank": {**self.bank.config(), "stride": self.bank_stride, "border": self.bank_border},
+            "bank": {**self.bank.config(), "stride": self.bank_stride, "border": self.bank_border,
+                     "edge": self.bank_edge},
         })
         return out
 
@@ -323,6 +383,8 @@ class FusionDetector(GaussianDetector):
         out["position.std"] = self.position_std
         if "bank" in self.components:
             out.update({f"bank.{k}": v for k, v in self.bank.tensors().items()})
+            if self.edge_factors is not None:
+                out["fusion.bank_edge_factors"] = self.edge_factors
         return out
 
     @classmethod
@@ -336,7 +398,8 @@ class FusionDetector(GaussianDetector):
                        components=config["components"], bank_coreset=int(bank_config["coreset"]),
                        bank_dimensions=int(bank_config["dimensions"]),
                        bank_stride=int(bank_config.get("stride", LEGACY_BANK["stride"])),
-                       bank_border=str(bank_config.get("border", LEGACY_BANK["border"])))
+                       bank_border=str(bank_config.get("border", LEGACY_BANK["border"])),
+                       bank_edge=int(bank_config.get("edge", LEGACY_BANK["edge"])))
         detector.preprocessing = Preprocessing.from_dict(config["preprocessing"])
         detector.means = [tensors[f"gaussian.level{lvl}.mean"].to(device) for lvl in detector.levels]
         detector.precisions = [tensors[f"gaussian.level{lvl}.precision"].to(device) for lvl in detector.levels]
@@ -347,5 +410,7 @@ class FusionDetector(GaussianDetector):
         if "bank" in detector.components:
             own = {k[len("bank."):]: v for k, v in tensors.items() if k.startswith("bank.")}
             detector.bank = MemoryBank.from_state(bank_config, own, device)
+            if "fusion.bank_edge_factors" in tensors:
+                detector.edge_factors = tensors["fusion.bank_edge_factors"].float().to(device)
         detector.norms = {c: (float(v[0]), float(v[1])) for c, v in config["norms"].items()}
         return detector

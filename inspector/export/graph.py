@@ -123,6 +123,11 @@ class InspectionGraph(nn.Module):
             self.bank_shrink = weights is not None
             if weights is not None:
                 self.register_buffer("bank_border", weights.detach().float().cpu().contiguous())
+            side = 2 if self.bank_stride == 16 else 1
+            edge = detector.edge_map(grid[0] // side, grid[1] // side)
+            self.bank_edge = edge is not None
+            if edge is not None:
+                self.register_buffer("bank_edge_map", edge.detach().float().cpu().contiguous())
         wanted = [c for c in ("position", "bank") if c in self.components]
         self.map_components = tuple(wanted) or ("position",)
 
@@ -138,14 +143,16 @@ class InspectionGraph(nn.Module):
         return squared.clamp_min(0).sqrt()
 
     def _bank_grid(self, features: torch.Tensor) -> torch.Tensor:
-        """Distance of each bank patch (border-shrunk, stride 8 or 16) to its nearest bank patch."""
+        """Distance of each bank patch (border-shrunk, stride 8 or 16) to its nearest bank patch,
+        rescaled by its distance to the frame's edge."""
         pooled = features * self.bank_border if self.bank_shrink else features
         if self.bank_stride == 16:
             pooled = F.avg_pool2d(pooled, 2)
         height, width = pooled.shape[-2], pooled.shape[-1]
         queries = (pooled.flatten(2).transpose(1, 2) - self.bank_mean) @ self.bank_projection
         squared = (queries * queries).sum(-1, keepdim=True) - 2.0 * queries @ self.bank.T + self.bank_norms
-        return squared.amin(-1).clamp_min(0).sqrt().reshape(-1, height, width)
+        grid = squared.amin(-1).clamp_min(0).sqrt().reshape(-1, height, width)
+        return grid * self.bank_edge_map if self.bank_edge else grid
 
     def _standardize(self, component: str, values: torch.Tensor) -> torch.Tensor:
         mean, std = self.norms[component]

@@ -239,6 +239,7 @@ def _options_from_config(cls_, config: dict) -> dict:
 
             options["bank_stride"] = int(bank.get("stride", LEGACY_BANK["stride"]))
             options["bank_border"] = str(bank.get("border", LEGACY_BANK["border"]))
+            options["bank_edge"] = int(bank.get("edge", LEGACY_BANK["edge"]))
     return options
 
 

@@ -128,7 +128,8 @@ def _with_sigma(cls, sigma):
     return make
 
 
-LEGACY = dict(bank_stride=fusion_module.LEGACY_BANK["stride"], bank_border=fusion_module.LEGACY_BANK["border"])
+LEGACY = dict(bank_stride=fusion_module.LEGACY_BANK["stride"], bank_border=fusion_module.LEGACY_BANK["border"],
+              bank_edge=fusion_module.LEGACY_BANK["edge"])
 VARIANTS = {
     "default": lambda size: FusionDetector(image_size=size),
     "legacy-bank": lambda size: FusionDetector(image_size=size, **LEGACY),
@@ -147,6 +148,9 @@ VARIANTS = {
     "global-only": lambda size: FusionDetector(image_size=size, components=("global",)),
     "sigma2": lambda size: _with_sigma(FusionDetector, 2.0)(size),
     "sigma8": lambda size: _with_sigma(FusionDetector, 8.0)(size),
+    "no-edge": lambda size: FusionDetector(image_size=size, bank_edge=0),
+    "edge1": lambda size: FusionDetector(image_size=size, bank_edge=1),
+    "edge3": lambda size: FusionDetector(image_size=size, bank_edge=3),
     "L35": _with_levels(FusionDetector, (3, 5)),
     "L345": _with_levels(FusionDetector, (3, 4, 5)),
 }

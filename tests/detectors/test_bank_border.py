@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from inspector.core.progress import silent
-from inspector.detectors.fusion import LEGACY_BANK, FusionDetector, border_weights
+from inspector.detectors.fusion import LEGACY_BANK, FusionDetector, border_weights, edge_classes
 from inspector.metrics.image import auroc
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("single_threaded")]
@@ -48,7 +48,7 @@ def _bank_grids(detector: FusionDetector, images) -> torch.Tensor:
     _, spatial = detector.extract(images)
     with torch.inference_mode():
         features = detector.patch_map.features(spatial)
-        return detector.bank.distances(detector._bank_input(features))
+        return detector._bank_grid(features)
 
 
 def _share_of_peaks_on_the_ring(grids: torch.Tensor) -> float:
@@ -70,7 +70,7 @@ def test_border_weights_are_the_share_of_the_pooling_window_inside_the_frame() -
 
 def test_shrink_moves_good_peaks_off_the_border_and_separates_defects(dsyn_grass) -> None:
     train, good, bad = dsyn_grass
-    shrunk, legacy = _bank_only(train), _bank_only(train, bank_border="none")
+    shrunk, legacy = _bank_only(train, bank_edge=0), _bank_only(train, bank_border="none", bank_edge=0)
     assert (shrunk.bank_stride, shrunk.bank_border) == (16, "shrink")
     ring_legacy = _share_of_peaks_on_the_ring(_bank_grids(legacy, good))
     ring_shrunk = _share_of_peaks_on_the_ring(_bank_grids(shrunk, good))
@@ -82,15 +82,38 @@ def test_shrink_moves_good_peaks_off_the_border_and_separates_defects(dsyn_grass
     assert auc_shrunk > 0.8 and auc_shrunk > auc_legacy + 0.05, (auc_shrunk, auc_legacy)
 
 
+def _ring_over_interior(grids: torch.Tensor) -> float:
+    classes = edge_classes(*grids.shape[-2:], 2)
+    mean = grids.mean(0)
+    return float(mean[classes == 0].mean() / mean[classes == 2].mean())
+
+
+def test_edge_rescaling_evens_out_good_distances_near_the_edge(dsyn_grass) -> None:
+    train, good, bad = dsyn_grass
+    plain, rescaled = _bank_only(train, bank_edge=0), _bank_only(train)
+    assert plain.edge_factors is None and rescaled.edge_factors.shape == (3,)
+    assert rescaled.edge_factors[0] < rescaled.edge_factors[1] < 1.0 == pytest.approx(float(rescaled.edge_factors[2]))
+    before, after = _ring_over_interior(_bank_grids(plain, good)), _ring_over_interior(_bank_grids(rescaled, good))
+    assert before > 1.05 and abs(after - 1.0) < 0.5 * (before - 1.0), (before, after)
+    labels = np.r_[np.zeros(len(good)), np.ones(len(bad))]
+    auc_plain = auroc(labels, np.r_[plain.score(good), plain.score(bad)])
+    auc_rescaled = auroc(labels, np.r_[rescaled.score(good), rescaled.score(bad)])
+    assert auc_rescaled > auc_plain + 0.02, (auc_rescaled, auc_plain)
+    path_config = json.loads(json.dumps(rescaled.config()))
+    again = FusionDetector.from_state(path_config, rescaled.tensors(), torch.device("cpu"))
+    np.testing.assert_allclose(again.score(good[:3]), rescaled.score(good[:3]), rtol=1e-6)
+
+
 def test_files_without_bank_options_load_the_first_bank(dsyn_grass) -> None:
     train, good, bad = dsyn_grass
-    first = FusionDetector(image_size=224, device="cpu", bank_border="none")  # the first bank: stride 16, no shrink
+    first = FusionDetector(image_size=224, device="cpu", bank_border="none", bank_edge=0)  # the first bank
     first.fit(train[:30], silent())
     config = json.loads(json.dumps(first.config()))
-    assert config["bank"]["stride"] == 16 and config["bank"]["border"] == "none"
-    old = {**config, "bank": {k: v for k, v in config["bank"].items() if k not in ("stride", "border")}}
+    assert (config["bank"]["stride"], config["bank"]["border"], config["bank"]["edge"]) == (16, "none", 0)
+    old = {**config, "bank": {k: v for k, v in config["bank"].items() if k not in ("stride", "border", "edge")}}
     loaded = FusionDetector.from_state(old, first.tensors(), torch.device("cpu"))
-    assert (loaded.bank_stride, loaded.bank_border) == (LEGACY_BANK["stride"], LEGACY_BANK["border"])
+    assert (loaded.bank_stride, loaded.bank_border, loaded.bank_edge) == tuple(LEGACY_BANK.values())
+    assert loaded.edge_factors is None
     images = good[:2] + bad[:2]
     np.testing.assert_allclose(loaded.score(images), first.score(images), rtol=1e-6)
     shrunk = FusionDetector.from_state({**config, "bank": {**config["bank"], "border": "shrink"}}, first.tensors(),
