@@ -32,6 +32,16 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def unique_in_order(messages: list[dict]) -> list[str]:
+    """uids in the order they first arrived (a consumer drops at-least-once duplicates this way)."""
+    seen, order = set(), []
+    for message in messages:
+        if message["uid"] not in seen:
+            seen.add(message["uid"])
+            order.append(message["uid"])
+    return order
+
+
 def wait_for(condition, timeout: float, step: float = 0.05, what: str = "condition"):
     """Poll ``condition()`` until truthy (returned) or ``timeout`` seconds passed (AssertionError)."""
     deadline = time.monotonic() + timeout

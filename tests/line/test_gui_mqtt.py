@@ -9,22 +9,13 @@ import subprocess
 import sys
 import time
 
-from tests.line.line_support import ROOT, db_rows, wait_for, write_frames
+from tests.line.line_support import ROOT, db_rows, unique_in_order, wait_for, write_frames
 
 
 def _gui(args: list[str], env: dict, timeout: float = 180) -> subprocess.CompletedProcess:
     """Run ``inspector gui ARGS`` offscreen."""
     return subprocess.run([sys.executable, "-m", "inspector", "-v", "gui", *args], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=timeout)
-
-
-def _unique_in_order(messages: list[dict]) -> list[str]:
-    seen, order = set(), []
-    for message in messages:
-        if message["uid"] not in seen:
-            seen.add(message["uid"])
-            order.append(message["uid"])
-    return order
 
 
 def test_gui_quit_after_publishes_every_decision_with_its_uid_and_recipe(tmp_path, line_model, broker, subscriber,
@@ -42,9 +33,9 @@ def test_gui_quit_after_publishes_every_decision_with_its_uid_and_recipe(tmp_pat
     rows = db_rows(db)
     assert len(rows) == 6 and all(row["recipe"] == "part-a" for row in rows)
     # The window drained before it exited: everything is already at the broker.
-    wait_for(lambda: len(_unique_in_order(subscriber.decisions())) >= 6, 10, what="six decisions")
+    wait_for(lambda: len(unique_in_order(subscriber.decisions())) >= 6, 10, what="six decisions")
     messages = subscriber.decisions()
-    assert _unique_in_order(messages) == [row["uid"] for row in rows]  # once each, in database order
+    assert unique_in_order(messages) == [row["uid"] for row in rows]  # once each, in database order
     by_uid = {m["uid"]: m for m in messages}
     for row in rows:
         message = by_uid[row["uid"]]
@@ -81,8 +72,8 @@ def test_settings_broker_down_bounded_close_then_the_outbox_goes_first(tmp_path,
     assert done.returncode == 0, done.stderr[-3000:]
     rows = db_rows(db)
     assert len(rows) == 5
-    wait_for(lambda: len(_unique_in_order(subscriber.decisions())) >= 5, 15, what="five decisions")
-    assert _unique_in_order(subscriber.decisions()) == [row["uid"] for row in rows]
+    wait_for(lambda: len(unique_in_order(subscriber.decisions())) >= 5, 15, what="five decisions")
+    assert unique_in_order(subscriber.decisions()) == [row["uid"] for row in rows]
     assert {m["station"] for m in subscriber.decisions()} == {"cell-s"}
     settings = json.loads((config / "settings.json").read_text())
     assert settings["mqtt_url"] == broker.url and settings["station_name"] == "cell-s"  # kept by the window
@@ -104,5 +95,5 @@ def test_serve_under_a_recipe_stores_it_in_every_row_and_message(tmp_path, line_
     rows = db_rows(db)
     assert len(rows) == 5 and [row["verdict"] for row in rows].count("ERROR") == 1
     assert [row["recipe"] for row in rows] == ["part-a"] * 5
-    wait_for(lambda: len(_unique_in_order(subscriber.decisions())) >= 5, 15, what="five decisions")
+    wait_for(lambda: len(unique_in_order(subscriber.decisions())) >= 5, 15, what="five decisions")
     assert {m["uid"]: m["recipe"] for m in subscriber.decisions()} == {row["uid"]: "part-a" for row in rows}

@@ -7,18 +7,7 @@ import signal
 
 import pytest
 
-from tests.line.line_support import db_rows, finish, serve, wait_for, write_frames
-
-
-
-def _unique_in_order(messages: list[dict]) -> list[str]:
-    """uids in the order they first arrived (a consumer drops at-least-once duplicates this way)."""
-    seen, order = set(), []
-    for message in messages:
-        if message["uid"] not in seen:
-            seen.add(message["uid"])
-            order.append(message["uid"])
-    return order
+from tests.line.line_support import db_rows, finish, serve, unique_in_order, wait_for, write_frames
 
 
 def test_broker_restart_mid_run_loses_nothing(tmp_path, line_model, broker, subscriber, serve_env):
@@ -37,9 +26,9 @@ def test_broker_restart_mid_run_loses_nothing(tmp_path, line_model, broker, subs
     rows = db_rows(db)
     assert len(rows) == len(frames) + 1
     assert [row["verdict"] for row in rows].count("ERROR") == 1
-    wait_for(lambda: len(_unique_in_order(subscriber.decisions())) >= len(rows), 30, what="every decision")
+    wait_for(lambda: len(unique_in_order(subscriber.decisions())) >= len(rows), 30, what="every decision")
     messages = subscriber.decisions()
-    assert _unique_in_order(messages) == [row["uid"] for row in rows]  # exactly once each, in database order
+    assert unique_in_order(messages) == [row["uid"] for row in rows]  # exactly once each, in database order
     assert received_before < len(rows), "the broker was restarted after the run, not in it"
     by_uid = {m["uid"]: m for m in messages}
     for row in rows:
@@ -74,6 +63,6 @@ def test_station_restart_delivers_the_outbox(tmp_path, line_model, broker, subsc
     rows = db_rows(db)
     assert len(rows) == 10
     assert "10 acknowledged, 0 left in the outbox" in err, err[-3000:]
-    wait_for(lambda: len(_unique_in_order(subscriber.decisions())) >= 10, 30, what=f"the outbox and the new run ({len(subscriber.messages)} messages: "
+    wait_for(lambda: len(unique_in_order(subscriber.decisions())) >= 10, 30, what=f"the outbox and the new run ({len(subscriber.messages)} messages: "
              f"{[(t, m.get('state')) for t, m, _ in subscriber.messages][:20]})")
-    assert _unique_in_order(subscriber.decisions()) == [row["uid"] for row in rows]
+    assert unique_in_order(subscriber.decisions()) == [row["uid"] for row in rows]

@@ -10,21 +10,12 @@ import time
 
 import pytest
 
-from tests.line.line_support import ROOT, db_rows, wait_for, write_frames
+from tests.line.line_support import ROOT, db_rows, unique_in_order, wait_for, write_frames
 
 
 def _score(args: list[str], env: dict, timeout: float = 180) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "inspector", "score", *args], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=timeout)
-
-
-def _unique_in_order(messages: list[dict]) -> list[str]:
-    seen, order = set(), []
-    for message in messages:
-        if message["uid"] not in seen:
-            seen.add(message["uid"])
-            order.append(message["uid"])
-    return order
 
 
 @pytest.fixture
@@ -47,9 +38,9 @@ def test_score_recipe_mqtt_every_row_once_in_order_with_the_recipe(tmp_path, rec
     assert len(rows) == 7 and [row["recipe"] for row in rows] == ["part-a"] * 7
     assert [row["verdict"] for row in rows].count("ERROR") == 1 and [r["verdict"] for r in rows].count("NG") == 6
     assert "7 decision(s) published to mqtt://127.0.0.1" in done.stderr and "none wait" in done.stderr
-    wait_for(lambda: len(_unique_in_order(subscriber.decisions())) >= 7, 15, what="seven decisions")
+    wait_for(lambda: len(unique_in_order(subscriber.decisions())) >= 7, 15, what="seven decisions")
     messages = subscriber.decisions()
-    assert _unique_in_order(messages) == [row["uid"] for row in rows]
+    assert unique_in_order(messages) == [row["uid"] for row in rows]
     by_uid = {m["uid"]: m for m in messages}
     for row in rows:
         message = by_uid[row["uid"]]
@@ -83,8 +74,8 @@ def test_score_with_the_broker_down_finishes_and_the_next_run_delivers_first(tmp
     assert "skipped 4 file(s) already recorded" in done.stderr and "none wait" in done.stderr
     rows = db_rows(db)
     assert len(rows) == 7
-    wait_for(lambda: len(_unique_in_order(subscriber.decisions())) >= 7, 15, what="seven decisions")
-    assert _unique_in_order(subscriber.decisions()) == [row["uid"] for row in rows]  # the outbox first
+    wait_for(lambda: len(unique_in_order(subscriber.decisions())) >= 7, 15, what="seven decisions")
+    assert unique_in_order(subscriber.decisions()) == [row["uid"] for row in rows]  # the outbox first
 
 
 def test_score_argument_errors_exit_2_before_the_model_is_loaded(tmp_path, serve_env, monkeypatch):

@@ -12,16 +12,7 @@ import threading  # noqa: E402
 
 import pytest  # noqa: E402
 
-from tests.line.line_support import write_frames  # noqa: E402
-
-
-def _unique_in_order(messages: list[dict]) -> list[str]:
-    seen, order = set(), []
-    for message in messages:
-        if message["uid"] not in seen:
-            seen.add(message["uid"])
-            order.append(message["uid"])
-    return order
+from tests.line.line_support import unique_in_order, write_frames  # noqa: E402
 
 
 @pytest.fixture
@@ -115,7 +106,7 @@ def test_mqtt_commands_drive_the_window_on_the_gui_thread(station_window, qtbot,
     with ResultStore.open_read_only(db) as store:
         rows = store.query(limit=None)[::-1]
         audit = [e for e in store.query_audit() if e["action"] == "recipe"][::-1]
-    assert _unique_in_order(subscriber.decisions()) == [row["uid"] for row in rows]  # once each, in order
+    assert unique_in_order(subscriber.decisions()) == [row["uid"] for row in rows]  # once each, in order
     assert [row["recipe"] for row in rows] == ["part-a"] * 3 + ["part-b"] * (len(rows) - 3)
     assert [row["verdict"] for row in rows] == ["OK"] * 3 + ["NG"] * (len(rows) - 3)
     assert [(e["old_value"], e["new_value"]) for e in audit] == [(None, "part-a"), ("part-a", "part-b")]
