@@ -8,13 +8,12 @@ of the newest frame.
 
 from __future__ import annotations
 
-import base64
 import logging
 import os
 from typing import Any
 
-from PySide6.QtCore import QByteArray, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QGuiApplication, QIcon, QKeySequence
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QCloseEvent, QIcon, QKeySequence
 from PySide6.QtWidgets import (
     QFileDialog,
     QMainWindow,
@@ -35,6 +34,7 @@ from inspector.gui.batch_review import BatchReview
 from inspector.gui.calibration_actions import CalibrationActions
 from inspector.gui.calibration_view import CalibrationView
 from inspector.gui.demo_progress import DemoProgress
+from inspector.gui.drift_watch import DriftWatch
 from inspector.gui.feedback_actions import FeedbackActions
 from inspector.gui.frame_view import FrameView
 from inspector.gui.icons import pause_icon, play_icon, step_icon, stop_icon
@@ -45,11 +45,17 @@ from inspector.gui.score_history import ScoreHistory
 from inspector.gui.source_bar import SourceBar
 from inspector.gui.status_bar import StationStatusBar
 from inspector.gui.verdict_panel import VerdictPanel
+from inspector.gui.window_geometry import fit_to_screen, restore_geometry, saved_geometry
 
 logger = logging.getLogger(__name__)
 
 PAINT_INTERVAL_MS = 33
 MODEL_FILTER = "Inspector models (*.safetensors);;All files (*)"
+
+
+def _frame_name(frame) -> str:
+    """How a frame is named on screen: its file name, or its number for a camera."""
+    return os.path.basename(frame.path) if frame.path else f"frame {frame.frame_id}"
 
 
 class MainWindow(QMainWindow):
@@ -81,7 +87,7 @@ class MainWindow(QMainWindow):
         self._frames_since_open = 0
         self._override_for = (settings.last_model, settings.threshold_override)
         self.setWindowTitle("Inspector")
-        self._fit_to_screen()
+        fit_to_screen(self)
 
         self.frame_view = FrameView(settings.overlay_opacity)
         self.verdict = VerdictPanel()
@@ -100,6 +106,7 @@ class MainWindow(QMainWindow):
             self.source_bar.set_spec(settings.last_source)
         self.status = StationStatusBar()
         self.setStatusBar(self.status)
+        self.drift_watch = DriftWatch(self.status, self.calibration, lambda: len(self.history.scores))
         self._build_layout()
         self._build_actions()
         self._connect()
@@ -112,23 +119,9 @@ class MainWindow(QMainWindow):
         self._status_timer.setInterval(500)
         self._status_timer.timeout.connect(self.status.refresh)
         self._status_timer.start()
-        if settings.window_geometry:
-            try:
-                self.restoreGeometry(QByteArray(base64.b64decode(settings.window_geometry)))
-            except (ValueError, TypeError):
-                logger.warning("ignoring unusable window geometry in settings")
+        restore_geometry(self, settings.window_geometry)
 
     # -- construction ----------------------------------------------------------------------
-
-    def _fit_to_screen(self) -> None:
-        """Without a saved geometry, open on the whole available screen (less a margin for frames)."""
-        screen = self.screen() or QGuiApplication.primaryScreen()
-        if screen is None:
-            self.resize(1440, 900)
-            return
-        area = screen.availableGeometry()
-        self.resize(max(800, area.width() - 16), max(600, area.height() - 40))
-        self.move(area.topLeft())
 
     def _build_layout(self) -> None:
         column = QWidget()
@@ -349,34 +342,9 @@ class MainWindow(QMainWindow):
         self._latest = result
         self.history.add_result(result)
         self.status.note_result(result.latency_ms)
-        self._watch_drift(result.raw_score)
+        self.drift_watch.add(result.raw_score)
         if not self._paint_timer.isActive():
             self._paint_timer.start()
-
-    def _watch_drift(self, raw_score: float) -> None:
-        monitor = getattr(self, "_drift", None)
-        if monitor is None:
-            return
-        was = monitor.report.drift if monitor.report is not None else None
-        report = monitor.add(raw_score)
-        if report is not None:
-            self.calibration.set_recent_available(len(self.history.scores))
-            self.status.set_drift(report)
-            self.calibration.set_production(monitor.recent, report)
-            if report.drift and not was:
-                self.status.show_message(f"{report.message}. Calibration tab (Ctrl+K): compare, or recalibrate on "
-                                         "recent parts confirmed good", 20000)
-
-    def _reset_drift(self, model: Any, keep_recent: bool = False) -> None:
-        from inspector.calibration.drift import DriftMonitor
-
-        recent = self._drift.recent if keep_recent and getattr(self, "_drift", None) is not None else []
-        self._drift = DriftMonitor(model.calibration.good_scores, self.station.threshold)
-        report = None
-        for raw_score in recent:
-            report = self._drift.add(float(raw_score)) or report
-        self.status.set_drift(report)
-        self.calibration.set_production(self._drift.recent if len(recent) else [], report)
 
     def _on_tab(self, _index: int) -> None:
         if self.tabs.currentWidget() is self.calibration:
@@ -396,8 +364,7 @@ class MainWindow(QMainWindow):
                 self._pending_inspected = None
                 self.frame_view.set_inspected(pending[1])
             frame = result.frame
-            name = os.path.basename(frame.path) if frame.path else f"frame {frame.frame_id}"
-            self.frame_view.show_frame(frame.image, result.heatmap, caption=name, frame_id=frame.frame_id)
+            self.frame_view.show_frame(frame.image, result.heatmap, caption=_frame_name(frame), frame_id=frame.frame_id)
         self._show_verdict()
         self.history.refresh()
         self.frame_painted.emit(result)
@@ -410,27 +377,25 @@ class MainWindow(QMainWindow):
         elif result is None:
             self.verdict.set_verdict(None)
         else:
-            frame = result.frame
-            name = os.path.basename(frame.path) if frame.path else f"frame {frame.frame_id}"
-            self.verdict.set_verdict(result, f"{name}  ·  {result.latency_ms:.0f} ms", self.station.threshold)
+            self.verdict.set_verdict(result, f"{_frame_name(result.frame)}  ·  {result.latency_ms:.0f} ms",
+                                     self.station.threshold)
         self.verdict.set_counts(*self.history.counts())
 
     def _on_overlay(self, result: Any, overlay: Any) -> None:
-        frame = result.frame
-        name = os.path.basename(frame.path) if frame.path else f"frame {frame.frame_id}"
-        self.verdict.set_last_reject(overlay, f"{name}  score {self.verdict.relative(result.raw_score):.2f}")
+        self.verdict.set_last_reject(overlay, f"{_frame_name(result.frame)}  score "
+                                              f"{self.verdict.relative(result.raw_score):.2f}")
 
     def _on_model_changed(self, model: Any, path: str) -> None:
         previous = getattr(self, "_model", None)
         self._model = model
         if previous is None or previous.detector is not model.detector:
             self.history.clear_history()
-            self._reset_drift(model)
+            self.drift_watch.reset(model, self.station.threshold)
         elif previous.calibration is not model.calibration:
             # The watch compares with the new held-out good scores; with the same ones (a policy, a
             # known-bad folder) it keeps the recent frames it had.
             same_good = tuple(previous.calibration.good_scores) == tuple(model.calibration.good_scores)
-            self._reset_drift(model, keep_recent=same_good)
+            self.drift_watch.reset(model, self.station.threshold, keep_recent=same_good)
         if path:
             self.settings.last_model = path
             self.settings.add_recent_model(path)
@@ -462,8 +427,7 @@ class MainWindow(QMainWindow):
             self._on_threshold(self.station.threshold)
 
     def _on_threshold(self, threshold: float) -> None:
-        if getattr(self, "_drift", None) is not None:
-            self._drift.threshold = float(threshold)
+        self.drift_watch.set_threshold(threshold)
         self.operator.set_threshold(threshold)
         self.history.set_threshold(threshold)
         self.calibration.set_threshold(threshold)
@@ -513,7 +477,7 @@ class MainWindow(QMainWindow):
         self.audit.flush_threshold()
         self._paint_timer.stop()
         self._status_timer.stop()
-        self.settings.window_geometry = base64.b64encode(bytes(self.saveGeometry())).decode("ascii")
+        self.settings.window_geometry = saved_geometry(self)
         self.settings.overlay_opacity = self.operator.opacity_slider.value() / 100.0
         self.settings.segmentation_mode = self.operator.mode_combo.currentData()
         if self._save_settings is not None:

@@ -101,7 +101,7 @@ def test_recalibrate_on_the_last_frames_confirmed_good(make_window, qtbot, real_
     scores = window.history.scores
     np.testing.assert_allclose(new.calibration.good_scores, scores[2:23])
     assert new.detector is real_model.detector and new.calibration.policy == real_model.calibration.policy
-    assert window._drift.held_out.tolist() == list(new.calibration.good_scores)  # the watch uses them now
+    assert window.drift_watch.monitor.held_out.tolist() == list(new.calibration.good_scores)  # the watch uses them now
     assert len(window.history.scores) == 24  # same detector: the history stays
     qtbot.waitUntil(lambda: len(_calibration_rows(tmp_path)) == 1, timeout=5000)
     detail = json.loads(_calibration_rows(tmp_path)[0]["detail"])
