@@ -60,6 +60,14 @@ BANK_EDGE = 2
 LEGACY_BANK = {"stride": 16, "border": "none", "edge": 0}
 
 
+def bank_options(bank_config: dict) -> dict:
+    """The detector options a model file's ``bank`` configuration stands for (older files: the first bank)."""
+    return {"bank_coreset": int(bank_config["coreset"]), "bank_dimensions": int(bank_config["dimensions"]),
+            "bank_stride": int(bank_config.get("stride", LEGACY_BANK["stride"])),
+            "bank_border": str(bank_config.get("border", LEGACY_BANK["border"])),
+            "bank_edge": int(bank_config.get("edge", LEGACY_BANK["edge"]))}
+
+
 def edge_classes(height: int, width: int, depth: int) -> torch.Tensor:
     """``(h, w)`` each cell's distance to the frame's edge in cells (0 on the outer ring), capped at ``depth``."""
     rows = torch.arange(height).view(-1, 1)
@@ -395,11 +403,7 @@ class FusionDetector(GaussianDetector):
         detector = cls(backbone=config["backbone"], weights=weights,
                        image_size=int(config["preprocessing"]["image_size"]), levels=config["levels"],
                        batch_size=int(config.get("batch_size", 16)), device=device,
-                       components=config["components"], bank_coreset=int(bank_config["coreset"]),
-                       bank_dimensions=int(bank_config["dimensions"]),
-                       bank_stride=int(bank_config.get("stride", LEGACY_BANK["stride"])),
-                       bank_border=str(bank_config.get("border", LEGACY_BANK["border"])),
-                       bank_edge=int(bank_config.get("edge", LEGACY_BANK["edge"])))
+                       components=config["components"], **bank_options(bank_config))
         detector.preprocessing = Preprocessing.from_dict(config["preprocessing"])
         detector.means = [tensors[f"gaussian.level{lvl}.mean"].to(device) for lvl in detector.levels]
         detector.precisions = [tensors[f"gaussian.level{lvl}.precision"].to(device) for lvl in detector.levels]

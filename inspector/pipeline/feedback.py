@@ -229,17 +229,10 @@ def _options_from_config(cls_, config: dict) -> dict:
     if "components" in config:
         options["components"] = list(config["components"])
     bank = config.get("bank")
-    if isinstance(bank, dict):
-        if "coreset" in bank:
-            options["bank_coreset"] = int(bank["coreset"])
-        if "dimensions" in bank:
-            options["bank_dimensions"] = int(bank["dimensions"])
-        if "coreset" in bank:  # a fusion bank: older files had no stride or border (kept as they were)
-            from inspector.detectors.fusion import LEGACY_BANK
+    if isinstance(bank, dict) and "coreset" in bank and "dimensions" in bank:  # a fusion memory bank
+        from inspector.detectors.fusion import bank_options
 
-            options["bank_stride"] = int(bank.get("stride", LEGACY_BANK["stride"]))
-            options["bank_border"] = str(bank.get("border", LEGACY_BANK["border"]))
-            options["bank_edge"] = int(bank.get("edge", LEGACY_BANK["edge"]))
+        options.update(bank_options(bank))
     return options
 
 
