@@ -166,13 +166,16 @@ class OnnxModel:
         providers: onnxruntime execution providers (default :func:`default_providers`).
         threads: Intra-op threads (default: onnxruntime's choice, one per physical core).
         optimization: ``"all"`` (``ORT_ENABLE_ALL``), ``"extended"``, ``"basic"`` or ``"none"``.
+        spinning: Let idle intra-op threads spin-wait for the next run (onnxruntime's default).
+            Off by default: README "Station responsiveness" measured the station faster without it,
+            as its decoding and window share the cores with inspection.
 
     Raises:
         ValueError: for a file that is not an Inspector export.
     """
 
     def __init__(self, path: str | os.PathLike, providers: Sequence[str] | None = None, threads: int | None = None,
-                 optimization: str = "all") -> None:
+                 optimization: str = "all", spinning: bool = False) -> None:
         import onnxruntime
 
         self.path = os.fspath(path)
@@ -188,6 +191,9 @@ class OnnxModel:
         if threads:
             options.intra_op_num_threads = int(threads)
             options.inter_op_num_threads = 1
+        # Spin-waiting keeps a pool thread on a core between runs (a whole core in the station),
+        # starving the threads beside inspection: decoding, the window, the gradient maps.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
         self.session = onnxruntime.InferenceSession(self.path, options,
                                                     providers=list(providers or default_providers()))
         self._setup(tuple(output.name for output in self.session.get_outputs()))

@@ -28,6 +28,8 @@ def find_regions(normalized_map: np.ndarray, threshold: float = 1.0,
         Regions (bounding box, area in pixels, peak value) sorted by peak, descending.
     """
     values = np.asarray(normalized_map, dtype=np.float32)
+    if values.size == 0 or not float(values.max()) >= threshold:  # most frames: nothing to label
+        return ()
     above = (values >= threshold).astype(np.uint8)
     count, labels, stats, _ = cv2.connectedComponentsWithStats(above, connectivity=8)
     regions = []

@@ -4,18 +4,28 @@ A file that cannot be decoded does not stop the run: it is recorded as a
 :class:`~inspector.sources.base.FailedRead` (see
 :meth:`~inspector.sources.base.FrameSource.take_failures`) and :meth:`read`
 goes on to the next file.
+
+The next files are decoded ahead on one helper thread while the caller inspects
+the current one (:data:`READ_AHEAD`), so decoding overlaps inspection instead of
+adding to it; frames and failures still come out in order, each exactly once.
 """
 
 from __future__ import annotations
 
 import os
+from collections import deque
 from collections.abc import Iterable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from inspector.core.imageio import ImageReadError, file_digest, list_images, read_image
 from inspector.core.records import Frame
 from inspector.sources.base import FrameSource, SourceState
 from inspector.sources.registry import SourceKind, folder_and_options, register_source
+
+READ_AHEAD = 2
+"""Files decoded ahead of the one being read (README "Station responsiveness": decoding, 1.3 ms a
+300x300 PNG, otherwise ran between inspections on the inspection thread)."""
 
 
 def path_key(path: str | os.PathLike) -> str:
@@ -45,11 +55,23 @@ def read_with_hash(path: str | os.PathLike) -> tuple[object, str | None]:
     return read_image(path), digest
 
 
+def _decode(path: Path) -> tuple[object, str | None, str | None]:
+    """``(image, digest, None)`` for a readable file, ``(None, digest, message)`` for one that is not."""
+    try:
+        image, digest = read_with_hash(path)
+        return image, digest, None
+    except (ImageReadError, OSError) as exc:
+        return None, file_digest(path), read_error_message(exc, path)
+    except Exception as exc:  # a decoder bug must not end the batch either
+        return None, file_digest(path), f"unexpected error: {exc}"
+
+
 class FolderSource(FrameSource):
     """Every image file under a folder, once, in natural order.
 
-    Reading is synchronous: :meth:`read` decodes the next file on the calling
-    thread, so nothing is ever dropped. ``Frame.frame_id`` is the file's index
+    Reading waits for the consumer: :meth:`read` returns the next file in order
+    (decoded ahead on a helper thread, at most :data:`READ_AHEAD` files), so nothing
+    is ever dropped. ``Frame.frame_id`` is the file's index
     among all the folder's images (counting files passed in ``skip_paths``), so
     ids stay the same when a batch is resumed. ``Frame.path`` is absolute.
 
@@ -83,6 +105,9 @@ class FolderSource(FrameSource):
         self._recorded: dict[str, str | None] = {}
         self._pending: list[tuple[int, Path]] = []
         self._position = 0
+        self._ahead: deque[tuple[int, Path, Future]] = deque()
+        self._submitted = 0
+        self._decoder: ThreadPoolExecutor | None = None
         self._opened = False
         self.total = 0
         self.done = 0
@@ -108,6 +133,7 @@ class FolderSource(FrameSource):
 
     def open(self) -> None:
         """List the folder. A missing folder is recorded as a failure and finishes the source."""
+        self._drop_ahead()
         self._pending, self._position, self.done, self.resumed = [], 0, 0, 0
         try:
             listing = list_images([self.path], recursive=self.recursive)
@@ -135,22 +161,19 @@ class FolderSource(FrameSource):
             self._set_state(SourceState.FINISHED, "no images to read")
 
     def read(self, timeout: float | None = None) -> Frame | None:
-        """Decode the next readable file; ``timeout`` is ignored (reading never waits).
+        """The next readable file, decoded; ``timeout`` is ignored (a folder has no live frames to miss).
 
         Files that fail on the way are recorded (see :meth:`take_failures`).
         Returns ``None`` only when the folder is exhausted or not opened.
         """
         while self._position < len(self._pending):
-            index, image_path = self._pending[self._position]
+            self._fill_ahead()
+            index, image_path, decoded = self._ahead.popleft()
             self._position += 1
             self.done += 1
-            try:
-                image, digest = read_with_hash(image_path)
-            except (ImageReadError, OSError) as exc:
-                self._add_failure(str(image_path), read_error_message(exc, image_path), index, file_digest(image_path))
-                continue
-            except Exception as exc:  # a decoder bug must not end the batch either
-                self._add_failure(str(image_path), f"unexpected error: {exc}", index, file_digest(image_path))
+            image, digest, problem = decoded.result()
+            if problem is not None:
+                self._add_failure(str(image_path), problem, index, digest)
                 continue
             frame = Frame(image=image, source=self.describe(), frame_id=index, path=str(image_path))
             if digest is not None:
@@ -160,8 +183,28 @@ class FolderSource(FrameSource):
             self._set_state(SourceState.FINISHED, f"read {self.done} files")
         return None
 
+    def _fill_ahead(self) -> None:
+        """Have the next file and up to :data:`READ_AHEAD` after it decoding on the helper thread."""
+        if self._decoder is None:
+            self._decoder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="folder-read")
+        while self._submitted < len(self._pending) and self._submitted <= self._position + READ_AHEAD:
+            index, image_path = self._pending[self._submitted]
+            self._ahead.append((index, image_path, self._decoder.submit(_decode, image_path)))
+            self._submitted += 1
+
+    def _drop_ahead(self) -> None:
+        """Forget files decoded ahead and stop the helper thread."""
+        for _, _, decoded in self._ahead:
+            decoded.cancel()
+        self._ahead.clear()
+        self._submitted = 0
+        if self._decoder is not None:
+            self._decoder.shutdown(wait=False, cancel_futures=True)
+            self._decoder = None
+
     def release(self) -> None:
-        """Forget the listing."""
+        """Forget the listing (and the files decoded ahead)."""
+        self._drop_ahead()
         self._pending, self._position, self._opened = [], 0, False
         self._set_state(SourceState.CLOSED, "")
 

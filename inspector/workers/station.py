@@ -94,6 +94,9 @@ class Station(QObject):
         runtime: str = "auto",
     ) -> None:
         super().__init__(parent)
+        from inspector.core.opencv_threads import limit_opencv_threads
+
+        limit_opencv_threads()  # OpenCV's pool would wait actively on the cores inspection needs
         self.store = store
         self.model: InspectingModel | None = None
         self.model_path = ""

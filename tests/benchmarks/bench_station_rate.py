@@ -2,7 +2,8 @@
 
 Measured as a new user would see it (issue 10's targets):
 
-- **pipeline alone**: ``InspectionModel.inspect([frame], maps=...)`` on frames preloaded
+- **pipeline alone**: ``inspect([frame], maps=...)`` of the model as the station loads it
+  (``--runtime``, default ``auto``: its exported graph on onnxruntime when parity holds) on frames preloaded
   in memory, one frame a call on a worker thread, as the station's inspection thread
   calls it (on a loaded machine torch on the main thread can be several times slower:
   its OpenMP team spins against the other processes), with the CLI's malloc tuning;
@@ -12,10 +13,12 @@ Measured as a new user would see it (issue 10's targets):
   detection latency.
 
     python tests/benchmarks/bench_station_rate.py [--model MODEL] [--images FOLDER] [--frames 150]
-        [--modes off,fast+gradient] [--repeats 3]
+        [--modes off,fast+gradient] [--repeats 3] [--runtime auto]
 
-Every measurement is repeated (the runs of the modes interleaved) and the median is
-reported, because on a shared machine single runs swing by tens of percent.
+Every measurement is repeated in rounds (a round runs the pipeline alone and every
+station mode back to back); each ratio is computed within a round and the median of
+the rounds' ratios is reported with its range, because on a shared machine single runs
+swing by tens of percent and the machine's speed drifts between rounds.
 
 Without --model the embedded demo model and its inspection folder are used (built on
 first use). Targets: maps always on at least 0.95x of maps off, the station at least
@@ -64,7 +67,7 @@ def pipeline_rate(model, frames, maps: str | None) -> tuple[float, float]:
     return measured["rate"], measured["median"]
 
 
-def station_rate(model_path: str, folder: str, frames: int, mode: str) -> tuple[float, float, int]:
+def station_rate(model_path: str, folder: str, frames: int, mode: str, runtime: str) -> tuple[float, float, int]:
     """Frames/s from the recorded decision times, median recorded latency (ms), and frames recorded."""
     from inspector.storage.settings import Settings, save_settings
 
@@ -74,7 +77,7 @@ def station_rate(model_path: str, folder: str, frames: int, mode: str) -> tuple[
         env = dict(os.environ, QT_QPA_PLATFORM="offscreen", INSPECTOR_CONFIG_DIR=str(config),
                    INSPECTOR_DATA_DIR=str(data))
         command = [sys.executable, "-m", "inspector", "gui", "--model", model_path, "--source", f"folder:{folder}",
-                   "--quit-after", str(frames)]
+                   "--quit-after", str(frames), "--runtime", runtime]
         done = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, timeout=900)
         if done.returncode != 0:
             raise RuntimeError(f"inspector gui failed ({done.returncode}): {done.stderr[-2000:]}")
@@ -95,14 +98,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--modes", default="off,fast+gradient",
                         help="segmentation modes of the station runs, comma-separated; the first is the baseline")
     parser.add_argument("--repeats", type=int, default=3, help="runs of each measurement (the median is shown)")
+    parser.add_argument("--runtime", default="auto", choices=("auto", "torch", "onnx", "openvino"),
+                        help="what decides the frames, in the pipeline alone and in the station (as gui --runtime)")
     args = parser.parse_args(argv)
 
     from inspector.core.imageio import list_images, read_image
     from inspector.core.malloc_tuning import tune_malloc
+    from inspector.core.opencv_threads import limit_opencv_threads
     from inspector.core.records import Frame
     from inspector.pipeline.model import InspectionModel
 
     tune_malloc()  # as the `inspector` command does
+    limit_opencv_threads()  # as the station does
 
     if args.model:
         model_path, folder = args.model, args.images
@@ -121,42 +128,60 @@ def main(argv: list[str] | None = None) -> int:
     images = [read_image(p) for p in paths]
     decode_ms = (time.perf_counter() - started) * 1000.0 / len(images)
     frames = [Frame(image, "bench", i, path=str(p)) for i, (image, p) in enumerate(zip(images, paths))]
-    model = InspectionModel.load(model_path)
-    print(f"model {model.detector_kind} ({model.backbone}, {model.model_hash[:12]}) on {model.device}; "
+    from inspector.export.accelerated import accelerate
+
+    model, choice = accelerate(InspectionModel.load(model_path), runtime=args.runtime)
+    print(f"model {model.detector_kind} ({model.backbone}, {model.model_hash[:12]}) on {model.device}, "
+          f"deciding on {choice.runtime}; "
           f"{len(frames)} frames of {images[0].shape[1]}x{images[0].shape[0]} from {folder}; "
           f"decoding {decode_ms:.1f} ms a frame")
 
     fast = "fast" if "fast" in model.supported_segmenters else None
-    runs = {None: [], fast: []}
-    for _ in range(max(1, args.repeats)):
-        for maps in (None, fast):
-            runs[maps].append(pipeline_rate(model, frames, maps))
-    (alone_off, alone_off_ms), (alone_fast, alone_fast_ms) = (_median_run(runs[None]), _median_run(runs[fast]))
-    print(f"pipeline alone, maps off:      {alone_off:6.1f} frames/s  (median {alone_off_ms:.1f} ms a frame)")
-    print(f"pipeline alone, fast map each: {alone_fast:6.1f} frames/s  (median {alone_fast_ms:.1f} ms a frame)"
-          f"  -> {alone_fast / alone_off:.2f}x of maps off")
-
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
-    station_runs: dict[str, list] = {mode: [] for mode in modes}
-    for _ in range(max(1, args.repeats)):
+    rounds = []
+    for number in range(max(1, args.repeats)):
+        # One round: the pipeline alone and every station mode back to back, so that each ratio
+        # compares runs minutes apart at most (the machine's speed drifts more than that between rounds).
+        measured = {"alone off": pipeline_rate(model, frames, None), "alone fast": pipeline_rate(model, frames, fast)}
         for mode in modes:
-            station_runs[mode].append(station_rate(model_path, folder, len(frames), mode))
-    station = {}
+            measured[mode] = station_rate(model_path, folder, len(frames), mode, args.runtime)
+        rounds.append(measured)
+        print(f"round {number + 1}: pipeline alone {measured['alone off'][0]:.1f} / {measured['alone fast'][0]:.1f} "
+              f"frames/s (maps off / fast map each); station "
+              + ", ".join(f"{mode} {measured[mode][0]:.1f}" for mode in modes), flush=True)
+
+    def baseline(mode: str) -> str:
+        return "alone fast" if mode == "fast+gradient" else "alone off"
+
+    def ratio(numerator: str, denominator: str) -> tuple[float, float, float]:
+        values = [r[numerator][0] / r[denominator][0] for r in rounds]
+        return float(np.median(values)), min(values), max(values)
+
+    def rate_line(key: str) -> str:
+        rate, median_ms = _median_run([r[key][:2] for r in rounds])
+        return f"{rate:6.1f} frames/s (median {median_ms:.1f} ms a frame)"
+
+    print(f"pipeline alone, maps off:      {rate_line('alone off')}")
+    maps_alone = ratio("alone fast", "alone off")
+    print(f"pipeline alone, fast map each: {rate_line('alone fast')}  -> {_ratio_text(maps_alone)} of maps off")
+    worst = float("inf")
     for mode in modes:
-        rate, latency = _median_run([run[:2] for run in station_runs[mode]])
-        count = station_runs[mode][0][2]
-        station[mode] = rate
-        baseline = alone_fast if mode in ("fast+gradient",) else alone_off
-        print(f"station, maps {mode:<14} {rate:6.1f} frames/s  (median recorded latency {latency:.1f} ms, "
-              f"{count} decisions)  -> {rate / baseline:.2f}x of the pipeline alone")
-    ok = alone_fast / alone_off >= MAPS_TARGET
+        share = ratio(mode, baseline(mode))
+        worst = min(worst, share[0])
+        print(f"station, maps {mode:<14} {rate_line(mode)}, {rounds[0][mode][2]} decisions"
+              f"  -> {_ratio_text(share)} of the pipeline alone")
+    ok = maps_alone[0] >= MAPS_TARGET
     if len(modes) > 1:
-        ratio = station[modes[-1]] / station[modes[0]]
-        print(f"station maps {modes[-1]} / {modes[0]}: {ratio:.2f}x (target >= {MAPS_TARGET})")
-        ok = ok and ratio >= MAPS_TARGET
-    worst = min(station[m] / (alone_fast if m == "fast+gradient" else alone_off) for m in modes)
+        maps_station = ratio(modes[-1], modes[0])
+        print(f"station maps {modes[-1]} / {modes[0]}: {_ratio_text(maps_station)} (target >= {MAPS_TARGET})")
+        ok = ok and maps_station[0] >= MAPS_TARGET
     print(f"station / pipeline alone, worst mode: {worst:.2f}x (target >= {STATION_TARGET})")
+    print("ratios: median of the rounds' ratios [lowest-highest]; rates: median of the rounds")
     return 0 if ok and worst >= STATION_TARGET else 1
+
+
+def _ratio_text(ratio: tuple[float, float, float]) -> str:
+    return f"{ratio[0]:.2f}x [{ratio[1]:.2f}-{ratio[2]:.2f}]"
 
 
 def _median_run(runs: list[tuple[float, float]]) -> tuple[float, float]:
