@@ -268,6 +268,7 @@ class FusionDetector(GaussianDetector):
                 sources = torch.arange(count).repeat_interleave(cells)
                 self.bank.fit(flat.permute(0, 2, 3, 1).reshape(-1, flat.shape[1]), sources)
                 del flat
+                progress.update(0, steps, "rescaling edge distances")
                 self._fit_edge_factors(features)
             fold_stats = [PatchMapModel.statistics_of(features[torch.as_tensor(held)]) for held in splits]
             total = tuple(sum(parts) for parts in zip(*fold_stats))

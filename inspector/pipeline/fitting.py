@@ -81,6 +81,8 @@ def fit_parts(images: Sequence[np.ndarray], *, detector: str, backbone: str, wei
         "software_version": inspector.__version__,
         "torch_version": torch.__version__,
         "fitted_on": f"{det.device.type} ({platform.machine()})",
+        # What ran the backbone over the references (inspector.backbones.onnx_extraction).
+        "fit_extraction": getattr(det, "extraction_engine", None) or "torch",
         "fit_request": requested,
         **gradient_info,
         # Lets `calibrate` reuse the unbiased held-out score of a reference image it is given again.
