@@ -57,6 +57,8 @@ BANK_BORDERS = ("shrink", "none")
 # the held-out references' mean distance is the same at every depth (see edge_classes).
 BANK_EDGE = 2
 # Model files written before the bank had these options: stride 16 (2x2 average), no shrink, no edge rescaling.
+POSITION_SAMPLE = 200
+"""Training images (spread over the fold) whose cell distances give a fold's position statistics."""
 LEGACY_BANK = {"stride": 16, "border": "none", "edge": 0}
 
 
@@ -282,7 +284,7 @@ class FusionDetector(GaussianDetector):
                 if fold == 0:
                     self._first_fold = (held, gaussians)
                 self.patch_map.set_statistics(*(a - b for a, b in zip(total, fold_stats[fold])))
-                mean, std = self._position_statistics(features[torch.as_tensor(train)])
+                mean, std = self._position_statistics(features[torch.as_tensor(_spread(train, POSITION_SAMPLE))])
                 fold_maps = self._patch_maps(features[torch.as_tensor(held)], mean, std, exclude=held)
                 for component, values in fold_maps.items():
                     held_out[component][held] = values.amax((1, 2)).double().cpu().numpy()
@@ -419,3 +421,10 @@ class FusionDetector(GaussianDetector):
                 detector.edge_factors = tensors["fusion.bank_edge_factors"].float().to(device)
         detector.norms = {c: (float(v[0]), float(v[1])) for c, v in config["norms"].items()}
         return detector
+
+
+def _spread(rows: np.ndarray, most: int) -> np.ndarray:
+    """``rows`` itself, or ``most`` of them evenly spread over it."""
+    if len(rows) <= most:
+        return rows
+    return rows[np.unique(np.linspace(0, len(rows) - 1, most).round().astype(int))]

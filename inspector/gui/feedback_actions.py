@@ -85,7 +85,8 @@ class FeedbackActions(QObject):
         frame = result.frame
         name = os.path.basename(frame.path) if frame.path else f"frame-{frame.frame_id:06d}"
         return self._mark_decision(label, frame.path, frame.image, frame.source, frame.frame_id, name,
-                                   result.raw_score, result.threshold, result.anomalous, result.model_hash)
+                                   result.raw_score, result.threshold, result.anomalous, result.model_hash,
+                                   origin="live view")
 
     def mark_point(self, point: Any, label: str) -> bool:
         """Mark a decision of the score history (a :class:`~inspector.gui.score_history.HistoryPoint`)."""

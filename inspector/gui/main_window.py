@@ -297,8 +297,26 @@ class MainWindow(QMainWindow):
         self.audit.next_swap_reason("")
 
     def mark_current(self, label: str) -> bool:
-        """G / D: the decision shown was wrong: keep its image as ``good`` or ``bad`` feedback."""
-        return self.feedback.mark_result(self._shown, label)
+        """G / D: the decision shown was wrong: keep its image as ``good`` or ``bad`` feedback.
+
+        On the batch review tab the keys mark the selected rows (never the live frame hidden
+        behind the tab); on the other tabs they mark nothing.
+        """
+        current = self.tabs.currentWidget()
+        if current is self.batch:
+            rows = self.batch.selected_rows()
+            if not rows:
+                self.station.message.emit("nothing to mark: select rows of the batch table first")
+                return False
+            return self.feedback.mark_files(rows, label) > 0
+        if self.tabs.currentIndex() != 0:
+            self.station.message.emit("G / D mark the decision shown on the Station tab")
+            return False
+        marked = self.feedback.mark_result(self._shown, label)
+        if marked and self._shown is not None:
+            frame = self._shown.frame
+            self.history.note_mark(int(frame.frame_id), str(frame.source), label)
+        return marked
 
     def refit_with_feedback(self, reference_dir: str | None = None):
         """Ctrl+Shift+R: a new model from the references plus the marked-good images (undoable)."""

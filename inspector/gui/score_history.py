@@ -327,6 +327,15 @@ class ScoreHistory(pg.PlotWidget):
             menu.popup(at)
         return menu
 
+    def note_mark(self, frame_id: int, source: str, label: str) -> None:
+        """Ring the drawn point of a decision marked elsewhere (G / D on the live view)."""
+        for index in reversed(list(self._points)):
+            point = self._points[index]
+            if point.frame_id == frame_id and point.source == source:
+                self._marks[index] = label
+                self._draw_marks()
+                return
+
     def _mark(self, point: HistoryPoint, label: str) -> None:
         self._marks[point.index] = label
         self._draw_marks()

@@ -43,6 +43,9 @@ class StationStatusBar(QStatusBar):
         self.fps_label = QLabel("— fps")
         self.latency_label = QLabel("— ms")
         self.model_label = QLabel("no model")
+        # "fusion · lite0 · hash · cells-regions-20261202-204412.safetensors · ..." made the window's
+        # minimum width 1306 px: wider than a 1280x800 screen. Let it be cut instead (tooltip: all).
+        self.model_label.setMinimumWidth(160)  # an explicit minimum replaces the label's full-text minimum
         self.drift_label = ClickableLabel("refs —")
         self.drift_label.setCursor(Qt.CursorShape.PointingHandCursor)
         self.drift_label.setToolTip("Whether recent parts look like the model's references (drift watch)")
@@ -145,6 +148,7 @@ class StationStatusBar(QStatusBar):
     def set_model_text(self, text: str) -> None:
         """Describe the model in use."""
         self.model_label.setText(text)
+        self.model_label.setToolTip(text)
 
     def show_message(self, message: str, timeout_ms: int = 8000) -> None:
         """Show a message for a while and write it to the log."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QFrame, QGridLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QFrame, QGridLayout, QLabel, QPushButton, QSizePolicy, QVBoxLayout, QWidget
 
 from inspector.core.records import InspectionResult
 from inspector.gui.theme import IDLE_COLOR, MUTED, NG_COLOR, OK_COLOR, to_pixmap
@@ -34,6 +34,8 @@ class VerdictPanel(QWidget):
         self.detail_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.detail_label.setStyleSheet(f"color: {MUTED};")
         self.detail_label.setWordWrap(True)
+        # A long file name wraps or is cut here; it must not set the column's minimum width.
+        self.detail_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
 
         counts = QFrame()
         grid = QGridLayout(counts)
@@ -49,8 +51,12 @@ class VerdictPanel(QWidget):
         self.last_ng.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.last_ng.setMinimumHeight(40)
         self.last_ng.setStyleSheet("border: 1px solid #39414b; border-radius: 4px; color: #69727d;")
+        # Ignored: neither the pixmap shown nor a long caption may grow the column (horizontal
+        # clipping of the buttons, a vertical scroll bar at 1280x800); the picture is scaled to fit.
+        self.last_ng.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Ignored)
         self.last_ng_caption = QLabel("Last reject")
         self.last_ng_caption.setStyleSheet(f"color: {MUTED};")
+        self.last_ng_caption.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)

@@ -14,6 +14,7 @@ No Qt here.
 
 from __future__ import annotations
 
+import filecmp
 import os
 import shutil
 import time
@@ -49,7 +50,9 @@ def add_feedback(folder: str | os.PathLike, label: str, *, source_path: str | os
 
     The file itself is copied when it exists (bytes unchanged); otherwise (a camera
     frame) ``image`` is written as PNG. A name already there gets a number, so two
-    frames called alike never overwrite each other. The copy is written to a
+    frames called alike never overwrite each other. A file marked again with the same
+    label is kept once (the existing copy is returned); marked with the other label,
+    its copy under the old label is removed: one image, one label. The copy is written to a
     hidden temporary and renamed, so a kill leaves no partial image behind.
 
     Raises:
@@ -66,6 +69,13 @@ def add_feedback(folder: str | os.PathLike, label: str, *, source_path: str | os
         stem, suffix = Path(name).stem if name else time.strftime("frame-%Y%m%d-%H%M%S"), ".png"
     else:
         raise ValueError(f"nothing to keep: {source_path or 'no file'} is not a readable file and no image was given")
+    if source is not None and source.is_file():
+        same = _identical_in(target_dir, source)
+        if same is not None:  # marked with this label before: keep one copy, not name-2.png
+            return same
+        other = _identical_in(Path(folder) / ("bad" if label == "good" else "good"), source)
+        if other is not None:  # the operator changed their mind: one image, one label
+            other.unlink()
     target = _free_name(target_dir, stem, suffix)
     temp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
     try:
@@ -81,6 +91,18 @@ def add_feedback(folder: str | os.PathLike, label: str, *, source_path: str | os
         if temp.exists():
             temp.unlink()
     return target
+
+
+def _identical_in(folder: Path, source: Path) -> Path | None:
+    """A file of ``folder`` with exactly the bytes of ``source`` (``None``: none, or no folder)."""
+    if not folder.is_dir():
+        return None
+    size = source.stat().st_size
+    for candidate in sorted(folder.iterdir()):
+        if (candidate.is_file() and not candidate.name.startswith(".") and candidate.stat().st_size == size
+                and filecmp.cmp(candidate, source, shallow=False)):
+            return candidate
+    return None
 
 
 def _free_name(folder: Path, stem: str, suffix: str) -> Path:
@@ -311,6 +333,10 @@ def with_known_bad(calibration, bad_scores):
                      threshold=calibration.threshold if manual else None)
 
 
+MOST_REJECTED = 0.5
+"""A recalibration on frames confirmed good never keeps a threshold rejecting more of them than this."""
+
+
 def recalibrated_on_good(calibration, good_scores, frr_target: float = 0.01):
     """A calibration whose good scores are those of production frames an operator confirmed good.
 
@@ -331,4 +357,9 @@ def recalibrated_on_good(calibration, good_scores, frr_target: float = 0.01):
     policy, target = calibration.policy, calibration.target
     if policy == "manual":
         policy, target = "frr", frr_target
-    return calibrate(good, calibration.bad_scores, policy=policy, target=target)
+    chosen = calibrate(good, calibration.bad_scores, policy=policy, target=target)
+    if policy != "frr" and chosen.expected_frr > MOST_REJECTED:
+        # Good parts scoring above every known-bad one: the best F1 (or escape target) then
+        # rejects the very parts the operator just confirmed good. Their FRR target instead.
+        chosen = calibrate(good, calibration.bad_scores, policy="frr", target=frr_target)
+    return chosen

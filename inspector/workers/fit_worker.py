@@ -78,8 +78,11 @@ class FitWorker(QObject):
     fit_failed = Signal(str)
     fit_cancelled = Signal()
 
-    def __init__(self) -> None:
+    def __init__(self, runtime: str = "torch") -> None:
+        """``runtime``: what decides frames of the new model, as :class:`ModelWorker`'s (``auto``: its
+        exported graph when parity holds), so that a refit model runs as fast as the same file loaded."""
         super().__init__()
+        self.runtime = runtime
         self._progress: Progress | None = None
         # A cancel that arrives while the fit request is still queued applies to that fit.
         self._cancel_pending = threading.Event()
@@ -157,6 +160,15 @@ class FitWorker(QObject):
             from inspector.pipeline.feedback import carry_feedback, feedback_folder
 
             counts["carried"] = carry_feedback(request.feedback_folder, feedback_folder(saved, model.model_hash))
+        if self.runtime != "torch":
+            from inspector.export.accelerated import accelerate
+
+            progress.update(1, 1, "preparing the fast runtime")
+            try:
+                model, choice = accelerate(model, runtime=self.runtime)
+                logger.info("refitted model %s: %s", model.model_hash[:12], choice.line())
+            except Exception as exc:  # noqa: BLE001 - the fit is done: it runs on torch rather than being lost
+                logger.warning("refitted model %s stays on torch: %s", model.model_hash[:12], exc)
         return model, saved, counts
 
     def _report(self, done: int, total: int, message: str) -> None:

@@ -108,7 +108,7 @@ class Station(QObject):
         self.inspection = InspectionWorker(source_factory, store, on_result=self.segmentation.submit,
                                           map_plan=self.segmentation.plan, recorder=self.recorder)
         self.models = ModelWorker(runtime=runtime)
-        self.fitter = FitWorker()
+        self.fitter = FitWorker(runtime=runtime)
         self.batch = BatchWorker(store)
         self._hosts = [
             WorkerThread("inspection", self.inspection),

@@ -23,6 +23,14 @@ def _run_folder(window, qtbot, folder) -> None:
                     and painted.calls[-1][0] is window._latest, timeout=5000)
 
 
+def _has_onnxruntime() -> bool:
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def _audit(tmp_path, action: str) -> list[dict]:
     with ResultStore(tmp_path / "data" / "results.sqlite3") as store:
         return list(reversed(store.query_audit(action=action)))
@@ -46,18 +54,22 @@ def test_marks_on_live_view_are_kept_recorded_and_refit_is_undoable(make_window,
 
     qtbot.keyClick(window, Qt.Key.Key_G)  # the shortcut
     qtbot.waitUntil(lambda: len(kept.calls) == 1, timeout=5000)
-    window.verdict.mark_defect_button.click()  # the button
-    qtbot.waitUntil(lambda: len(kept.calls) == 2, timeout=5000)
     folder = tmp_path / "models" / "line.safetensors.feedback"
     good_copy = folder / "good" / (parts / shown.frame.path).name
     assert good_copy.read_bytes() == (parts / shown.frame.path).read_bytes()
-    assert [p.name for p in (folder / "bad").iterdir()] == [good_copy.name]
-    assert kept.calls[-1][2] == {"good": 1, "bad": 1}
-    qtbot.waitUntil(lambda: len(_audit(tmp_path, "feedback")) == 2, timeout=5000)
+    window.verdict.mark_defect_button.click()  # the button: the operator changed their mind
+    qtbot.waitUntil(lambda: len(kept.calls) == 2, timeout=5000)
+    assert [p.name for p in (folder / "bad").iterdir()] == [good_copy.name] and not good_copy.exists()
+    assert kept.calls[-1][2] == {"good": 0, "bad": 1}  # one image, one label
+    qtbot.keyClick(window, Qt.Key.Key_G)
+    qtbot.keyClick(window, Qt.Key.Key_G)  # twice: still one copy
+    qtbot.waitUntil(lambda: len(kept.calls) == 4, timeout=5000)
+    assert [p.name for p in (folder / "good").iterdir()] == [good_copy.name] and not any((folder / "bad").iterdir())
+    qtbot.waitUntil(lambda: len(_audit(tmp_path, "feedback")) == 4, timeout=5000)
     rows = _audit(tmp_path, "feedback")
     assert rows[0]["old_value"] == ("NG" if shown.anomalous else "OK") and rows[0]["new_value"] == "good"
     assert shown.frame.path in rows[0]["detail"] and rows[0]["old_model_hash"] == real_model.model_hash
-    (folder / "bad" / good_copy.name).unlink()  # keep one mark: the refit below counts it
+    assert '"marked_from": "live view"' in rows[0]["detail"]
 
     # The fixture's model does not record its reference folder: the window asks for it.
     asked = []
@@ -71,6 +83,8 @@ def test_marks_on_live_view_are_kept_recorded_and_refit_is_undoable(make_window,
     qtbot.waitUntil(lambda: bool(changed.calls), timeout=60000)
     new = station.model
     assert new is not real_model and new.info["n_reference"] == 12 + 1
+    # The refitted model decides on the same runtime as a file the station loads (default auto).
+    assert new.runtime == ("onnxruntime" if _has_onnxruntime() else "torch")
     assert new.info["reference_dir"] == str(demo_images.reference_dir.resolve())
     # fit_finished reaches the station and the progress dialog as two queued calls: wait for the second.
     qtbot.waitUntil(lambda: window.feedback.progress is None, timeout=5000)
@@ -264,7 +278,9 @@ def test_marks_after_a_recalibration_stay_in_the_model_files_feedback_folder(mak
     window.mark_current("bad")
     qtbot.waitUntil(lambda: len(kept.calls) == 2, timeout=5000)
     folder = tmp_path / "models" / "line.safetensors.feedback"
-    assert kept.calls[-1][2] == {"good": 1, "bad": 1} and (folder / "bad" / "a.png").is_file()
+    # The same folder as the first mark: the image marked good before is now marked defect there.
+    assert kept.calls[-1][2] == {"good": 0, "bad": 1} and (folder / "bad" / "a.png").is_file()
+    assert not (folder / "good" / "a.png").exists()
     request = window.feedback.feedback_request(str(demo_images.reference_dir))
     assert request.feedback_folder == str(folder)
 
