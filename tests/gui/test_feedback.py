@@ -308,3 +308,25 @@ def test_refit_dialog_preselects_and_keeps_the_model_in_use_settings(make_window
     request = dialog.request()
     assert request.options == {} and request.image_size is None and request.policy is None
     dialog.close()
+
+
+def test_keys_on_the_batch_tab_mark_the_selected_row_not_the_hidden_live_frame(make_window, qtbot, real_model,
+                                                                               demo_images, tmp_path):
+    window = make_window()
+    window.station.set_model(real_model, "")
+    parts = tmp_path / "parts"
+    parts.mkdir()
+    live = sorted(demo_images.inspect_dir.iterdir())[0]
+    shutil.copy(live, parts / "live-frame.png")
+    _run_folder(window, qtbot, parts)  # a live frame is shown behind the batch tab
+    window.batch.run(str(demo_images.inspect_dir))
+    qtbot.waitUntil(lambda: not window.batch.running and window.batch.model.rowCount() > 1, timeout=30000)
+    window.tabs.setCurrentWidget(window.batch)
+    window.batch.table.selectRow(1)
+    path, _ = window.batch.selected_rows()[0]
+    kept = Recorder()
+    window.feedback.kept.connect(kept.record)
+    qtbot.keyClick(window, Qt.Key.Key_D)
+    qtbot.waitUntil(lambda: bool(kept.calls), timeout=5000)
+    folder = tmp_path / "data" / "feedback" / real_model.model_hash[:16] / "bad"
+    assert [p.name for p in folder.iterdir()] == [path.split("/")[-1]]  # the row, not live-frame.png
