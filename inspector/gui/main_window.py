@@ -429,6 +429,7 @@ class MainWindow(QMainWindow):
             self._pending_inspected = None
             self.frame_view.set_inspected(inspected)
         self.verdict.set_unit(model.threshold)
+        self.verdict.set_model(model.model_hash)
         self.operator.set_calibration(model.calibration)
         self.calibration.set_calibration(model.calibration, self.station.threshold)
         self.calibration.set_recent_available(len(self.history.scores))

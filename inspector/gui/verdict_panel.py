@@ -22,6 +22,7 @@ class VerdictPanel(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._unit = 1.0
+        self._model_hash: str | None = None  # the model in use: a record of another one is not shown
         self.verdict_label = QLabel("—")
         self.verdict_label.setObjectName("verdict")
         self.verdict_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
@@ -109,8 +110,13 @@ class VerdictPanel(QWidget):
 
         The verdict, the score and the threshold are the record's own: the panel
         never re-decides. When the station decides later frames at another
-        threshold (``current_threshold``), a line says so.
+        threshold (``current_threshold``), a line says so. A record decided by a model other
+        than the one in use (:meth:`set_model`) shows no verdict: no frame of the model in use yet.
         """
+        if result is not None and self._model_hash is not None and result.model_hash != self._model_hash:
+            # Decided by the model in use before (a refit, an undo): not a verdict of the model in use.
+            result = None
+            detail = "\n".join(["no frame decided by the model in use yet"] + ([detail] if detail else []))
         for button in (self.mark_good_button, self.mark_defect_button):
             button.setEnabled(result is not None)
         if result is None:
@@ -133,6 +139,10 @@ class VerdictPanel(QWidget):
             )
         self.score_label.setText(score)
         self.detail_label.setText(detail)
+
+    def set_model(self, model_hash: str | None) -> None:
+        """The model in use: records decided by another model are no longer shown as the verdict."""
+        self._model_hash = model_hash or None
 
     def set_unit(self, calibrated: float) -> None:
         """Show scores relative to ``calibrated`` (the model's raw calibrated threshold; 1.0 = it)."""
