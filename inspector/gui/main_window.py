@@ -223,6 +223,7 @@ class MainWindow(QMainWindow):
         w.source_opened.connect(self._on_source_opened)
         w.source_state_changed.connect(self._on_source_state)
         w.run_state_changed.connect(self._on_run_state)
+        w.run_state_changed.connect(self.status.set_run_state)
         w.recording_state_changed.connect(self.status.set_recording_state)
         w.resumed.connect(self._on_resumed)
         s.segmentation.overlay_ready.connect(self._on_overlay)

@@ -19,6 +19,7 @@ _STATE_STYLE = {
     "reconnecting": (WARN_COLOR, "RECONNECTING"),
     "finished": (IDLE_COLOR, "FINISHED"),
     "closed": (IDLE_COLOR, "NO SOURCE"),
+    "paused": (WARN_COLOR, "PAUSED"),
 }
 
 
@@ -64,22 +65,43 @@ class StationStatusBar(QStatusBar):
         self._arrivals: collections.deque[float] = collections.deque(maxlen=120)
         self._latency: float | None = None
         self.state = "closed"
+        self.run_state = "idle"
+        self._message = ""
+        self._source = ""
         self.set_source_state("closed", "")
 
     def set_source_state(self, state: str, message: str, source: str = "") -> None:
         """Show the source state; ``lost`` is shown in red with the source's message."""
         self.state = state
+        self._message, self._source = message, source
+        if state in ("lost", "reconnecting"):
+            self._arrivals.clear()
+        self._show_state()
+
+    def set_run_state(self, state: str) -> None:
+        """The inspection worker's run state (``idle``, ``running``, ``paused``, ``finished``).
+
+        A source that delivers frames is LIVE only while they are inspected: PAUSED while the
+        worker is paused, NO SOURCE once it is stopped (the source released).
+        """
+        self.run_state = state
+        self._show_state()
+
+    def _show_state(self) -> None:
+        state = self.state
+        if state == "running" and self.run_state == "paused":
+            state = "paused"
+        elif state == "running" and self.run_state == "idle":
+            state = "closed"  # stopped: the source is released (it says nothing when it is)
         color, word = _STATE_STYLE.get(state, (IDLE_COLOR, state.upper()))
         text = word
-        if state in ("lost", "reconnecting") and message:
-            text = message.upper() if state == "lost" else message
-        elif source:
-            text = f"{word}  {source}"
+        if state in ("lost", "reconnecting") and self._message:
+            text = self._message.upper() if state == "lost" else self._message
+        elif self._source and state != "closed":
+            text = f"{word}  {self._source}"
         self.source_label.setText(f" {text} ")
         self.source_label.setStyleSheet(
             f"background: {color}; color: white; font-weight: 700; border-radius: 3px; padding: 2px 8px;")
-        if state in ("lost", "reconnecting"):
-            self._arrivals.clear()
 
     def note_result(self, latency_ms: float) -> None:
         """Count one decided frame for the frames/s and latency figures."""

@@ -36,3 +36,23 @@ def test_after_undo_the_verdict_of_the_other_models_last_frame_is_not_shown(make
     assert not window.verdict.mark_good_button.isEnabled()
     window.station.set_threshold(0.55)  # a re-render (threshold change) does not bring it back
     assert window.verdict.verdict == "—"
+
+
+def test_status_bar_says_paused_while_the_source_is_paused(make_window, qtbot, tmp_path):
+    window = make_window()
+    window.station.set_model(stub_model(threshold=0.5, delay=0.05), "")  # 40 frames: 2 s, paused long before
+    gray_folder(tmp_path / "parts", [60] * 40)
+    states = Recorder()
+    window.station.inspection.run_state_changed.connect(states.record)
+    window.open_source(f"folder:{tmp_path / 'parts'}")
+    qtbot.waitUntil(lambda: ("paused",) in states.calls, timeout=5000)
+    assert "PAUSED" in window.status.source_label.text() and "LIVE" not in window.status.source_label.text()
+
+    window.station.start()
+    qtbot.waitUntil(lambda: "LIVE" in window.status.source_label.text(), timeout=5000)
+    window.toggle_run()  # Space: pause
+    qtbot.waitUntil(lambda: states.calls[-1] == ("paused",), timeout=5000)
+    assert "PAUSED" in window.status.source_label.text() and "LIVE" not in window.status.source_label.text()
+    window.station.stop()
+    qtbot.waitUntil(lambda: states.calls[-1] == ("idle",), timeout=5000)
+    assert "LIVE" not in window.status.source_label.text()
