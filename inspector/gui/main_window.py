@@ -44,6 +44,7 @@ from inspector.gui.region_dialog import RegionDialog
 from inspector.gui.score_history import ScoreHistory
 from inspector.gui.source_bar import SourceBar
 from inspector.gui.status_bar import StationStatusBar
+from inspector.gui.unsaved_model import UnsavedModelGuard
 from inspector.gui.verdict_panel import VerdictPanel
 from inspector.gui.window_geometry import fit_to_screen, restore_geometry, saved_geometry
 
@@ -101,6 +102,7 @@ class MainWindow(QMainWindow):
         self.feedback = FeedbackActions(station, self)
         self.calibration_actions = CalibrationActions(station, self.calibration, self.history, self.audit, self)
         self.demo_progress = DemoProgress(station, self)
+        self.unsaved_guard = UnsavedModelGuard(station, self.audit, self)
         self.source_bar = SourceBar()
         if settings.last_source:
             self.source_bar.set_spec(settings.last_source)
@@ -267,10 +269,10 @@ class MainWindow(QMainWindow):
         self.station.start()
 
     def open_model(self) -> None:
-        """O: choose a model file and load it on the model worker."""
+        """O: choose a model file and load it on the model worker (asking first about an unsaved calibration)."""
         path = QFileDialog.getOpenFileName(self, "Open model", self.settings.last_model or "", MODEL_FILTER)[0]
         if path:
-            self.station.load_model(path)
+            self.unsaved_guard.open_model(path)
 
     def save_model(self) -> None:
         """Ctrl+S: save the model in use."""

@@ -56,3 +56,69 @@ def test_status_bar_says_paused_while_the_source_is_paused(make_window, qtbot, t
     window.station.stop()
     qtbot.waitUntil(lambda: states.calls[-1] == ("idle",), timeout=5000)
     assert "LIVE" not in window.status.source_label.text()
+
+
+def _saved_stub(path, **kwargs) -> str:
+    stub_model(**kwargs).save(path)
+    return str(path)
+
+
+def test_opening_another_model_asks_before_discarding_an_unsaved_recalibration(make_window, qtbot, tmp_path,
+                                                                              monkeypatch):
+    from PySide6.QtWidgets import QFileDialog, QMessageBox
+
+    from inspector.calibration.policies import calibrate
+    from inspector.pipeline.model import InspectionModel
+
+    first = _saved_stub(tmp_path / "first.safetensors", threshold=0.5)
+    other = _saved_stub(tmp_path / "other.safetensors", threshold=0.7, name="other")
+    window = make_window()
+    station = window.station
+    station.set_model(InspectionModel.load(first), first)
+    asked: list[str] = []
+    answer = [QMessageBox.StandardButton.Cancel]
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: asked.append(a[2]) or answer[0])
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *a, **k: (other, ""))
+
+    recalibrated = calibrate(station.model.calibration.good_scores, policy="frr", target=0.2)
+    station.apply_calibration(recalibrated)
+    qtbot.waitUntil(lambda: station.model.calibration is recalibrated, timeout=5000)
+    in_use = station.model
+    window.open_model_action.trigger()
+    assert len(asked) == 1 and "not saved" in asked[0]
+    qtbot.wait(200)
+    assert station.model is in_use  # cancelled: the recalibrated model stays
+
+    answer[0] = QMessageBox.StandardButton.Discard
+    window.open_model_action.trigger()
+    qtbot.waitUntil(lambda: station.model_path == other, timeout=5000)
+    assert len(asked) == 2
+
+    window.open_model_action.trigger()  # nothing unsaved now: no question
+    qtbot.waitUntil(lambda: station.model is not None and station.model_path == other, timeout=5000)
+    assert len(asked) == 2
+
+
+def test_save_in_the_question_writes_the_operators_threshold_to_the_model_file_first(make_window, qtbot, tmp_path,
+                                                                                     monkeypatch):
+    from PySide6.QtWidgets import QFileDialog, QMessageBox
+
+    from inspector.pipeline.model import InspectionModel
+
+    first = _saved_stub(tmp_path / "first.safetensors", threshold=0.5)
+    other = _saved_stub(tmp_path / "other.safetensors", threshold=0.7, name="other")
+    kept = str(tmp_path / "kept.safetensors")
+    window = make_window()
+    station = window.station
+    station.set_model(InspectionModel.load(first), first)
+    station.set_threshold(0.6)  # the operator's threshold: only in the settings, for this file
+    asked: list[str] = []
+    monkeypatch.setattr(QMessageBox, "question",
+                        lambda *a, **k: asked.append(a[2]) or QMessageBox.StandardButton.Save)
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *a, **k: (other, ""))
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (kept, ""))
+    window.open_model_action.trigger()
+    assert len(asked) == 1 and "threshold" in asked[0]
+    qtbot.waitUntil(lambda: station.model_path == other, timeout=10000)
+    saved = InspectionModel.load(kept)
+    assert saved.threshold == 0.6 and saved.calibration.policy == "manual"
