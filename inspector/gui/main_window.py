@@ -285,8 +285,12 @@ class MainWindow(QMainWindow):
             self.station.save_model(path)
 
     def open_refit(self) -> RefitDialog:
-        """Ctrl+R: the refit dialog (non-blocking)."""
+        """Ctrl+R: the refit dialog (non-blocking), prefilled from the model in use."""
         dialog = getattr(self, "_refit_dialog", None)
+        if dialog is not None and not dialog.isVisible() and not dialog.running \
+                and dialog.model_in_use is not self.station.model:
+            dialog.deleteLater()  # filled in for another model: a fresh form for this one
+            dialog = None
         if dialog is None:
             dialog = self._refit_dialog = RefitDialog(self.station, parent=self)
         dialog.show()

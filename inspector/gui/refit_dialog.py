@@ -25,13 +25,17 @@ from PySide6.QtWidgets import (
 )
 
 from inspector.catalog import BACKBONES, DEFAULT_DETECTOR
-from inspector.detectors.base import DetectorEntry, detector_catalog
+from inspector.detectors.base import LEAVE_ONE_OUT_UP_TO, DetectorEntry, detector_catalog
 from inspector.core.paths import models_dir
 from inspector.gui.path_field import PathField
 from inspector.gui.theme import MUTED, NG_COLOR, OK_COLOR
 from inspector.pipeline.feedback import mask_picture, refit_settings
 from inspector.workers.fit_worker import FitRequest
 
+AUTO_FOLDS = 1
+"""The folds box's special value: the fit's own rule (leave-one-out up to 40 references, else 10)."""
+AUTO_FOLDS_TIP = ("auto: the fit's own rule, as the command line's default: leave-one-out up to "
+                  f"{LEAVE_ONE_OUT_UP_TO} references, else 10 folds (trained detectors: 5)")
 
 
 def default_model_path() -> str:
@@ -47,6 +51,21 @@ def _model_settings(model):
         return refit_settings(model)
     except (AttributeError, KeyError, TypeError, ValueError):
         return None
+
+
+def model_folds(model, settings) -> int | None:
+    """The calibration folds to refit ``model`` with: the number its fit asked for, ``None`` for the fit's rule.
+
+    A model fitted with the default rule (its ``fit_request`` holds no folds) is refitted by
+    the same rule; an older file without a ``fit_request`` gives the folds its info records.
+    """
+    if settings is not None and settings.folds:
+        return int(settings.folds)
+    info = getattr(model, "info", None) or {}
+    if isinstance(info.get("fit_request"), dict):
+        return None
+    folds = info.get("folds")
+    return int(folds) if isinstance(folds, (int, float)) and folds >= 2 else None
 
 
 def available_detectors() -> tuple[DetectorEntry, ...]:
@@ -82,11 +101,11 @@ class RefitDialog(QDialog):
             self.detector.setItemData(index, f"{entry.title}: {entry.description}", Qt.ItemDataRole.ToolTipRole)
         self.detector.setCurrentText(DEFAULT_DETECTOR)
         self.folds = QSpinBox()
-        self.folds.setRange(2, 10)
-        self.folds.setValue(5)
+        self.folds.setRange(AUTO_FOLDS, LEAVE_ONE_OUT_UP_TO)
+        self.folds.setToolTip(AUTO_FOLDS_TIP)
         self.save_to = PathField("save", "", "Models (*.safetensors)")
         self.save_to.set_path(default_model_path())
-        model = station.model
+        model = self.model_in_use = station.model  # what the form is prefilled from
         if not reference_dir and model is not None and model.info.get("reference_dir"):
             self.reference.set_path(str(model.info["reference_dir"]))
         self.keep_regions = QCheckBox("Keep the inspection and ignore regions of the model in use")
@@ -104,8 +123,12 @@ class RefitDialog(QDialog):
                 self.detector.setCurrentText(self._settings.detector)
             if self._settings.backbone in BACKBONES:
                 self.backbone.setCurrentText(self._settings.backbone)
-            if self._settings.folds:
-                self.folds.setValue(max(self.folds.minimum(), min(self.folds.maximum(), self._settings.folds)))
+        folds = model_folds(model, self._settings) if model is not None else None
+        if folds is not None:
+            self.folds.setMaximum(max(self.folds.maximum(), folds))
+        used = model.info.get("folds") if model is not None else None
+        self.folds.setSpecialValueText("auto" + (f" (the model in use: {used})" if used else ""))
+        self.folds.setValue(folds or AUTO_FOLDS)
         form = QFormLayout()
         form.addRow("Reference folder", self.reference)
         form.addRow("Bad folder", self.bad)
@@ -170,7 +193,7 @@ class RefitDialog(QDialog):
             detector=self.detector.currentText(),
             backbone=self.backbone.currentText(),
             weights=self.weights.path or (kept.weights if kept else None),
-            folds=self.folds.value(),
+            folds=self.folds.value() if self.folds.value() != AUTO_FOLDS else None,
             image_size=kept.image_size if kept else None,
             save_path=self.save_to.path or None,
             mask=mask_picture(self.station.model) if self.keep_regions.isChecked() and self.station.model else None,

@@ -122,3 +122,28 @@ def test_save_in_the_question_writes_the_operators_threshold_to_the_model_file_f
     qtbot.waitUntil(lambda: station.model_path == other, timeout=10000)
     saved = InspectionModel.load(kept)
     assert saved.threshold == 0.6 and saved.calibration.policy == "manual"
+
+
+def test_refit_dialog_prefills_the_folds_the_model_in_use_was_fitted_with(make_window, demo_images):
+    from inspector.core.imageio import list_images, read_image
+    from inspector.pipeline.model import InspectionModel
+
+    images = [read_image(p) for p in list_images([demo_images.reference_dir]).images]
+    default = InspectionModel.fit(images, detector="gaussian", image_size=64, device="cpu",
+                                  reference_dir=str(demo_images.reference_dir))  # the fit's own rule
+    assert default.info["folds"] == len(images)  # leave-one-out
+    window = make_window()
+    window.station.set_model(default, "")
+    dialog = window.open_refit()
+    assert dialog.folds.text() == f"auto (the model in use: {len(images)})", dialog.folds.text()
+    assert dialog.request().folds is None  # refitted by the same rule, not with 5 folds
+    dialog.close()
+
+    older = stub_model()  # an older file: no fit request, the folds its info records
+    older.info["folds"] = 8
+    window.station.set_model(older, "")
+    dialog = window.open_refit()  # reopened after the swap: filled in for the model now in use
+    assert dialog.model_in_use is older and dialog.folds.value() == 8
+    dialog.reference.set_path(str(demo_images.reference_dir))
+    assert dialog.request().folds == 8
+    dialog.close()
