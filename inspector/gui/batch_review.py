@@ -154,6 +154,9 @@ class BatchReview(QWidget):
         worker.detail_ready.connect(self._on_detail)
         worker.export_finished.connect(self._on_exported)
         station.threshold_changed.connect(self.set_threshold)
+        station.model_changed.connect(self._on_model_changed)
+        if station.model is not None:
+            self.model.set_model_hash(station.model.model_hash)
         self.set_threshold(station.threshold)
 
     def run(self, folder: str | None = None) -> None:
@@ -247,6 +250,11 @@ class BatchReview(QWidget):
 
     # -- worker answers ----------------------------------------------------------------------
 
+    def _on_model_changed(self, model, _path: str) -> None:
+        self.model.set_model_hash(model.model_hash)
+        self.proxy.invalidate()
+        self._update_summary()
+
     def _on_started(self, source: str, total: int, resumed: int) -> None:
         self._resumed = resumed
         self.progress.setRange(0, max(total + resumed, 1))
@@ -283,6 +291,10 @@ class BatchReview(QWidget):
                 self.station.request_detail(path)
 
     def _export(self, kind: str) -> None:
+        stale = self.model.stale_count()
+        if stale:
+            self.summary.setText(f"{stale} rows were scored by another model: Re-score all before exporting")
+            return
         if kind == "csv":
             path = QFileDialog.getSaveFileName(self, "Export CSV", "batch.csv", "CSV (*.csv)")[0]
             if path:
@@ -295,4 +307,7 @@ class BatchReview(QWidget):
     def _update_summary(self, prefix: str = "") -> None:
         counts = self.model.counts()
         text = f"OK {counts['OK']}   NG {counts['NG']}   errors {counts['ERROR']}"
+        stale = self.model.stale_count()
+        if stale:
+            text += f"   {stale} scored by another model: Re-score"
         self.summary.setText(f"{prefix}   {text}" if prefix else text)

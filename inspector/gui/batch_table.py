@@ -23,14 +23,23 @@ _VERDICT_COLORS = {"OK": OK_COLOR, "NG": NG_COLOR, "ERROR": MUTED}
 Index = QModelIndex | QPersistentModelIndex
 
 
+STALE = "—"
+"""Score and verdict of a row scored by another model than the one in use (see :meth:`BatchTableModel.set_model_hash`)."""
+
+
 class BatchTableModel(QAbstractTableModel):
-    """Batch rows, one per file (the newest verdict); verdict and normalized score follow :meth:`set_threshold`."""
+    """Batch rows, one per file (the newest verdict); verdict and normalized score follow :meth:`set_threshold`.
+
+    A row scored by a model other than the one in use is stale: its score and verdict are
+    not shown (grey row, a tooltip says so) until it is scored again.
+    """
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
         self.rows: list[BatchRow] = []
         self._index: dict[str, int] = {}  # file key -> row number
         self.threshold = Threshold(1.0)
+        self.model_hash: str | None = None  # the model in use (None: every row is shown)
         self._pixmaps: dict[int, QPixmap] = {}
 
     def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: N802 - Qt's name
@@ -55,19 +64,20 @@ class BatchTableModel(QAbstractTableModel):
         column = index.column()
         if role == PATH_ROLE:
             return row.path
-        verdict = row.verdict(self.threshold)
+        stale = self.is_stale(row)
+        verdict = self.verdict(row)
         if role == Qt.ItemDataRole.DisplayRole:
             if column == FILE:
                 return Path(row.path).name
             if column == SCORE:
-                return f"{row.normalized(self.threshold):.3f}" if np.isfinite(row.raw_score) else "—"
+                return f"{row.normalized(self.threshold):.3f}" if np.isfinite(row.raw_score) and not stale else "—"
             if column == VERDICT:
                 return verdict
             if column == TIME:
                 return row.time.replace("T", " ")[:19]
         elif role == SORT_ROLE:
             if column == SCORE:
-                return float(row.raw_score) if np.isfinite(row.raw_score) else float("-inf")
+                return float(row.raw_score) if np.isfinite(row.raw_score) and not stale else float("-inf")
             if column == VERDICT:
                 return verdict
             if column == TIME:
@@ -75,9 +85,12 @@ class BatchTableModel(QAbstractTableModel):
             return Path(row.path).name
         elif role == Qt.ItemDataRole.DecorationRole and column == THUMB:
             return self._pixmap(index.row())
-        elif role == Qt.ItemDataRole.ForegroundRole and column == VERDICT:
-            return QBrush(QColor(_VERDICT_COLORS[verdict]))
+        elif role == Qt.ItemDataRole.ForegroundRole and (stale or column == VERDICT):
+            return QBrush(QColor(MUTED if stale else _VERDICT_COLORS[verdict]))
         elif role == Qt.ItemDataRole.ToolTipRole:
+            if stale:
+                return (f"{row.path}\nscored by another model ({row.model_hash[:12]}), not the one in use: "
+                        "Re-score to decide it with the model in use")
             return row.error or row.path
         elif role == Qt.ItemDataRole.TextAlignmentRole and column in (SCORE, VERDICT):
             return int(Qt.AlignmentFlag.AlignCenter)
@@ -119,10 +132,29 @@ class BatchTableModel(QAbstractTableModel):
         if self.rows:
             self.dataChanged.emit(self.index(0, SCORE), self.index(len(self.rows) - 1, VERDICT))
 
+    def set_model_hash(self, model_hash: str | None) -> None:
+        """The model in use: rows another model scored are shown stale (no score, no verdict)."""
+        self.model_hash = model_hash or None
+        if self.rows:
+            self.dataChanged.emit(self.index(0, 0), self.index(len(self.rows) - 1, len(COLUMNS) - 1))
+
+    def is_stale(self, row: BatchRow) -> bool:
+        """Whether ``row`` was scored by another model than the one in use (unreadable files never are)."""
+        return (self.model_hash is not None and row.error is None and bool(row.model_hash)
+                and row.model_hash != self.model_hash)
+
+    def verdict(self, row: BatchRow) -> str:
+        """The verdict shown for ``row``: at the current threshold, or :data:`STALE`."""
+        return STALE if self.is_stale(row) else row.verdict(self.threshold)
+
     def counts(self) -> dict[str, int]:
-        """OK / NG / ERROR counts at the current threshold."""
-        verdicts = [row.verdict(self.threshold) for row in self.rows]
+        """OK / NG / ERROR counts at the current threshold (stale rows are in none of them)."""
+        verdicts = [self.verdict(row) for row in self.rows]
         return {v: verdicts.count(v) for v in ("OK", "NG", "ERROR")}
+
+    def stale_count(self) -> int:
+        """How many rows were scored by another model than the one in use."""
+        return sum(self.is_stale(row) for row in self.rows)
 
     def _pixmap(self, row: int) -> QPixmap | None:
         pixmap = self._pixmaps.get(row)
@@ -158,6 +190,6 @@ class BatchFilter(QSortFilterProxyModel):
         """Verdict and text filters."""
         model: BatchTableModel = self.sourceModel()  # type: ignore[assignment]
         row = model.rows[source_row]
-        if self.verdict and row.verdict(model.threshold) != self.verdict:
+        if self.verdict and model.verdict(row) != self.verdict:
             return False
         return not self.text or self.text in Path(row.path).name.lower()

@@ -147,3 +147,34 @@ def test_refit_dialog_prefills_the_folds_the_model_in_use_was_fitted_with(make_w
     dialog.reference.set_path(str(demo_images.reference_dir))
     assert dialog.request().folds == 8
     dialog.close()
+
+
+def test_batch_rows_scored_by_the_previous_model_are_shown_stale_after_a_swap(make_window, qtbot, tmp_path):
+    from PySide6.QtCore import Qt
+
+    from inspector.gui.batch_table import SCORE, VERDICT
+
+    folder = tmp_path / "lot"
+    gray_folder(folder, [60, 200, 70])
+    window = make_window()
+    first = stub_model(threshold=0.5)
+    window.station.set_model(first, "")
+    finished = Recorder()
+    window.station.batch.batch_finished.connect(finished.record)
+    window.batch.run(str(folder))
+    qtbot.waitUntil(lambda: len(finished.calls) == 1, timeout=10000)
+    table, proxy = window.batch.model, window.batch.proxy
+    assert table.counts() == {"OK": 2, "NG": 1, "ERROR": 0}
+
+    window.station.set_model(stub_model(threshold=0.6, name="refit"), "", reason="refitted")
+    scores = [proxy.data(proxy.index(r, SCORE)) for r in range(proxy.rowCount())]
+    verdicts = [proxy.data(proxy.index(r, VERDICT)) for r in range(proxy.rowCount())]
+    assert scores == ["—"] * 3 and verdicts == ["—"] * 3  # nothing of the previous model under the new name
+    assert "scored by another model" in proxy.data(proxy.index(0, SCORE), Qt.ItemDataRole.ToolTipRole)
+    assert table.counts() == {"OK": 0, "NG": 0, "ERROR": 0}
+    assert "3 scored by another model" in window.batch.summary.text()
+
+    window.batch.rescore_all()
+    qtbot.waitUntil(lambda: len(finished.calls) == 2, timeout=10000)
+    assert table.stale_count() == 0 and table.counts() == {"OK": 2, "NG": 1, "ERROR": 0}
+    assert all(proxy.data(proxy.index(r, SCORE)) != "—" for r in range(proxy.rowCount()))
