@@ -3,7 +3,11 @@
 Watched: every model swap (``model_swap``: loaded, restored by undo), every new
 calibration of the model in use (``calibration``), every refit (``refit``, with
 what it was fitted on), and the operator's threshold (``threshold``, debounced:
-the value the operator settled on, once the box stops moving). Feedback rows are
+the value the operator settled on, once the box stops moving). Only real changes
+are rows: the operator's threshold restored from the settings at a start is the
+value already recorded, not a change; an operator threshold that a swap (refit,
+recalibration, another model) puts back to the calibrated one is a ``threshold``
+row of its own, when the threshold in use changes with it. Feedback rows are
 written by the model worker when it keeps the marked image
 (:meth:`~inspector.workers.model_worker.ModelWorker.keep_feedback`).
 
@@ -78,6 +82,11 @@ class AuditTrail(QObject):
         """The reason the next model swap is recorded with (e.g. ``"undo"``)."""
         self._reason = reason
 
+    def threshold_restored(self, raw: float | None) -> None:
+        """The operator's threshold ``raw`` is restored as it was (from the settings): not a change to record."""
+        self.flush_threshold()
+        self._recorded_threshold = self._latest_threshold = None if raw is None else float(raw)
+
     # -- station answers -----------------------------------------------------------------------
 
     def _on_fitted(self, model: Any, request: Any, counts: dict) -> None:
@@ -86,9 +95,21 @@ class AuditTrail(QObject):
     def _on_model_changed(self, model: Any, path: str) -> None:
         self.flush_threshold()
         previous, previous_path = self._model, self._path
+        override = self._recorded_threshold
         self._model, self._path = model, path
         self._recorded_threshold = self._latest_threshold = None  # a swap goes back to the calibrated threshold
         reason, self._reason = self._reason, ""
+        kind = self._record_swap(previous, previous_path, model, path, reason)
+        if override is not None and previous is not None and override != float(model.threshold):
+            calibrated = float(model.threshold)
+            self.record("threshold", old=_threshold_text(override, float(previous.threshold)),
+                        new=_threshold_text(None, calibrated), old_model_hash=previous.model_hash,
+                        new_model_hash=model.model_hash,
+                        detail={"calibrated_raw": calibrated, "relative": None,
+                                "reason": f"operator threshold reset by the {kind.replace('_', ' ')}"})
+
+    def _record_swap(self, previous: Any, previous_path: str, model: Any, path: str, reason: str) -> str:
+        """Write the row of a swap to ``model``; returns its action."""
         old_hash = previous.model_hash if previous is not None else None
         fitted = self._fits.pop(id(model), None)
         if fitted is not None:
@@ -98,16 +119,18 @@ class AuditTrail(QObject):
                         detail=dict(counts, reason=getattr(request, "reason", "refit"),
                                     reference_dir=model.info.get("reference_dir"),
                                     threshold=model.threshold, saved=path or None))
-        elif previous is not None and previous.detector is model.detector:
+            return "refit"
+        if previous is not None and previous.detector is model.detector:
             self.record("calibration", old=f"{previous.threshold:.6g}", new=f"{model.threshold:.6g}",
                         old_model_hash=old_hash, new_model_hash=model.model_hash,
                         detail={"policy": model.calibration.policy, "reason": reason or "applied",
                                 "expected_frr": model.calibration.expected_frr})
-        else:
-            self.record("model_swap", old=_name(previous_path, previous), new=_name(path, model),
-                        old_model_hash=old_hash, new_model_hash=model.model_hash,
-                        detail={"reason": reason or ("loaded" if path else "unsaved model"),
-                                "detector": model.detector_kind, "path": path or None})
+            return "calibration"
+        self.record("model_swap", old=_name(previous_path, previous), new=_name(path, model),
+                    old_model_hash=old_hash, new_model_hash=model.model_hash,
+                    detail={"reason": reason or ("loaded" if path else "unsaved model"),
+                            "detector": model.detector_kind, "path": path or None})
+        return "model_swap"
 
     def _on_threshold(self, _threshold: float) -> None:
         self._latest_threshold = self.station.operator_threshold

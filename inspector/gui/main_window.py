@@ -448,6 +448,7 @@ class MainWindow(QMainWindow):
         last_model, override = self._override_for
         self._override_for = (None, None)
         if override is not None and path and last_model and os.path.abspath(path) == os.path.abspath(last_model):
+            self.audit.threshold_restored(override)  # as the last session left it: no change to record
             self.station.set_threshold(override)
         else:
             self._on_threshold(self.station.threshold)

@@ -44,14 +44,16 @@ def test_station_changes_are_recorded_and_listed(make_window, qtbot, real_model,
     assert station.threshold == pytest.approx(expected)
 
     looser = calibrate(real_model.calibration.good_scores, [], policy="frr", target=0.3)
-    station.apply_calibration(looser)
-    qtbot.waitUntil(lambda: len(audit_threads) == 3, timeout=5000)
-    window.undo_action.trigger()
+    station.apply_calibration(looser)  # the new calibration puts the operator's threshold back: a row too
     qtbot.waitUntil(lambda: len(audit_threads) == 4, timeout=5000)
+    window.undo_action.trigger()
+    qtbot.waitUntil(lambda: len(audit_threads) == 5, timeout=5000)
 
     rows = _rows(tmp_path)
-    assert [r["action"] for r in rows] == ["model_swap", "threshold", "calibration", "calibration"]
-    swap, threshold, calibration, undo = rows
+    assert [r["action"] for r in rows] == ["model_swap", "threshold", "calibration", "threshold", "calibration"]
+    swap, threshold, calibration, reset, undo = rows
+    assert float(reset["old_value"]) == pytest.approx(expected, rel=1e-5)
+    assert reset["new_value"] == f"calibrated ({looser.threshold:.6g})" and "calibration" in reset["detail"]
     assert swap["new_model_hash"] == real_model.model_hash and swap["new_value"] == "line3.safetensors"
     assert threshold["old_value"].startswith("calibrated") and float(threshold["new_value"]) == pytest.approx(
         expected, rel=1e-5)
@@ -64,9 +66,9 @@ def test_station_changes_are_recorded_and_listed(make_window, qtbot, real_model,
 
     window.tabs.setCurrentWidget(window.audit_view)
     qtbot.waitUntil(lambda: window.audit_view.shown_actions()[:1] == ["calibration"]
-                    and len(window.audit_view.rows) == 4, timeout=5000)
-    assert window.audit_view.table.rowCount() == 4
-    assert window.audit_view.table.item(3, 2).text() == "model_swap"
+                    and len(window.audit_view.rows) == 5, timeout=5000)
+    assert window.audit_view.table.rowCount() == 5
+    assert window.audit_view.table.item(4, 2).text() == "model_swap"
 
 
 def test_unwritable_database_drops_the_row_and_says_so(make_window, qtbot, real_model, tmp_path):

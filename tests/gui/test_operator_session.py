@@ -178,3 +178,51 @@ def test_batch_rows_scored_by_the_previous_model_are_shown_stale_after_a_swap(ma
     qtbot.waitUntil(lambda: len(finished.calls) == 2, timeout=10000)
     assert table.stale_count() == 0 and table.counts() == {"OK": 2, "NG": 1, "ERROR": 0}
     assert all(proxy.data(proxy.index(r, SCORE)) != "—" for r in range(proxy.rowCount()))
+
+
+def _audit_rows(tmp_path) -> list[dict]:
+    from inspector.storage.results_db import ResultStore
+
+    with ResultStore(tmp_path / "data" / "results.sqlite3") as store:
+        return list(reversed(store.query_audit()))
+
+
+def test_restoring_the_saved_threshold_at_a_start_is_no_audit_row(make_window, qtbot, tmp_path):
+    from inspector.storage.settings import load_settings
+
+    path = _saved_stub(tmp_path / "line.safetensors", threshold=0.5)
+    settings = load_settings()[0]
+    settings.last_model, settings.threshold_override = path, 0.42  # as the last session left them
+    window = make_window(settings=settings)
+    window.audit._timer.setInterval(100)
+    recorded = Recorder()
+    window.audit.recorded.connect(recorded.record)
+    window.station.load_model(path)  # what the start does with the last model
+    qtbot.waitUntil(lambda: window.station.threshold == 0.42 and len(recorded.calls) == 1, timeout=5000)
+    qtbot.wait(400)  # past the threshold's settle time
+    window.close()
+    assert [r["action"] for r in _audit_rows(tmp_path)] == ["model_swap"]
+
+
+def test_a_refit_that_resets_the_operators_threshold_is_an_audit_row(make_window, qtbot, tmp_path):
+    from inspector.workers.fit_worker import FitRequest
+
+    window = make_window()
+    window.audit._timer.setInterval(100)
+    station = window.station
+    recorded = Recorder()
+    window.audit.recorded.connect(recorded.record)
+    station.set_model(stub_model(threshold=0.5), "line.safetensors")
+    station.set_threshold(0.6)
+    qtbot.waitUntil(lambda: len(recorded.calls) == 2, timeout=5000)  # the swap, the settled threshold
+    gray_folder(tmp_path / "refs", [60, 70, 80, 90, 100, 110])
+    station.fit(FitRequest(reference_dir=str(tmp_path / "refs"), detector="test-brightness"))
+    qtbot.waitUntil(lambda: len(recorded.calls) == 4, timeout=10000)
+    assert station.operator_threshold is None
+    window.close()
+    rows = _audit_rows(tmp_path)
+    assert [r["action"] for r in rows] == ["model_swap", "threshold", "refit", "threshold"]
+    reset = rows[-1]
+    assert reset["old_value"] == "0.6" and reset["new_value"].startswith("calibrated")
+    assert "reset by the refit" in reset["detail"]
+    assert reset["old_model_hash"] == rows[2]["old_model_hash"] and reset["new_model_hash"] == rows[2]["new_model_hash"]
