@@ -6,8 +6,8 @@ import collections
 import logging
 import time
 
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QLabel, QStatusBar, QWidget
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtWidgets import QLabel, QSizePolicy, QStatusBar, QWidget
 
 from inspector.gui.theme import IDLE_COLOR, NG_COLOR, OK_COLOR, WARN_COLOR
 
@@ -35,11 +35,52 @@ class ClickableLabel(QLabel):
         super().mouseReleaseEvent(event)
 
 
-class StationStatusBar(QStatusBar):
-    """Shows what the bench needs at a glance; messages also go to the log."""
+class ElidedLabel(QLabel):
+    """One line of text cut at the right with an ellipsis to the width it has; the full text is its tooltip."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        self._full = ""
+        # Its text never sets the status bar's minimum width: it gets what the permanent labels leave.
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.setMinimumWidth(40)
+
+    def set_full_text(self, text: str) -> None:
+        """Show ``text`` (on one line), elided at the right when it does not fit."""
+        self._full = " ".join(str(text).split())
+        self.setToolTip(self._full)
+        self._elide()
+
+    def full_text(self) -> str:
+        """The text as given, before eliding."""
+        return self._full
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        """Elide again for the new width."""
+        super().resizeEvent(event)
+        self._elide()
+
+    def _elide(self) -> None:
+        width = max(self.contentsRect().width(), 0)
+        shown = self.fontMetrics().elidedText(self._full, Qt.TextElideMode.ElideRight, width) if self._full else ""
+        if shown != self.text():
+            self.setText(shown)
+
+
+class StationStatusBar(QStatusBar):
+    """Shows what the bench needs at a glance; messages also go to the log.
+
+    Messages are shown in :attr:`message_label`, cut at the right (never at the left) when long,
+    with the whole message as its tooltip.
+    """
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.message_label = ElidedLabel()
+        self.addWidget(self.message_label, 1)
+        self._message_timer = QTimer(self)
+        self._message_timer.setSingleShot(True)
+        self._message_timer.timeout.connect(self.clearMessage)
         self.source_label = QLabel("NO SOURCE")
         self.fps_label = QLabel("— fps")
         self.latency_label = QLabel("— ms")
@@ -173,9 +214,22 @@ class StationStatusBar(QStatusBar):
         self.model_label.setToolTip(text)
 
     def show_message(self, message: str, timeout_ms: int = 8000) -> None:
-        """Show a message for a while and write it to the log."""
+        """Show a message for ``timeout_ms`` (0: until the next one) and write it to the log."""
         logger.info("%s", message)
-        self.showMessage(message, timeout_ms)
+        self.message_label.set_full_text(message)
+        self._message_timer.stop()
+        if timeout_ms > 0:
+            self._message_timer.start(timeout_ms)
+
+    def currentMessage(self) -> str:  # noqa: N802 - QStatusBar's name
+        """The whole message shown (not elided); "" when none."""
+        return self.message_label.full_text()
+
+    def clearMessage(self) -> None:  # noqa: N802 - QStatusBar's name
+        """Remove the message."""
+        self._message_timer.stop()
+        self.message_label.set_full_text("")
+        super().clearMessage()
 
 
 def _shifted(report) -> bool:

@@ -226,3 +226,17 @@ def test_a_refit_that_resets_the_operators_threshold_is_an_audit_row(make_window
     assert reset["old_value"] == "0.6" and reset["new_value"].startswith("calibrated")
     assert "reset by the refit" in reset["detail"]
     assert reset["old_model_hash"] == rows[2]["old_model_hash"] and reset["new_model_hash"] == rows[2]["new_model_hash"]
+
+
+def test_a_long_status_message_is_cut_at_the_right_with_the_whole_text_as_tooltip(make_window, qtbot):
+    window = make_window()
+    window.resize(1000, 700)
+    message = "folder:/data/line3/lot-2026-12-03: " + "all files were already decided by this model " * 6 + "END"
+    window.station.message.emit(message)
+    label = window.status.message_label
+    qtbot.waitUntil(lambda: label.isVisible() and label.text() != "", timeout=2000)
+    shown = label.text()
+    assert shown.startswith("folder:/data/line3/lot-2026-12-03: all files") and shown.endswith("…")
+    assert "END" not in shown
+    assert label.toolTip() == message and window.status.currentMessage() == message
+    assert 0 <= label.geometry().left() and label.geometry().right() < window.status.model_label.geometry().left()
