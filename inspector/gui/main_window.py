@@ -46,6 +46,7 @@ from inspector.gui.source_bar import SourceBar
 from inspector.gui.status_bar import StationStatusBar
 from inspector.gui.unsaved_model import UnsavedModelGuard
 from inspector.gui.verdict_panel import VerdictPanel
+from inspector.gui.view_state import load_view_state, remember_batch_folder, restored_batch_folder, save_view_state
 from inspector.gui.window_geometry import fit_to_screen, restore_geometry, saved_geometry
 
 logger = logging.getLogger(__name__)
@@ -97,6 +98,8 @@ class MainWindow(QMainWindow):
         self.history.setMinimumHeight(110)
         self.calibration = CalibrationView()
         self.batch = BatchReview(station)
+        self.view_state = load_view_state()  # the batch folder of the last session
+        self.batch.folder.set_path(restored_batch_folder(self.view_state))
         self.audit = AuditTrail(station, parent=self)
         self.audit_view = AuditView(self.audit.refresh)
         self.feedback = FeedbackActions(station, self)
@@ -508,8 +511,10 @@ class MainWindow(QMainWindow):
         self.settings.overlay_opacity = self.operator.opacity_slider.value() / 100.0
         self.settings.segmentation_mode = self.operator.mode_combo.currentData()
         if self._save_settings is not None:
+            remember_batch_folder(self.view_state, self.batch.folder.path)
             try:
                 self._save_settings(self.settings)
+                save_view_state(self.view_state)
             except OSError as exc:
                 logger.warning("cannot save settings: %s", exc)
         self.hide()  # waiting for the workers to finish their frame must not look like a frozen window

@@ -240,3 +240,29 @@ def test_a_long_status_message_is_cut_at_the_right_with_the_whole_text_as_toolti
     assert "END" not in shown
     assert label.toolTip() == message and window.status.currentMessage() == message
     assert 0 <= label.geometry().left() and label.geometry().right() < window.status.model_label.geometry().left()
+
+
+def test_the_batch_folder_is_remembered_between_starts(make_window, qtbot, tmp_path):
+    folder = tmp_path / "lot"
+    gray_folder(folder, [60, 200])
+    first = make_window()
+    first.station.set_model(stub_model(threshold=0.5), "")
+    finished = Recorder()
+    first.station.batch.batch_finished.connect(finished.record)
+    first.batch.run(str(folder))
+    qtbot.waitUntil(lambda: bool(finished.calls), timeout=10000)
+    first.close()
+
+    second = make_window()  # the next start
+    assert second.batch.folder.path == str(folder)
+    second.batch.folder.set_path("")  # cleared: the last folder stays remembered
+    second.close()
+    assert make_window().batch.folder.path == str(folder)
+
+
+def test_a_broken_view_state_file_gives_an_empty_batch_folder(make_window):
+    from inspector.gui.view_state import view_state_path
+
+    view_state_path().parent.mkdir(parents=True, exist_ok=True)
+    view_state_path().write_text("{ not json")
+    assert make_window().batch.folder.path == ""
