@@ -266,3 +266,27 @@ def test_a_broken_view_state_file_gives_an_empty_batch_folder(make_window):
     view_state_path().parent.mkdir(parents=True, exist_ok=True)
     view_state_path().write_text("{ not json")
     assert make_window().batch.folder.path == ""
+
+
+def test_drift_tooltips_write_small_p_values_as_below_a_thousandth(make_window):
+    import re
+
+    import numpy as np
+
+    from inspector.core.records import Frame
+
+    window = make_window()
+    model = stub_model(threshold=0.6, good=np.linspace(0.2, 0.45, 40))
+    window.station.set_model(model, "refs.safetensors")
+    frames = [Frame(image=np.full((40, 48, 3), 140, np.uint8), source="camera:0", frame_id=i) for i in range(60)]
+    for result in model.inspect(frames):  # good-looking parts, all above every reference: p is tiny
+        window.on_result(result)
+    tip = window.status.drift_label.toolTip()
+    assert window.status.drift_text == "REFS DO NOT MATCH"
+    assert "p < 0.001" in tip, tip
+    assert not re.search(r"p = (0\b|[0-9.]+e)", tip), tip
+    assert "p < 0.001" in window.calibration.recent_label.text()
+
+    from inspector.gui.drift_watch import readable_p_values
+
+    assert readable_p_values("x (p = 0); y (p = 3e-07), z (p = 0.04)") == "x (p < 0.001); y (p < 0.001), z (p = 0.04)"
