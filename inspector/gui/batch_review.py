@@ -305,9 +305,5 @@ class BatchReview(QWidget):
                 self.export_html(path)
 
     def _update_summary(self, prefix: str = "") -> None:
-        counts = self.model.counts()
-        text = f"OK {counts['OK']}   NG {counts['NG']}   errors {counts['ERROR']}"
-        stale = self.model.stale_count()
-        if stale:
-            text += f"   {stale} scored by another model: Re-score"
+        text = self.model.summary()
         self.summary.setText(f"{prefix}   {text}" if prefix else text)

@@ -152,6 +152,12 @@ class BatchTableModel(QAbstractTableModel):
         verdicts = [self.verdict(row) for row in self.rows]
         return {v: verdicts.count(v) for v in ("OK", "NG", "ERROR")}
 
+    def summary(self) -> str:
+        """The counts in words, with the stale rows when there are any."""
+        counts, stale = self.counts(), self.stale_count()
+        text = f"OK {counts['OK']}   NG {counts['NG']}   errors {counts['ERROR']}"
+        return text + (f"   {stale} scored by another model: Re-score" if stale else "")
+
     def stale_count(self) -> int:
         """How many rows were scored by another model than the one in use."""
         return sum(self.is_stale(row) for row in self.rows)
