@@ -100,16 +100,25 @@ def drift_test(held_out: Sequence[float], threshold: float, recent: Sequence[flo
     too_many = reject_p < alpha / 2
     if shifted:
         message = (f"the references do not represent these parts: good-looking frames score higher than the "
-                   f"held-out references (P(higher) = {shift_stat:.2f}, p = {shift_p:.1g}); "
+                   f"held-out references (P(higher) = {shift_stat:.2f}, {p_text(shift_p)}); "
                    f"{rejected} of {frames} rejected where {expected:.1%} was expected")
     elif too_many:
         message = (f"more rejects than the references predict: {rejected} of {frames} where {expected:.1%} was "
-                   f"expected (p = {reject_p:.1g}); a burst of defects, or references that do not represent "
+                   f"expected ({p_text(reject_p)}); a burst of defects, or references that do not represent "
                    "production")
     else:
         message = f"parts match the references ({rejected} of {frames} rejected, {expected:.1%} expected)"
     return DriftReport(shifted or too_many, frames, rejected, expected, reject_p, shift_stat, shift_p, alpha,
                        message)
+
+
+SMALLEST_P = 0.001
+"""p-values below this are written ``p < 0.001`` (an underflowed one would read ``p = 0``)."""
+
+
+def p_text(p: float) -> str:
+    """A p-value as a message shows it: ``p < 0.001`` when smaller, else ``p = 0.04``."""
+    return f"p < {SMALLEST_P:g}" if p < SMALLEST_P else f"p = {p:.2g}"
 
 
 class DriftMonitor:

@@ -3,36 +3,9 @@ status bar and the calibration view, a message when drift starts."""
 
 from __future__ import annotations
 
-import dataclasses
-import re
 from typing import Any
 
 from inspector.calibration.drift import DriftMonitor
-
-SMALLEST_P = 0.001
-"""p-values below this are shown as ``p < 0.001`` (a p-value that underflowed read ``p = 0``)."""
-_P_VALUE = re.compile(r"\bp = ([0-9]+(?:\.[0-9]*)?(?:[eE][-+]?[0-9]+)?)")
-
-
-def p_text(p: float) -> str:
-    """A p-value for the operator: ``p < 0.001`` when smaller, else ``p = 0.04``."""
-    return f"p < {SMALLEST_P:g}" if p < SMALLEST_P else f"p = {p:.2g}"
-
-
-def readable_p_values(text: str) -> str:
-    """``text`` with every ``p = <number>`` below 0.001 (``p = 0``, ``p = 3e-07``) written ``p < 0.001``."""
-    def replace(match: re.Match) -> str:
-        value = float(match.group(1))
-        return p_text(value) if value < SMALLEST_P else match.group(0)
-
-    return _P_VALUE.sub(replace, text)
-
-
-def readable(report):
-    """``report`` with its message's small p-values written as ``p < 0.001`` (``None`` stays ``None``)."""
-    if report is None or not getattr(report, "message", ""):
-        return report
-    return dataclasses.replace(report, message=readable_p_values(report.message))
 
 
 class DriftWatch:
@@ -56,7 +29,7 @@ class DriftWatch:
         if monitor is None:
             return
         was = monitor.report.drift if monitor.report is not None else None
-        report = readable(monitor.add(raw_score))
+        report = monitor.add(raw_score)
         if report is not None:
             self.calibration.set_recent_available(self._recent_count())
             self.status.set_drift(report)
@@ -72,7 +45,6 @@ class DriftWatch:
         report = None
         for raw_score in recent:
             report = self.monitor.add(float(raw_score)) or report
-        report = readable(report)
         self.status.set_drift(report)
         self.calibration.set_production(self.monitor.recent if len(recent) else [], report)
 

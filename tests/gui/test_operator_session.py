@@ -287,6 +287,6 @@ def test_drift_tooltips_write_small_p_values_as_below_a_thousandth(make_window):
     assert not re.search(r"p = (0\b|[0-9.]+e)", tip), tip
     assert "p < 0.001" in window.calibration.recent_label.text()
 
-    from inspector.gui.drift_watch import readable_p_values
+    from inspector.calibration.drift import p_text
 
-    assert readable_p_values("x (p = 0); y (p = 3e-07), z (p = 0.04)") == "x (p < 0.001); y (p < 0.001), z (p = 0.04)"
+    assert [p_text(p) for p in (0.0, 3e-07, 0.04)] == ["p < 0.001", "p < 0.001", "p = 0.04"]
