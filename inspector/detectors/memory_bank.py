@@ -134,11 +134,14 @@ class MemoryBank:
         count, _, height, width = features.shape
         queries = self.project(features.permute(0, 2, 3, 1).reshape(-1, features.shape[1]))
         bank_norms = (bank * bank).sum(1)
+        bank_t = bank.T.contiguous()
         nearest = []
         for start in range(0, len(queries), _QUERY_CHUNK):
             part = queries[start:start + _QUERY_CHUNK]
-            squared = (part * part).sum(1, keepdim=True) - 2.0 * part @ bank.T + bank_norms
-            nearest.append(squared.amin(1))
+            # |q - b|^2 = |b|^2 - 2 q.b + |q|^2: the query's own norm does not change which bank
+            # patch is nearest, so it is added after the minimum (one fused matrix product, one pass).
+            squared = torch.addmm(bank_norms, part, bank_t, alpha=-2.0).amin(1)
+            nearest.append(squared + (part * part).sum(1))
         return torch.cat(nearest).clamp_min(0).sqrt().view(count, height, width)
 
     # ---- state ----------------------------------------------------------------------------

@@ -150,8 +150,9 @@ class InspectionGraph(nn.Module):
             pooled = F.avg_pool2d(pooled, 2)
         height, width = pooled.shape[-2], pooled.shape[-1]
         queries = (pooled.flatten(2).transpose(1, 2) - self.bank_mean) @ self.bank_projection
-        squared = (queries * queries).sum(-1, keepdim=True) - 2.0 * queries @ self.bank.T + self.bank_norms
-        grid = squared.amin(-1).clamp_min(0).sqrt().reshape(-1, height, width)
+        # The query's own norm is added after the minimum over the bank (it does not change which is nearest).
+        squared = (self.bank_norms - 2.0 * queries @ self.bank.T).amin(-1) + (queries * queries).sum(-1)
+        grid = squared.clamp_min(0).sqrt().reshape(-1, height, width)
         return grid * self.bank_edge_map if self.bank_edge else grid
 
     def _standardize(self, component: str, values: torch.Tensor) -> torch.Tensor:
