@@ -64,10 +64,11 @@ def run(args) -> int:
         check_output_path(args.output, overwrite_read_only=args.force)
     model_hash = load_model_file(args.model).metadata["content_sha256"]
     folder = feedback_folder(args.model)
-    for label, images, old in (("good", args.good, "NG"), ("bad", args.bad, "OK")):
+    for label, images in (("good", args.good), ("bad", args.bad)):
         for image in images:
             kept = add_feedback(folder, label, source_path=image)
-            record_audit(args.db, "feedback", old=old, new=label, old_model_hash=model_hash, new_model_hash=model_hash,
+            # The command line does not know the verdict the image was given: no old value is invented.
+            record_audit(args.db, "feedback", old=None, new=label, old_model_hash=model_hash, new_model_hash=model_hash,
                          detail={"path": os.path.abspath(image), "kept": str(kept), "source": "command line"})
             print(f"{label}: {image} -> {kept}")
     feedback = list_feedback(folder)

@@ -79,6 +79,7 @@ def test_feedback_copies_records_and_refits(cells, tmp_path):
         rows = list(reversed(store.query_audit()))
     assert [r["action"] for r in rows] == ["feedback"] * 3 + ["refit", "calibration"]
     assert [r["new_value"] for r in rows[:3]] == ["good", "good", "bad"]
+    assert [r["old_value"] for r in rows[:3]] == [None] * 3  # the command line does not know the old verdict
     assert rows[0]["old_model_hash"] == old_model.model_hash and str(extra_good[0]) in rows[0]["detail"]
     assert rows[3]["old_model_hash"] == old_model.model_hash and rows[3]["new_model_hash"] == new_model.model_hash
     assert rows[4]["old_model_hash"] == new_model.model_hash and rows[4]["user"]
