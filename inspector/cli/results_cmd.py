@@ -79,6 +79,8 @@ def run(args) -> int:
         writer.writeheader()
         writer.writerows(rows)
     else:
+        from inspector.storage.audit import decoded
+
         for row in rows:
-            sys.stdout.write(json.dumps(row) + "\n")
+            sys.stdout.write(json.dumps(decoded(row) if args.audit else row) + "\n")
     return 0

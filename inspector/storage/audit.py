@@ -78,3 +78,21 @@ def _text(value: Any) -> str | None:
     if value is None or isinstance(value, str):
         return value
     return json.dumps(value, sort_keys=True, default=str)
+
+
+def decoded(row: dict[str, Any]) -> dict[str, Any]:
+    """An audit row with its JSON-held values (a detail with a path and counts, say) as JSON again.
+
+    What :func:`audit_values` stored as JSON text comes back as the object it was, for
+    JSON-lines output; plain text stays text.
+    """
+    out = dict(row)
+    for column in ("old_value", "new_value", "detail"):
+        value = out.get(column)
+        if isinstance(value, str) and value[:1] in "{[":
+            try:
+                out[column] = json.loads(value)
+            except ValueError:
+                pass
+    return out
+

@@ -25,3 +25,17 @@ def test_results_audit_lists_changes_oldest_first(tmp_path, capsys):
     assert [r["action"] for r in table] == ["model_swap"] and table[0]["old_value"] == "a"
     assert main(["results", "--db", str(db), "--action", "threshold"]) == 2  # --action needs --audit
     assert db.read_bytes() == before
+
+
+def test_results_audit_jsonl_gives_a_detail_as_the_object_it_was(tmp_path, capsys):
+    db = tmp_path / "r.sqlite3"
+    with ResultStore(db) as store:
+        store.record_audit("feedback", new="good", detail={"path": "/parts/a.png", "source": "command line"})
+        store.record_audit("threshold", old=1.5, new=1.8, detail="operator")
+    assert main(["results", "--db", str(db), "--audit"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert rows[0]["detail"] == {"path": "/parts/a.png", "source": "command line"}
+    assert rows[1]["detail"] == "operator" and rows[1]["new_value"] == "1.8"
+    assert main(["results", "--db", str(db), "--audit", "--format", "csv"]) == 0
+    table = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert json.loads(table[0]["detail"])["path"] == "/parts/a.png"  # CSV keeps the JSON text
