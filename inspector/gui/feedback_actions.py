@@ -19,7 +19,7 @@ from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtWidgets import QFileDialog, QProgressDialog, QWidget
 
 from inspector.core.paths import models_dir
-from inspector.pipeline.feedback import feedback_folder, refit_settings
+from inspector.pipeline.feedback import feedback_counts, feedback_folder, list_feedback, refit_settings
 from inspector.workers.fit_worker import FitRequest
 from inspector.workers.model_worker import FeedbackRequest
 
@@ -135,6 +135,13 @@ class FeedbackActions(QObject):
                                   "next refit with feedback)")
         self.kept.emit(label, path, dict(counts))
 
+    def marked_counts(self) -> dict[str, int]:
+        """``{"good": n, "bad": m}``: the operator's marks a refit of the model in use would include."""
+        model = self.station.model
+        if model is None:
+            return {"good": 0, "bad": 0}
+        return feedback_counts(list_feedback(feedback_folder(self.home_path, model.model_hash)))
+
     # -- refit -------------------------------------------------------------------------------
 
     def feedback_request(self, reference_dir: str | None = None, save_path: str | None = None,
@@ -178,14 +185,15 @@ class FeedbackActions(QObject):
         except (AttributeError, KeyError, TypeError, ValueError) as exc:  # e.g. an ONNX export: no detector to refit
             self.station.message.emit(f"this model cannot be refitted here ({exc}): refit it from its .safetensors file")
             return None
-        self._open_progress()
+        self._open_progress(reason)
         self.station.message.emit(f"{reason}: fitting on {request.reference_dir} and {request.feedback_folder} ...")
         self.station.fit(request)
         return request
 
-    def _open_progress(self) -> None:
-        dialog = QProgressDialog("Refitting with feedback…", "Cancel", 0, 0, self.window)
-        dialog.setWindowTitle("Refit with feedback")
+    def _open_progress(self, reason: str = "refit with feedback") -> None:
+        title = reason[:1].upper() + reason[1:]
+        dialog = QProgressDialog(f"{title}…", "Cancel", 0, 0, self.window)
+        dialog.setWindowTitle(title)
         dialog.setWindowModality(Qt.WindowModality.NonModal)
         dialog.setMinimumDuration(0)
         dialog.setAutoClose(False)

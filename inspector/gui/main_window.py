@@ -344,10 +344,14 @@ class MainWindow(QMainWindow):
             from inspector.core.imageio import read_image
 
             image = read_image(path)
-        refit = None
+        refit, note = None, ""
         if self.station.model is not None:
             refit = lambda mask: self.feedback.refit(mask=mask, reason="refit with regions")  # noqa: E731
-        dialog = RegionDialog(image, refit=refit, parent=self)
+            marks = self.feedback.marked_counts()
+            if marks["good"] or marks["bad"]:
+                note = (f"The refit also uses the operator's marks: {marks['good']} marked good "
+                        f"(added to the references), {marks['bad']} marked defect (known bad for the threshold).")
+        dialog = RegionDialog(image, refit=refit, parent=self, refit_note=note)
         dialog.setModal(False)
         dialog.show()
         self._region_dialog = dialog

@@ -157,7 +157,8 @@ class RegionDialog(QDialog):
         parent: Qt parent.
     """
 
-    def __init__(self, image: np.ndarray, refit: Any = None, parent: QWidget | None = None) -> None:
+    def __init__(self, image: np.ndarray, refit: Any = None, parent: QWidget | None = None,
+                 refit_note: str = "") -> None:
         super().__init__(parent)
         self.setWindowTitle("Inspection and ignore regions")
         self.canvas = MaskCanvas(image)
@@ -180,6 +181,12 @@ class RegionDialog(QDialog):
         self.refit_button.setVisible(refit is not None)
         self._refit = refit
         self.refit_button.clicked.connect(self.refit)
+        # What else the refit fits on (the operator's marks), said before it is started.
+        self.refit_note = QLabel(refit_note)
+        self.refit_note.setWordWrap(True)
+        self.refit_note.setStyleSheet(f"color: {MUTED};")
+        self.refit_note.setVisible(refit is not None and bool(refit_note))
+        self.refit_button.setToolTip(refit_note)
         self.summary = QLabel("")
         self.summary.setStyleSheet(f"color: {MUTED};")
         self.canvas.changed.connect(self._update_summary)
@@ -189,7 +196,7 @@ class RegionDialog(QDialog):
         tools.addStretch(1)
         tools.addWidget(self.summary)
         actions = QHBoxLayout()
-        actions.addStretch(1)
+        actions.addWidget(self.refit_note, 1)
         actions.addWidget(self.save_button)
         actions.addWidget(self.refit_button)
         layout = QVBoxLayout(self)

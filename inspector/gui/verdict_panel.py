@@ -113,7 +113,7 @@ class VerdictPanel(QWidget):
         threshold (``current_threshold``), a line says so. A record decided by a model other
         than the one in use (:meth:`set_model`) shows no verdict: no frame of the model in use yet.
         """
-        if result is not None and self._model_hash is not None and result.model_hash != self._model_hash:
+        if result is not None and not self.decided_by_model_in_use(result):
             # Decided by the model in use before (a refit, an undo): not a verdict of the model in use.
             result = None
             detail = "\n".join(["no frame decided by the model in use yet"] + ([detail] if detail else []))
@@ -143,6 +143,10 @@ class VerdictPanel(QWidget):
     def set_model(self, model_hash: str | None) -> None:
         """The model in use: records decided by another model are no longer shown as the verdict."""
         self._model_hash = model_hash or None
+
+    def decided_by_model_in_use(self, result) -> bool:
+        """Whether ``result`` was decided by the model in use (a frame shown from before a swap was not)."""
+        return result is not None and (self._model_hash is None or result.model_hash == self._model_hash)
 
     def set_unit(self, calibrated: float) -> None:
         """Show scores relative to ``calibrated`` (the model's raw calibrated threshold; 1.0 = it)."""

@@ -290,3 +290,23 @@ def test_drift_tooltips_write_small_p_values_as_below_a_thousandth(make_window):
     from inspector.calibration.drift import p_text
 
     assert [p_text(p) for p in (0.0, 3e-07, 0.04)] == ["p < 0.001", "p < 0.001", "p = 0.04"]
+
+
+def test_the_region_dialog_says_that_its_refit_also_uses_the_operators_marks(make_window, qtbot, tmp_path):
+    import numpy as np
+
+    window = make_window()
+    window.station.set_model(stub_model(threshold=0.5), str(tmp_path / "part.safetensors"))
+    dialog = window.open_regions(np.full((40, 48, 3), 90, np.uint8))
+    assert not dialog.refit_note.isVisible() and dialog.refit_note.text() == ""  # no marks yet: nothing to say
+    dialog.close()
+
+    gray_folder(tmp_path / "a", [210])  # NG
+    _run(window, qtbot, tmp_path / "a")
+    qtbot.waitUntil(lambda: window.verdict.verdict == "NG", timeout=5000)
+    assert window.mark_current("good")
+    qtbot.waitUntil(lambda: window.feedback.marked_counts()["good"] == 1, timeout=5000)
+    dialog = window.open_regions(np.full((40, 48, 3), 90, np.uint8))
+    qtbot.waitExposed(dialog)
+    assert dialog.refit_note.isVisible() and "1 marked good" in dialog.refit_note.text()
+    assert "1 marked good" in dialog.refit_button.toolTip()
