@@ -1,6 +1,6 @@
 """Durable files: the few system calls that make a write survive a kill or a power cut.
 
-Used by the decision journal, the MQTT outbox and model files, so that each
+Used by the decision journal, settings, recipes and the window's view state, so that each
 follows the same rule: write, flush, fsync the file, rename over the real
 name, fsync the folder that holds the name.
 """
@@ -8,6 +8,7 @@ name, fsync the folder that holds the name.
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 
@@ -28,15 +29,24 @@ def fsync_folder(folder: str | os.PathLike) -> None:
 
 
 def write_atomically(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path.tmp``, fsync it, rename it over ``path`` and fsync the folder."""
+    """Write ``data`` to a temporary file beside ``path``, fsync it, rename it over ``path`` and fsync
+    the folder. The temporary name is unique (``.NAME.<random>.tmp``), so two writers never share
+    one, and it is removed when the write fails."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(path.name + ".tmp")
-    with open(temporary, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        try:
+            os.unlink(temporary)
+        except OSError:
+            pass
+        raise
     fsync_folder(path.parent)
 
 

@@ -12,10 +12,10 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from inspector.core.durable import write_atomically
 from inspector.core.paths import config_dir
 
 logger = logging.getLogger(__name__)
@@ -66,18 +66,7 @@ def load_view_state(path: Path | None = None) -> ViewState:
 def save_view_state(state: ViewState, path: Path | None = None) -> None:
     """Write ``state`` atomically (a temporary file in the same folder, then ``os.replace``)."""
     path = Path(path) if path is not None else view_state_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            json.dump(asdict(state), stream, indent=2)
-        os.replace(temp_name, path)
-    except BaseException:
-        try:
-            os.unlink(temp_name)
-        except OSError:
-            pass
-        raise
+    write_atomically(path, (json.dumps(asdict(state), indent=2) + "\n").encode("utf-8"))
 
 
 def remember_batch_folder(state: ViewState, folder: str) -> None:

@@ -15,6 +15,7 @@ import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from inspector.core.durable import write_atomically
 from inspector.core.paths import config_dir
 
 RECIPE_VERSION = 1
@@ -88,12 +89,7 @@ def save_recipe(recipe: Recipe) -> Path:
     folder = recipes_dir()
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{check_name(recipe.name)}.json"
-    temporary = path.with_name(path.name + ".tmp")
-    with open(temporary, "w", encoding="utf-8") as handle:
-        handle.write(recipe.to_json())
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
+    write_atomically(path, recipe.to_json().encode("utf-8"))
     return path
 
 

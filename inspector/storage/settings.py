@@ -20,12 +20,12 @@ import json
 import math
 import os
 import shutil
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from inspector.core.durable import write_atomically
 from inspector.core.paths import config_dir
 
 
@@ -280,19 +280,7 @@ def save_settings(settings: Settings, path: str | os.PathLike | None = None) -> 
     data["recent_models"] = list(dict.fromkeys(absolute_path(p) for p in data["recent_models"]))
     _guard_replaced(path)
     text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
-    handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temp_name, path)
-    except BaseException:
-        try:
-            os.unlink(temp_name)
-        except OSError:
-            pass
-        raise
+    write_atomically(path, text.encode("utf-8"))
     return path
 
 
