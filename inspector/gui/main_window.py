@@ -18,13 +18,9 @@ from PySide6.QtWidgets import (
     QFileDialog,
     QMainWindow,
     QMenu,
-    QScrollArea,
-    QSplitter,
     QTabWidget,
     QToolBar,
     QToolButton,
-    QVBoxLayout,
-    QWidget,
 )
 
 from inspector.export.accelerated import runtime_of
@@ -43,6 +39,7 @@ from inspector.gui.refit_dialog import RefitDialog
 from inspector.gui.region_dialog import RegionDialog
 from inspector.gui.score_history import ScoreHistory
 from inspector.gui.source_bar import SourceBar
+from inspector.gui.station_page import StationPage
 from inspector.gui.status_bar import StationStatusBar
 from inspector.gui.unsaved_model import UnsavedModelGuard
 from inspector.gui.verdict_panel import VerdictPanel
@@ -95,7 +92,6 @@ class MainWindow(QMainWindow):
         self.verdict = VerdictPanel()
         self.operator = OperatorPanel(settings.overlay_opacity, settings.segmentation_mode)
         self.history = ScoreHistory()
-        self.history.setMinimumHeight(110)
         self.calibration = CalibrationView()
         self.batch = BatchReview(station)
         self.view_state = load_view_state()  # the batch folder of the last session
@@ -129,31 +125,10 @@ class MainWindow(QMainWindow):
     # -- construction ----------------------------------------------------------------------
 
     def _build_layout(self) -> None:
-        column = QWidget()
-        column_layout = QVBoxLayout(column)
-        column_layout.setContentsMargins(6, 0, 4, 0)
-        column_layout.addWidget(self.verdict)
-        column_layout.addWidget(self.operator)
-        # The last reject takes what is left: every control stays visible at 1280x800.
-        column_layout.addWidget(self.verdict.reject_view, 1)
-        right = QScrollArea()  # small screens scroll the controls rather than squeeze the frame
-        right.setWidget(column)
-        right.setWidgetResizable(True)
-        right.setFrameShape(QScrollArea.Shape.NoFrame)
-        right.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        right.setMinimumWidth(320)
-        right.setMaximumWidth(400)
-        top = QSplitter(Qt.Orientation.Horizontal)
-        top.addWidget(self.frame_view)
-        top.addWidget(right)
-        top.setStretchFactor(0, 1)
-        station_page = QSplitter(Qt.Orientation.Vertical)
-        station_page.addWidget(top)
-        station_page.addWidget(self.history)
-        station_page.setStretchFactor(0, 1)
-        station_page.setSizes([700, 130])
+        # The Station tab; on a short window it moves the last reject to the history strip.
+        self.station_page = StationPage(self.frame_view, self.verdict, self.operator, self.history)
         self.tabs = QTabWidget()
-        self.tabs.addTab(station_page, "Station")
+        self.tabs.addTab(self.station_page, "Station")
         self.tabs.addTab(self.calibration, "Calibration")
         self.tabs.addTab(self.batch, "Batch review")
         self.tabs.addTab(self.audit_view, "Audit")

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QEvent, QObject, Qt, Signal
+from PySide6.QtGui import QPixmap
 from PySide6.QtWidgets import QFrame, QGridLayout, QLabel, QPushButton, QSizePolicy, QVBoxLayout, QWidget
 
 from inspector.core.records import InspectionResult
@@ -23,6 +24,7 @@ class VerdictPanel(QWidget):
         super().__init__(parent)
         self._unit = 1.0
         self._model_hash: str | None = None  # the model in use: a record of another one is not shown
+        self._reject_pixmap: QPixmap | None = None  # the last reject at full size, scaled to the label
         self.verdict_label = QLabel("—")
         self.verdict_label.setObjectName("verdict")
         self.verdict_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
@@ -55,6 +57,7 @@ class VerdictPanel(QWidget):
         # Ignored: neither the pixmap shown nor a long caption may grow the column (horizontal
         # clipping of the buttons, a vertical scroll bar at 1280x800); the picture is scaled to fit.
         self.last_ng.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Ignored)
+        self.last_ng.installEventFilter(self)  # rescaled when it is resized or moved to the history strip
         self.last_ng_caption = QLabel("Last reject")
         self.last_ng_caption.setStyleSheet(f"color: {MUTED};")
         self.last_ng_caption.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
@@ -76,7 +79,8 @@ class VerdictPanel(QWidget):
         grid.addWidget(self.mark_defect_button, 1, 2)
         grid.setColumnStretch(0, 1)
         grid.setColumnStretch(1, 1)
-        # The last reject is its own widget: the window may place it below the operator's controls.
+        # The last reject is its own widget: the window places it below the operator's controls,
+        # or at the end of the score-history strip on a short window.
         self.reject_view = QWidget()
         reject_layout = QVBoxLayout(self.reject_view)
         reject_layout.setContentsMargins(0, 0, 0, 0)
@@ -164,13 +168,25 @@ class VerdictPanel(QWidget):
     def set_last_reject(self, overlay: np.ndarray | None, caption: str = "") -> None:
         """Show the newest NG frame with its overlay (``None`` clears it)."""
         if overlay is None:
+            self._reject_pixmap = None
             self.last_ng.clear()
             self.last_ng.setText("no reject yet")
             self.last_ng_caption.setText("Last reject")
             return
-        pixmap = to_pixmap(overlay)
-        size = self.last_ng.size()
-        self.last_ng.setPixmap(pixmap.scaled(max(size.width() - 4, 64), max(size.height() - 4, 64),
-                                             Qt.AspectRatioMode.KeepAspectRatio,
-                                             Qt.TransformationMode.SmoothTransformation))
+        self._reject_pixmap = to_pixmap(overlay)
+        self._scale_reject()
         self.last_ng_caption.setText(f"Last reject  {caption}")
+
+    def _scale_reject(self) -> None:
+        if self._reject_pixmap is None:
+            return
+        size = self.last_ng.size()
+        self.last_ng.setPixmap(self._reject_pixmap.scaled(max(size.width() - 4, 64), max(size.height() - 4, 64),
+                                                          Qt.AspectRatioMode.KeepAspectRatio,
+                                                          Qt.TransformationMode.SmoothTransformation))
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt's name
+        """The last-reject label was resized: scale the picture to its new size."""
+        if watched is self.last_ng and event.type() == QEvent.Type.Resize:
+            self._scale_reject()
+        return False
