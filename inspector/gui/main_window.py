@@ -1,9 +1,10 @@
 """The station window: frame view, verdict, score history, operator controls, calibration, batch review.
 
-It only paints what the station hands it: each result arrives complete (verdict,
-score, threshold, fast map) as a queued signal and is shown as recorded, never
-re-decided. Results are coalesced: at most one repaint per display tick, always
-of the newest frame.
+It wires the parts and runs the operator's commands. It only paints what the station hands it
+(:class:`~inspector.gui.result_painter.ResultPainter`: each result shown as recorded, never
+re-decided, at most one repaint per display tick); the Station tab's layout is
+:class:`~inspector.gui.station_page.StationPage`, the actions and toolbar
+:mod:`inspector.gui.window_actions`.
 """
 
 from __future__ import annotations
@@ -12,16 +13,9 @@ import logging
 import os
 from typing import Any
 
-from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QIcon, QKeySequence
-from PySide6.QtWidgets import (
-    QFileDialog,
-    QMainWindow,
-    QMenu,
-    QTabWidget,
-    QToolBar,
-    QToolButton,
-)
+from PySide6.QtCore import QTimer, Signal
+from PySide6.QtGui import QCloseEvent
+from PySide6.QtWidgets import QFileDialog, QMainWindow, QTabWidget
 
 from inspector.export.accelerated import runtime_of
 from inspector.gui.audit_trail import AuditTrail
@@ -33,28 +27,22 @@ from inspector.gui.demo_progress import DemoProgress
 from inspector.gui.drift_watch import DriftWatch
 from inspector.gui.feedback_actions import FeedbackActions
 from inspector.gui.frame_view import FrameView
-from inspector.gui.icons import pause_icon, play_icon, step_icon, stop_icon
+from inspector.gui.icons import pause_icon, play_icon
 from inspector.gui.operator_panel import OperatorPanel
 from inspector.gui.refit_dialog import RefitDialog
 from inspector.gui.region_dialog import RegionDialog
+from inspector.gui.result_painter import ResultPainter
 from inspector.gui.score_history import ScoreHistory
 from inspector.gui.source_bar import SourceBar
 from inspector.gui.station_page import StationPage
 from inspector.gui.status_bar import StationStatusBar
-from inspector.gui.unsaved_model import UnsavedModelGuard
+from inspector.gui.unsaved_model import MODEL_FILTER, UnsavedModelGuard
 from inspector.gui.verdict_panel import VerdictPanel
 from inspector.gui.view_state import load_view_state, remember_batch_folder, restored_batch_folder, save_view_state
+from inspector.gui.window_actions import build_actions
 from inspector.gui.window_geometry import fit_to_screen, restore_geometry, saved_geometry
 
 logger = logging.getLogger(__name__)
-
-PAINT_INTERVAL_MS = 33
-MODEL_FILTER = "Inspector models (*.safetensors);;All files (*)"
-
-
-def _frame_name(frame) -> str:
-    """How a frame is named on screen: its file name, or its number for a camera."""
-    return os.path.basename(frame.path) if frame.path else f"frame {frame.frame_id}"
 
 
 class MainWindow(QMainWindow):
@@ -76,14 +64,7 @@ class MainWindow(QMainWindow):
         self.station = station
         self.settings = settings
         self._save_settings = save_settings
-        self._latest: Any = None
-        self._shown: Any = None
-        self._source = ""
         self._run_state = "idle"
-        self._resumed = 0  # files of the opened folder this model had already decided
-        self._pending_inspected: tuple[str, Any] | None = None  # regions waiting for their model's first frame
-        self._waiting = False  # the "waiting for the first frame" banner is up
-        self._frames_since_open = 0
         self._override_for = (settings.last_model, settings.threshold_override)
         self.setWindowTitle("Inspector")
         fit_to_screen(self)
@@ -108,14 +89,12 @@ class MainWindow(QMainWindow):
         self.status = StationStatusBar()
         self.setStatusBar(self.status)
         self.drift_watch = DriftWatch(self.status, self.calibration, lambda: len(self.history.scores))
+        self.painter = ResultPainter(station, self.frame_view, self.verdict, self.history, self.status,
+                                     self.drift_watch, self)
         self._build_layout()
-        self._build_actions()
+        build_actions(self)
         self._connect()
 
-        self._paint_timer = QTimer(self)
-        self._paint_timer.setSingleShot(True)
-        self._paint_timer.setInterval(PAINT_INTERVAL_MS)
-        self._paint_timer.timeout.connect(self._paint)
         self._status_timer = QTimer(self)
         self._status_timer.setInterval(500)
         self._status_timer.timeout.connect(self.status.refresh)
@@ -134,79 +113,20 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.audit_view, "Audit")
         self.setCentralWidget(self.tabs)
 
-    def _action(self, text: str, shortcut: str | None, slot, tip: str = "", icon: QIcon | None = None) -> QAction:
-        action = QAction(text, self)
-        if icon is not None:
-            action.setIcon(icon)
-        if shortcut is not None:
-            action.setShortcut(QKeySequence(shortcut))
-            action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
-        action.setToolTip(f"{tip or text} ({action.shortcut().toString()})" if shortcut else (tip or text))
-        action.triggered.connect(slot)
-        self.addAction(action)
-        return action
-
-    def _build_actions(self) -> None:
-        self.run_action = self._action("Start", "Space", self.toggle_run, "Start / pause", play_icon())
-        self.step_action = self._action("Step", "S", self.station.step, "Inspect a single frame", step_icon())
-        self.stop_action = self._action("Stop", None, self.station.stop, "Stop and release the source", stop_icon())
-        self.open_model_action = self._action("Open model…", "O", self.open_model)
-        self.save_model_action = self._action("Save model…", "Ctrl+S", self.save_model)
-        self.refit_action = self._action("Refit…", "Ctrl+R", self.open_refit, "Refit from reference images")
-        self.undo_action = self._action("Undo model", "Ctrl+Z", self.undo_model,
-                                        "Go back to the previous model")
-        self.mark_good_action = self._action("Mark good", "G", lambda: self.mark_current("good"),
-                                             "The decision shown is a false reject: keep the image as good")
-        self.mark_defect_action = self._action("Mark defect", "D", lambda: self.mark_current("bad"),
-                                               "The decision shown is an escape: keep the image as a defect")
-        # QAction.triggered passes checked=False: the slots with optional arguments get none.
-        self.refit_feedback_action = self._action("Refit with feedback", "Ctrl+Shift+R",
-                                                  lambda: self.refit_with_feedback(),
-                                                  "Fit a new model on the references plus the images marked good")
-        self.regions_action = self._action("Regions…", "Ctrl+Shift+M", lambda: self.open_regions(),
-                                           "Draw the regions to inspect and to ignore, then refit")
-        self.audit_tab_action = self._action("Audit", "Ctrl+4", lambda: self.tabs.setCurrentWidget(self.audit_view))
-        self.undo_action.setEnabled(False)
-        self.batch_action = self._action("Batch…", "Ctrl+B", self.open_batch, "Review a folder batch")
-        self.calibrate_action = self._action("Calibrate", "Ctrl+K", lambda: self.tabs.setCurrentIndex(1))
-        self.station_action = self._action("Station", "Ctrl+1", lambda: self.tabs.setCurrentIndex(0))
-        self.fullscreen_action = self._action("Full screen", "F11", self.toggle_fullscreen)
-        self.quit_action = self._action("Quit", "Ctrl+Q", self.close)
-        bar = QToolBar("Station")
-        bar.setMovable(False)
-        bar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
-        bar.addWidget(self.source_bar)
-        bar.addSeparator()
-        for action in (self.run_action, self.step_action, self.stop_action):
-            bar.addAction(action)
-        bar.addSeparator()
-        for action in (self.open_model_action, self.save_model_action):
-            bar.addAction(action)
-        # Refit, with its variants in the drop-down (the toolbar fits 1280 px with Undo and Batch).
-        refit_menu = QMenu(self)
-        refit_menu.addAction(self.refit_action)
-        refit_menu.addAction(self.refit_feedback_action)
-        refit_menu.addAction(self.regions_action)
-        self.refit_button = QToolButton()
-        self.refit_button.setDefaultAction(self.refit_action)
-        self.refit_button.setMenu(refit_menu)
-        self.refit_button.setPopupMode(QToolButton.ToolButtonPopupMode.MenuButtonPopup)
-        bar.addWidget(self.refit_button)
-        for action in (self.undo_action, self.batch_action):
-            bar.addAction(action)
-        self.addToolBar(bar)
-
     def _connect(self) -> None:
         s = self.station
         w = s.inspection
-        w.result_ready.connect(self.on_result)
-        w.source_opened.connect(self._on_source_opened)
-        w.source_state_changed.connect(self._on_source_state)
+        p = self.painter
+        w.result_ready.connect(p.add_result)
+        w.source_opened.connect(p.source_opened)
+        w.source_state_changed.connect(p.source_state)
+        w.run_state_changed.connect(p.run_state)
         w.run_state_changed.connect(self._on_run_state)
         w.run_state_changed.connect(self.status.set_run_state)
         w.recording_state_changed.connect(self.status.set_recording_state)
-        w.resumed.connect(self._on_resumed)
-        s.segmentation.overlay_ready.connect(self._on_overlay)
+        w.resumed.connect(p.resumed)
+        s.segmentation.overlay_ready.connect(p.show_overlay)
+        p.painted.connect(self.frame_painted)
         s.model_changed.connect(self._on_model_changed)
         s.threshold_changed.connect(self._on_threshold)
         s.undo_available.connect(self.undo_action.setEnabled)
@@ -346,51 +266,21 @@ class MainWindow(QMainWindow):
 
     def on_result(self, result: Any) -> None:
         """A decided frame: note it; the newest one is painted at the next display tick."""
-        self._latest = result
-        self.history.add_result(result)
-        self.status.note_result(result.latency_ms)
-        self.drift_watch.add(result.raw_score)
-        if not self._paint_timer.isActive():
-            self._paint_timer.start()
+        self.painter.add_result(result)
+
+    @property
+    def _shown(self) -> Any:
+        """The result on screen (``None`` before the first)."""
+        return self.painter.shown
+
+    @property
+    def _latest(self) -> Any:
+        """The newest result received."""
+        return self.painter.latest
 
     def _on_tab(self, _index: int) -> None:
         if self.tabs.currentWidget() is self.calibration:
             self.calibration.set_recent_available(len(self.history.scores))
-
-    def _paint(self) -> None:
-        result = self._latest
-        if result is None:
-            return
-        if result is not self._shown:
-            self._shown = result
-            if self._waiting:
-                self._waiting = False
-                self.frame_view.show_banner("")
-            pending = self._pending_inspected
-            if pending is not None and result.model_hash == pending[0]:
-                self._pending_inspected = None
-                self.frame_view.set_inspected(pending[1])
-            frame = result.frame
-            self.frame_view.show_frame(frame.image, result.heatmap, caption=_frame_name(frame), frame_id=frame.frame_id)
-        self._show_verdict()
-        self.history.refresh()
-        self.frame_painted.emit(result)
-
-    def _show_verdict(self) -> None:
-        result = self._shown
-        if self.status.state in ("lost", "reconnecting"):
-            # Frames captured before the loss may still arrive: no verdict until the source is back.
-            self.verdict.set_verdict(None, detail=self.status.source_label.text().strip())
-        elif result is None:
-            self.verdict.set_verdict(None)
-        else:
-            self.verdict.set_verdict(result, f"{_frame_name(result.frame)}  ·  {result.latency_ms:.0f} ms",
-                                     self.station.threshold)
-        self.verdict.set_counts(*self.history.counts())
-
-    def _on_overlay(self, result: Any, overlay: Any) -> None:
-        self.verdict.set_last_reject(overlay, f"{_frame_name(result.frame)}  score "
-                                              f"{self.verdict.relative(result.raw_score):.2f}")
 
     def _on_model_changed(self, model: Any, path: str) -> None:
         previous = getattr(self, "_model", None)
@@ -409,14 +299,7 @@ class MainWindow(QMainWindow):
         self.history.set_unit(model.threshold)
         regions = getattr(model, "regions", None)
         inspected = None if regions is None else regions.inspected
-        shown = self._shown
-        if shown is not None and shown.model_hash != model.model_hash:
-            # The frame on screen was decided (and mapped) by the previous model: its regions come
-            # with the first frame this model decides.
-            self._pending_inspected = (model.model_hash, inspected)
-        else:
-            self._pending_inspected = None
-            self.frame_view.set_inspected(inspected)
+        self.painter.set_regions(model.model_hash, inspected)
         self.verdict.set_unit(model.threshold)
         self.verdict.set_model(model.model_hash)
         self.operator.set_calibration(model.calibration)
@@ -440,40 +323,11 @@ class MainWindow(QMainWindow):
         self.operator.set_threshold(threshold)
         self.history.set_threshold(threshold)
         self.calibration.set_threshold(threshold)
-        self._show_verdict()
+        self.painter.show_verdict()
         self.settings.threshold_override = self.station.operator_threshold
-
-    def _on_source_opened(self, description: str) -> None:
-        self._source = description
-        self._resumed = 0
-        self._frames_since_open = self.history.scores.size
-
-    def _on_resumed(self, skipped: int) -> None:
-        self._resumed = int(skipped)
-
-    def _on_source_state(self, state: str, message: str) -> None:
-        self.status.set_source_state(state, message, self._source)
-        if state in ("lost", "reconnecting"):
-            # Never leave an old verdict up while no part is being inspected.
-            self._show_verdict()
-            self.frame_view.show_banner((message or "source lost").upper())
-        else:
-            self.frame_view.show_banner("")
 
     def _on_run_state(self, state: str) -> None:
         self._run_state = state
-        resumed = self._resumed
-        if state == "finished" and resumed and self.history.scores.size == self._frames_since_open:
-            # A folder this model already decided: say so rather than leave an empty view.
-            self.frame_view.show_banner(f"NOTHING NEW: {resumed} FILES ALREADY INSPECTED BY THIS MODEL", "info")
-            self._waiting = False
-            self.status.show_message(f"{self._source}: all {resumed} files were already decided by this model "
-                                     "(inspector results lists them); add files, or review them in Batch review",
-                                     30000)
-        elif state == "running" and self.history.scores.size == self._frames_since_open and self._shown is None:
-            # A hot folder or camera with nothing yet: say so instead of an empty view.
-            self.frame_view.show_banner("WAITING FOR THE FIRST FRAME", "info")
-            self._waiting = True
         running = state == "running"
         self.run_action.setText("Pause" if running else "Start")
         self.run_action.setIcon(pause_icon() if running else play_icon())
@@ -484,7 +338,7 @@ class MainWindow(QMainWindow):
         """Persist the settings and stop every worker thread."""
         self.operator.flush()
         self.audit.flush_threshold()
-        self._paint_timer.stop()
+        self.painter.stop()
         self._status_timer.stop()
         self.settings.window_geometry = saved_geometry(self)
         self.settings.overlay_opacity = self.operator.opacity_slider.value() / 100.0
