@@ -355,9 +355,14 @@ class TrainedDetector(Detector):
             self.report = train(step, validate, train_x, self.settings, progress, generator, self._modules(),
                                 self.augment)
         self._fitted = True
+        with torch.no_grad():
+            self._after_training(val_x)
         progress.update(self.settings.epochs, self.settings.epochs, "scoring held-out images")
         scores, maps = self._run(val_x)
         return FitResult(held_out_scores=scores, held_out_maps=maps)
+
+    def _after_training(self, val_x: torch.Tensor) -> None:
+        """Statistics a detector takes from its validation images once trained (default: none)."""
 
     def _run(self, x: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
         if not self._fitted:

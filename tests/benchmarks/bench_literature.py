@@ -90,6 +90,10 @@ def main(argv: list[str] | None = None) -> int:
                           for raw, image in zip(maps, test)]
                 row["pixel_auroc"] = round(pixel_auroc(masks, frames), 4)
                 row["aupro"] = round(aupro(masks, frames), 4)
+                if getattr(detector, "coarse_sigma", 0) > 0:
+                    # The same network's fine-scale map alone (what the autoencoders drew before the
+                    # coarse scale), raw like the two-scale one beside it: a comparison without retraining.
+                    row.update(_scales_compared(detector, test, masks, maps, pixel_auroc, to_frame_geometry))
             row["fit_s"] = round(fit_s, 1)
             row["training"] = detector.report.to_dict() if detector.report else None
             rows.append(row)
@@ -99,6 +103,18 @@ def main(argv: list[str] | None = None) -> int:
                 with open(args.json, "a") as handle:
                     handle.write(line + "\n")
     return 0
+
+
+def _scales_compared(detector, test, masks, maps, pixel_auroc, to_frame_geometry) -> dict:
+    """Pixel AUROC of the raw two-scale map and of the same network's fine-scale map alone."""
+    import torch
+
+    with torch.no_grad():
+        fine = torch.cat([detector._scale_maps(detector._tensor(test[i:i + 16]))[0] for i in range(0, len(test), 16)])
+    def frames(values):
+        return [to_frame_geometry(m, image.shape[:2]) for m, image in zip(values, test)]
+    return {"pixel_auroc_raw": round(pixel_auroc(masks, frames(maps)), 4),
+            "fine_pixel_auroc_raw": round(pixel_auroc(masks, frames(fine.numpy())), 4)}
 
 
 if __name__ == "__main__":

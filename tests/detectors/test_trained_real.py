@@ -111,6 +111,16 @@ def test_patch_maps_round_trip_and_old_files_keep_their_maps(kind, texture_set) 
     old = {**config, "options": {k: v for k, v in config["options"].items() if k != "map_sigma"}}
     unblurred = type(detector).from_state(old, tensors, torch.device("cpu"))
     assert unblurred.map_sigma == 0.0
+    if kind == "ae-ssim":
+        # A file from before the coarse scale has no coarse_sigma (nor map_scales): the fine map alone.
+        old = {**config, "options": {k: v for k, v in config["options"].items() if k != "coarse_sigma"}}
+        fine_only = type(detector).from_state(old, {k: v for k, v in tensors.items() if k != "map_scales"},
+                                              torch.device("cpu"))
+        assert fine_only.coarse_sigma == 0.0
+        x = detector._tensor(images)
+        with torch.no_grad():
+            fine, _ = detector._scale_maps(x)
+        np.testing.assert_allclose(fine_only.score_and_maps(images)[1], fine.numpy(), rtol=1e-5, atol=1e-7)
 
 
 def test_whole_image_autoencoder_files_load_as_before(texture_set) -> None:
@@ -125,3 +135,40 @@ def test_whole_image_autoencoder_files_load_as_before(texture_set) -> None:
     assert loaded.whole_image
     images = texture_set.test_good[:3]
     np.testing.assert_array_equal(loaded.score_and_maps(images)[1], detector.score_and_maps(images)[1])
+
+
+@pytest.fixture(scope="module")
+def dsyn_grass(tmp_path_factory):
+    """defect-synthesis grass: 40 good training images; 6 good and the stains and burns of 12 defective ones."""
+    pytest.importorskip("defect_synthesis")
+    from inspector.core.imageio import read_image
+    from inspector.datasets.defect_synthesis import export_defect_synthesis
+    from inspector.datasets.mvtec import load_category, load_mask
+
+    root = tmp_path_factory.mktemp("dsyn-grass")
+    (folder,) = export_defect_synthesis(root, bases=["grass"], n_train=40, n_test_good=6, n_defect=12, size=SIZE)
+    category = load_category(folder)
+    train = [read_image(p) for p in category.train_good]
+    items = [item for item in category.test if item.defect_type in ("good", "stain", "burn")]
+    test = [read_image(item.path) for item in items]
+    masks = [load_mask(item, image.shape[:2]) for item, image in zip(items, test)]
+    return train, test, masks
+
+
+@pytest.mark.slow
+def test_a_defect_that_removes_texture_is_marked_by_the_coarse_scale(dsyn_grass) -> None:
+    """On grass the network leaves a residual on every fine blade it cannot reproduce, and a smooth stain or
+    burn leaves less: the fine-scale map alone ranks their pixels below the good texture. The two-scale
+    map (the default) marks them."""
+    train, test, masks = dsyn_grass
+    detector = detector_class("ae-l2")(device="cpu", **OPTIONS["ae-l2"])
+    detector.fit(train, silent(), folds=5)
+    _, maps = detector.score_and_maps(test)
+    size = maps.shape[-1]
+    small = [cv2.resize(m.astype(np.uint8), (size, size), interpolation=cv2.INTER_NEAREST) for m in masks]
+    with torch.no_grad():
+        fine = torch.cat([detector._scale_maps(detector._tensor(test[i:i + 8]))[0] for i in range(0, len(test), 8)])
+    fine_auroc = pixel_auroc(small, list(fine.numpy()))
+    two_scale = pixel_auroc(small, list(maps))
+    assert two_scale > 0.7 and two_scale > fine_auroc + 0.15, f"two scales {two_scale:.3f}, fine {fine_auroc:.3f}"
+
