@@ -43,22 +43,27 @@ VISIBLE = ("scratch", "crack", "stain", "pit", "burn")
 MIN_PIXEL_AUROC = 0.6  # after 25 s of training; the 100 s suite figures are in README
 
 
-@pytest.fixture(scope="module")
-def dsyn_brick(tmp_path_factory):
-    """40 good training images; 6 good and 10 defective test images (2 of each visible type) with masks."""
+def _defect_synthesis(tmp_path_factory, base: str, kinds: tuple[str, ...]):
+    """40 good training images of ``base``; 6 good test images and those of 12 defective ones of ``kinds``."""
     pytest.importorskip("defect_synthesis")
     from inspector.core.imageio import read_image
     from inspector.datasets.defect_synthesis import export_defect_synthesis
     from inspector.datasets.mvtec import load_category, load_mask
 
-    root = tmp_path_factory.mktemp("dsyn")
-    (folder,) = export_defect_synthesis(root, bases=["brick"], n_train=40, n_test_good=6, n_defect=12, size=SIZE)
+    root = tmp_path_factory.mktemp(f"dsyn-{base}")
+    (folder,) = export_defect_synthesis(root, bases=[base], n_train=40, n_test_good=6, n_defect=12, size=SIZE)
     category = load_category(folder)
     train = [read_image(p) for p in category.train_good]
-    items = [item for item in category.test if item.defect_type in ("good", *VISIBLE)]
+    items = [item for item in category.test if item.defect_type in ("good", *kinds)]
     test = [read_image(item.path) for item in items]
     masks = [load_mask(item, image.shape[:2]) for item, image in zip(items, test)]
     return train, test, masks
+
+
+@pytest.fixture(scope="module")
+def dsyn_brick(tmp_path_factory):
+    """Brick: 40 good training images; 6 good and 10 defective test images (2 of each visible type) with masks."""
+    return _defect_synthesis(tmp_path_factory, "brick", VISIBLE)
 
 
 @pytest.mark.slow
@@ -139,20 +144,8 @@ def test_whole_image_autoencoder_files_load_as_before(texture_set) -> None:
 
 @pytest.fixture(scope="module")
 def dsyn_grass(tmp_path_factory):
-    """defect-synthesis grass: 40 good training images; 6 good and the stains and burns of 12 defective ones."""
-    pytest.importorskip("defect_synthesis")
-    from inspector.core.imageio import read_image
-    from inspector.datasets.defect_synthesis import export_defect_synthesis
-    from inspector.datasets.mvtec import load_category, load_mask
-
-    root = tmp_path_factory.mktemp("dsyn-grass")
-    (folder,) = export_defect_synthesis(root, bases=["grass"], n_train=40, n_test_good=6, n_defect=12, size=SIZE)
-    category = load_category(folder)
-    train = [read_image(p) for p in category.train_good]
-    items = [item for item in category.test if item.defect_type in ("good", "stain", "burn")]
-    test = [read_image(item.path) for item in items]
-    masks = [load_mask(item, image.shape[:2]) for item, image in zip(items, test)]
-    return train, test, masks
+    """Grass: 40 good training images; 6 good test images and the stains and burns of 12 defective ones."""
+    return _defect_synthesis(tmp_path_factory, "grass", ("stain", "burn"))
 
 
 @pytest.mark.slow
