@@ -1,6 +1,6 @@
 """Durable files: the few system calls that make a write survive a kill or a power cut.
 
-Used by the decision journal, settings, recipes and the window's view state, so that each
+Used by the decision journal, settings and recipes, so that each
 follows the same rule: write, flush, fsync the file, rename over the real
 name, fsync the folder that holds the name.
 """

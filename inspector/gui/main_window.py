@@ -38,7 +38,6 @@ from inspector.gui.station_page import StationPage
 from inspector.gui.status_bar import StationStatusBar
 from inspector.gui.unsaved_model import MODEL_FILTER, UnsavedModelGuard
 from inspector.gui.verdict_panel import VerdictPanel
-from inspector.gui.view_state import load_view_state, remember_batch_folder, restored_batch_folder, save_view_state
 from inspector.gui.window_actions import build_actions
 from inspector.gui.window_geometry import fit_to_screen, restore_geometry, saved_geometry
 
@@ -75,8 +74,7 @@ class MainWindow(QMainWindow):
         self.history = ScoreHistory()
         self.calibration = CalibrationView()
         self.batch = BatchReview(station)
-        self.view_state = load_view_state()  # the batch folder of the last session
-        self.batch.folder.set_path(restored_batch_folder(self.view_state))
+        self.batch.folder.set_path(settings.batch_folder or "")  # the batch folder of the last session
         self.audit = AuditTrail(station, parent=self)
         self.audit_view = AuditView(self.audit.refresh)
         self.feedback = FeedbackActions(station, self)
@@ -343,11 +341,11 @@ class MainWindow(QMainWindow):
         self.settings.window_geometry = saved_geometry(self)
         self.settings.overlay_opacity = self.operator.opacity_slider.value() / 100.0
         self.settings.segmentation_mode = self.operator.mode_combo.currentData()
+        if self.batch.folder.path:  # an emptied field keeps the last folder
+            self.settings.batch_folder = self.batch.folder.path
         if self._save_settings is not None:
-            remember_batch_folder(self.view_state, self.batch.folder.path)
             try:
                 self._save_settings(self.settings)
-                save_view_state(self.view_state)
             except OSError as exc:
                 logger.warning("cannot save settings: %s", exc)
         self.hide()  # waiting for the workers to finish their frame must not look like a frozen window

@@ -118,7 +118,7 @@ class VerdictPanel(QWidget):
         than the one in use (:meth:`set_model`) shows no verdict: no frame of the model in use yet.
         """
         if result is not None and not self.decided_by_model_in_use(result):
-            # Decided by the model in use before (a refit, an undo): not a verdict of the model in use.
+            # Decided by the model that was in use before (a refit, an undo): not a verdict of this one.
             result = None
             detail = "\n".join(["no frame decided by the model in use yet"] + ([detail] if detail else []))
         for button in (self.mark_good_button, self.mark_defect_button):

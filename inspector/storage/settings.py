@@ -59,6 +59,7 @@ class Settings:
             decision there (as ``inspector serve --mqtt``), or ``None`` for no MQTT.
         station_name: The station's name in MQTT topics and messages (one topic level), or
             ``None`` for the host name.
+        batch_folder: The batch review's last folder (absolute), or ``None``.
     """
 
     version: int = SETTINGS_VERSION
@@ -74,6 +75,7 @@ class Settings:
     require_signed_models: bool = False
     mqtt_url: str | None = None
     station_name: str | None = None
+    batch_folder: str | None = None
 
     def add_recent_model(self, path: str) -> None:
         """Put ``path`` (made absolute) first in :attr:`recent_models` (once), keeping at most 10."""
@@ -200,6 +202,7 @@ _VALIDATORS: dict[str, Callable[[Any], Any]] = {
     "require_signed_models": _flag,
     "mqtt_url": _mqtt_url,
     "station_name": _station_name,
+    "batch_folder": _optional_text,
 }
 
 
@@ -275,8 +278,9 @@ def save_settings(settings: Settings, path: str | os.PathLike | None = None) -> 
     path.parent.mkdir(parents=True, exist_ok=True)
     data = asdict(settings)
     data["version"] = SETTINGS_VERSION
-    if data["last_model"]:
-        data["last_model"] = absolute_path(data["last_model"])
+    for key in ("last_model", "batch_folder"):
+        if data[key]:
+            data[key] = absolute_path(data[key])
     data["recent_models"] = list(dict.fromkeys(absolute_path(p) for p in data["recent_models"]))
     _guard_replaced(path)
     text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"

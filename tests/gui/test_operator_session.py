@@ -260,11 +260,11 @@ def test_the_batch_folder_is_remembered_between_starts(make_window, qtbot, tmp_p
     assert make_window().batch.folder.path == str(folder)
 
 
-def test_a_broken_view_state_file_gives_an_empty_batch_folder(make_window):
-    from inspector.gui.view_state import view_state_path
+def test_a_broken_settings_file_gives_an_empty_batch_folder(make_window):
+    from inspector.storage.settings import default_settings_path
 
-    view_state_path().parent.mkdir(parents=True, exist_ok=True)
-    view_state_path().write_text("{ not json")
+    default_settings_path().parent.mkdir(parents=True, exist_ok=True)
+    default_settings_path().write_text("{ not json")
     assert make_window().batch.folder.path == ""
 
 
