@@ -12,9 +12,11 @@ import torch
 
 from inspector.backbones.efficientnet import (
     BACKBONE_NAMES,
+    _stage_features,
     build_backbone,
     default_preprocessing,
 )
+from inspector.backbones.weights import load_state_dict
 from inspector.backbones.preprocessing import Preprocessing
 from inspector.backbones.weights import WeightsError, file_sha256, packaged_weights_path
 from inspector.core.imageio import read_image, to_rgb8
@@ -229,6 +231,23 @@ def test_forward_returns_every_level_at_its_stride() -> None:
     assert len(partial) == 4 and len(stem_only) == 1
     for short, full in zip(partial, maps):
         assert torch.equal(short, full)
+
+
+@pytest.mark.parametrize("name", ["lite0", "lite2"])
+def test_folded_network_computes_the_loaded_networks_features(name: str, cat: np.ndarray) -> None:
+    """forward runs a copy with the BatchNorms folded into the convolutions; the loaded network is kept as is."""
+    net = _backbone(name)
+    state = load_state_dict(packaged_weights_path(name))
+    assert all(torch.equal(value, state[key]) for key, value in net.net.state_dict().items())
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in net.runner.modules())
+    x = default_preprocessing(name).to_tensor([cat, to_rgb8(cat[::-1])], torch.device("cpu"))
+    with torch.inference_mode():
+        folded = net(x)
+        unfolded = _stage_features(net.net, net._stage_ends, net.info.level_names, x, None)
+    for level, (ours, reference) in enumerate(zip(folded, unfolded)):
+        assert ours.is_contiguous()
+        error = float((ours - reference).abs().max() / reference.abs().max())
+        assert error < 1e-4, f"level {level}: relative error {error:.2e}"
 
 
 # ---- preprocessing -------------------------------------------------------------------------
