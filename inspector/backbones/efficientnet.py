@@ -72,9 +72,10 @@ class FeatureBackbone(nn.Module):
             parameter.requires_grad_(False)
 
     def forward(self, x: torch.Tensor, upto: int | None = None) -> list[torch.Tensor]:
-        """Feature maps of levels ``0..upto`` (all levels when ``upto`` is None), contiguous NCHW."""
-        return [f.contiguous() for f in _stage_features(self.runner, self._stage_ends, self.info.level_names,
-                                                        x.contiguous(memory_format=torch.channels_last), upto)]
+        """Feature maps of levels ``0..upto`` (all levels when ``upto`` is None), ``(N, C, H, W)`` in
+        channels-last memory layout (converting them back would cost more than the folding saves)."""
+        return _stage_features(self.runner, self._stage_ends, self.info.level_names,
+                               x.contiguous(memory_format=torch.channels_last), upto)
 
     def classify(self, x: torch.Tensor) -> torch.Tensor:
         """ImageNet logits (used to verify that the weights are the real ones)."""
@@ -128,7 +129,23 @@ def fold_batch_norms(net: EfficientNet) -> EfficientNet:
             conv.weight = nn.Parameter(conv.weight * scale.view(-1, 1, 1, 1), requires_grad=False)
             conv.bias = nn.Parameter(bias, requires_grad=False)
             setattr(owner, norm_name, nn.Identity())
+            _pad_inside(conv)
     return folded
+
+
+def _pad_inside(conv: nn.Module) -> None:
+    """Let a TF-'SAME' convolution pad by itself when its static zero padding is symmetric (stride 1).
+
+    The same zeros, without the separate padding pass over the input; asymmetric padding
+    (stride 2 on even sizes) is kept as it is.
+    """
+    padding = getattr(conv, "static_padding", None)
+    if not isinstance(padding, nn.ZeroPad2d):
+        return
+    left, right, top, bottom = padding.padding
+    if left == right and top == bottom and tuple(conv.padding) == (0, 0):
+        conv.padding = (top, left)
+        conv.static_padding = nn.Identity()
 
 
 def _lite_network(spec: BackboneSpec) -> tuple[EfficientNet, list[int]]:

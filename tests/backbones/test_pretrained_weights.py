@@ -245,7 +245,6 @@ def test_folded_network_computes_the_loaded_networks_features(name: str, cat: np
         folded = net(x)
         unfolded = _stage_features(net.net, net._stage_ends, net.info.level_names, x, None)
     for level, (ours, reference) in enumerate(zip(folded, unfolded)):
-        assert ours.is_contiguous()
         error = float((ours - reference).abs().max() / reference.abs().max())
         assert error < 1e-4, f"level {level}: relative error {error:.2e}"
 
