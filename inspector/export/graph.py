@@ -130,6 +130,7 @@ class InspectionGraph(nn.Module):
                 self.register_buffer("bank_edge_map", edge.detach().float().cpu().contiguous())
         wanted = [c for c in ("position", "bank") if c in self.components]
         self.map_components = tuple(wanted) or ("position",)
+        self.map_weights = detector.map_weights(self.map_components)
 
     # ---- pieces ---------------------------------------------------------------------------
     def _features(self, spatial: list[torch.Tensor]) -> torch.Tensor:
@@ -193,5 +194,5 @@ class InspectionGraph(nn.Module):
         evidence.update({c: m.flatten(1).amax(1) for c, m in component_maps.items()})
         z = torch.stack([self._standardize(c, evidence[c].double()) for c in self.components])
         raw = (1.0 + z.mean(0) / SPREAD).clamp_min(1e-6)
-        fused = torch.stack([self._standardize(c, component_maps[c]) for c in self.map_components]).mean(0)
+        fused = sum(self.map_weights[c] * self._standardize(c, component_maps[c]) for c in self.map_components)
         return raw, fused

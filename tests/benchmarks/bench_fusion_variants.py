@@ -151,6 +151,8 @@ VARIANTS = {
     "no-edge": lambda size: FusionDetector(image_size=size, bank_edge=0),
     "edge1": lambda size: FusionDetector(image_size=size, bank_edge=1),
     "edge3": lambda size: FusionDetector(image_size=size, bank_edge=3),
+    "map-mean": lambda size: FusionDetector(image_size=size, map_bank_weight=0.5),
+    "map-bank-only": lambda size: FusionDetector(image_size=size, map_bank_weight=1.0),
     "L35": _with_levels(FusionDetector, (3, 5)),
     "L345": _with_levels(FusionDetector, (3, 4, 5)),
 }

@@ -169,5 +169,5 @@ def test_refit_settings_of_a_model_without_a_fit_request_come_from_its_configura
     assert settings.detector == "fusion" and settings.image_size == 64 and settings.folds is None
     assert settings.options == {"levels": [4, 5], "batch_size": 16, "components": ["position", "bank"],
                                 "bank_coreset": 50, "bank_dimensions": 16, "bank_stride": 16, "bank_border": "shrink",
-                                "bank_edge": 2}
+                                "bank_edge": 2, "map_bank_weight": 0.75}
     assert settings.mask is None and (settings.policy, settings.target) == (None, None)  # the default rule
