@@ -8,8 +8,17 @@ a latent ``z`` is found by gradient descent on
     L(z) = (1 - lambda) * mean|x - G(z)| + lambda * mean|f(x) - f(G(z))|
 
 where ``f`` is the discriminator's last hidden layer (feature matching), with
-lambda = 0.1. The anomaly score is the final ``L(z)``; the map is ``|x - G(z)|``
-averaged over channels. Good images lie near the manifold, defects do not.
+lambda = 0.1. The anomaly score is the final ``L(z)``. Good images lie near the
+manifold, defects do not.
+
+The map compares ``x`` and ``G(z)`` where the score's second term does, in the
+discriminator, but keeps the layout: ``|f_k(x) - f_k(G(z))|`` for the activations
+``f_k`` after the discriminator's ``k``-th stage (``map_features``, 2 by default:
+a 16 x 16 grid at 64 px), averaged over channels and resized to the input. A pixel
+residual ``|x - G(z)|`` also marks every grain of good texture the generator places a
+little differently; the discriminator's features, trained to tell good images from
+generated ones, respond less to that. ``map_features=0`` gives the pixel residual
+averaged over channels (model files from before the option).
 
 The search runs batched (each image's ``z`` has its own Adam state; the loss of
 one image does not touch another's), starting from the best of a fixed bank of
@@ -36,6 +45,7 @@ from inspector.detectors.networks import Discriminator, Generator, check_size, i
 from inspector.detectors.training import SCORE_METHODS, TrainedDetector, map_scores, smooth_maps
 
 MAP_SIGMA = 2.0
+MAP_FEATURES = 2
 REAL_LABEL = 0.9  # one-sided label smoothing steadies the discriminator on small sets
 
 
@@ -79,6 +89,8 @@ class AnoGANDetector(TrainedDetector):
         score_fraction: Area fraction for a map reduction.
         inference_batch: Images searched together.
         map_sigma: Gaussian blur of the residual map, in pixels of the network input (0: none).
+        map_features: Discriminator stage whose activations the map compares (1 = the first
+            hidden layer); 0: the pixel residual ``|x - G(z)|``.
     """
 
     kind = "anogan"
@@ -92,7 +104,8 @@ class AnoGANDetector(TrainedDetector):
                  search_steps: int = 50, search_lr: float = 0.05, discrimination_weight: float = 0.1,
                  latent_bank: int = 64, val_images: int = 16, val_search_steps: int = 20,
                  shift_fraction: float = 0.125, score: str = "loss", score_fraction: float = 0.005,
-                 inference_batch: int = 32, map_sigma: float = MAP_SIGMA) -> None:
+                 inference_batch: int = 32, map_sigma: float = MAP_SIGMA,
+                 map_features: int = MAP_FEATURES) -> None:
         super().__init__(device, image_size, seed, epochs, batch_size, learning_rate, patience, max_seconds,
                          min_steps_per_epoch, augment, val_fraction, score, score_fraction, inference_batch,
                          mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), latent_dim=int(latent_dim),
@@ -100,14 +113,17 @@ class AnoGANDetector(TrainedDetector):
                          search_lr=float(search_lr), discrimination_weight=float(discrimination_weight),
                          latent_bank=int(latent_bank), val_images=int(val_images),
                          val_search_steps=int(val_search_steps), shift_fraction=float(shift_fraction),
-                         map_sigma=float(map_sigma))
+                         map_sigma=float(map_sigma), map_features=int(map_features))
         if search_steps < 0 or val_search_steps < 0 or latent_bank < 1 or val_images < 1:
             raise ValueError("search_steps and val_search_steps must be >= 0, latent_bank and val_images >= 1")
         if not 0.0 <= discrimination_weight <= 1.0 or search_lr <= 0 or not 0.0 <= shift_fraction < 0.5:
             raise ValueError("discrimination_weight must be in [0, 1], search_lr positive, shift_fraction in [0, 0.5)")
         if map_sigma < 0:
             raise ValueError("map_sigma must not be negative")
-        check_size(int(image_size), 4, "AnoGAN")
+        stages = check_size(int(image_size), 4, "AnoGAN")
+        if not 0 <= map_features <= stages:
+            raise ValueError(f"map_features must be in [0, {stages}] at image size {image_size}, got {map_features}")
+        self.map_features = int(map_features)
         self.map_sigma = float(map_sigma)
         self.latent_dim, self.base_channels = int(latent_dim), int(base_channels)
         self.search_steps, self.search_lr = int(search_steps), float(search_lr)
@@ -208,9 +224,26 @@ class AnoGANDetector(TrainedDetector):
             loss, residual, generated = self._losses(x, x_features, z, weight)
         return loss, residual, generated
 
+    @classmethod
+    def from_state(cls, config: dict, tensors: dict[str, torch.Tensor], device: torch.device):
+        """Rebuild from a model file; files from before ``map_features`` keep the pixel residual map."""
+        options = {"map_features": 0, **config["options"]}
+        return super().from_state({**config, "options": options}, tensors, device)
+
+    def residual_maps(self, x: torch.Tensor, generated: torch.Tensor) -> torch.Tensor:
+        """Unblurred maps ``(N, S, S)``: the mean absolute difference of the discriminator's
+        activations after stage ``map_features`` (resized bilinearly to the input), or of the
+        pixels with ``map_features`` 0."""
+        if self.map_features == 0:
+            return (x - generated).abs().mean(dim=1)
+        layers = self.discriminator.body[:3 * self.map_features - 1]  # conv + LeakyReLU, then conv, BN, LeakyReLU
+        difference = (layers(x) - layers(generated)).abs().mean(dim=1, keepdim=True)
+        return F.interpolate(difference, size=x.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
+
     def _scores_and_maps(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         loss, _, generated = self.search(x)
-        maps = smooth_maps((x - generated).abs().mean(dim=1), self.map_sigma)
+        with torch.no_grad():
+            maps = smooth_maps(self.residual_maps(x, generated), self.map_sigma)
         if self.score_method == "loss":
             return loss, maps
         return map_scores(maps, self.score_method, self.score_fraction), maps

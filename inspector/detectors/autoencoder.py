@@ -20,8 +20,13 @@ texture around it: the fine-scale map alone ranked such defects below chance. Th
 coarse scale compares the image and its reconstruction blurred by ``coarse_sigma``
 pixels first, so the zero-mean fine detail cancels and what stays is a systematic
 difference (a colour or brightness the network would not have produced). Each
-scale is divided by the 99.9th percentile of its values on the validation images,
-and the map is the larger of the two at each pixel.
+scale is put in units of its rarity on the validation images, ``-log10`` of the
+share of good pixels with a higher value (:func:`~inspector.detectors.training.tail_scores`),
+and the map is the larger of the two at each pixel. Rarity makes the two scales
+comparable over their whole range: the fine residual of a texture the network cannot
+reproduce is high on every good pixel, and divided by a high percentile alone it would
+still outweigh a clear coarse-scale difference. Model files from before it divide
+each scale by its 99.9th percentile on the validation images (``scale_units="percentile"``).
 """
 
 from __future__ import annotations
@@ -34,13 +39,14 @@ from inspector.detectors.base import register
 from inspector.detectors.networks import ConvAutoencoder, check_autoencoder_size
 from inspector.detectors.ssim import dssim_map
 from inspector.detectors.training import (TrainedDetector, fold_windows, map_scores, random_patches,
-                                          sliding_windows, smooth_maps)
+                                          sliding_windows, smooth_maps, tail_scores, tail_table)
 
 SSIM_WINDOW = 11
 PATCH_CHUNK = 1024
 MAP_SIGMA = 4.0
 COARSE_SIGMA = 4.0
 SCALE_QUANTILE = 0.999
+SCALE_UNITS = ("rarity", "percentile")
 
 
 class AutoencoderDetector(TrainedDetector):
@@ -70,6 +76,10 @@ class AutoencoderDetector(TrainedDetector):
         map_sigma: Gaussian blur of the residual map, in pixels of the network input (0: none).
         coarse_sigma: Blur of image and reconstruction before the coarse-scale residual, in
             pixels of the network input (0: the fine scale alone, as model files from before it).
+        scale_units: How the two scales are made comparable before their maximum is taken:
+            ``"rarity"`` (``-log10`` of the share of validation pixels above the value) or
+            ``"percentile"`` (divided by the 99.9th percentile on validation images, as model
+            files from before the option).
         score: Map-to-score reduction, ``"top"``, ``"max"`` or ``"mean"``.
         score_fraction: Area fraction for the reduction.
         inference_batch: Images per forward pass when scoring.
@@ -83,14 +93,15 @@ class AutoencoderDetector(TrainedDetector):
                  max_seconds: float | None = 420.0, min_steps_per_epoch: int = 20, augment: bool = True,
                  val_fraction: float | None = None, latent_dim: int = 100, base_channels: int = 32,
                  patch_size: int = 32, stride: int = 8, patches_per_image: int = 8, map_sigma: float = MAP_SIGMA,
-                 coarse_sigma: float = COARSE_SIGMA, score: str = "max", score_fraction: float = 0.005,
+                 coarse_sigma: float = COARSE_SIGMA, scale_units: str = "rarity", score: str = "max",
+                 score_fraction: float = 0.005,
                  inference_batch: int = 32) -> None:
         super().__init__(device, image_size, seed, epochs, batch_size, learning_rate, patience, max_seconds,
                          min_steps_per_epoch, augment, val_fraction, score, score_fraction, inference_batch,
                          mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0),
                          latent_dim=int(latent_dim), base_channels=int(base_channels), patch_size=int(patch_size),
                          stride=int(stride), patches_per_image=int(patches_per_image), map_sigma=float(map_sigma),
-                         coarse_sigma=float(coarse_sigma))
+                         coarse_sigma=float(coarse_sigma), scale_units=str(scale_units))
         check_autoencoder_size(int(image_size))
         check_autoencoder_size(int(patch_size))
         if patch_size > image_size or stride < 1 or (image_size - patch_size) % stride:
@@ -98,9 +109,13 @@ class AutoencoderDetector(TrainedDetector):
                              f"image_size - patch_size must be a multiple of the stride ({stride})")
         if patches_per_image < 1 or map_sigma < 0 or coarse_sigma < 0:
             raise ValueError("patches_per_image must be positive, map_sigma and coarse_sigma not negative")
+        if scale_units not in SCALE_UNITS:
+            raise ValueError(f"unknown scale_units {scale_units!r}; choose one of {', '.join(SCALE_UNITS)}")
+        self.scale_units = str(scale_units)
         self.map_sigma = float(map_sigma)
         self.coarse_sigma = float(coarse_sigma)
         self.map_scales: torch.Tensor | None = None  # (fine, coarse) 99.9th percentiles on validation images
+        self.map_tails: torch.Tensor | None = None  # (2, L) tail tables of the two scales on validation images
         self.latent_dim = int(latent_dim)
         self.base_channels = int(base_channels)
         self.patch_size, self.stride = int(patch_size), int(stride)
@@ -117,21 +132,27 @@ class AutoencoderDetector(TrainedDetector):
     @classmethod
     def from_state(cls, config: dict, tensors: dict[str, torch.Tensor], device: torch.device):
         """Rebuild from a model file; files from before patches hold a whole-image autoencoder,
-        files from before the coarse scale a fine-scale map alone."""
+        files from before the coarse scale a fine-scale map alone, files from before
+        ``scale_units`` scales divided by their percentiles."""
         options = dict(config["options"])
         options.setdefault("patch_size", options["image_size"])
         options.setdefault("stride", 1)
         options.setdefault("coarse_sigma", 0.0)
+        options.setdefault("scale_units", "percentile")
         detector = super().from_state({**config, "options": options}, tensors, device)
-        if detector.coarse_sigma > 0:
+        if detector.coarse_sigma > 0 and detector.scale_units == "percentile":
             detector.map_scales = tensors["map_scales"].double().to(detector.device)
+        elif detector.coarse_sigma > 0:
+            detector.map_tails = tensors["map_tails"].double().to(detector.device)
         return detector
 
     def tensors(self) -> dict[str, torch.Tensor]:
-        """The autoencoder's weights and, with two scales, the scales' validation percentiles."""
+        """The autoencoder's weights and, with two scales, the scales' validation statistics."""
         out = super().tensors()
-        if self.coarse_sigma > 0:
+        if self.coarse_sigma > 0 and self.scale_units == "percentile":
             out["map_scales"] = self.map_scales.float().cpu()
+        elif self.coarse_sigma > 0:
+            out["map_tails"] = self.map_tails.float().cpu()
         return out
 
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
@@ -189,19 +210,28 @@ class AutoencoderDetector(TrainedDetector):
         return fine, smooth_maps(coarse, self.map_sigma)
 
     def _after_training(self, val_x: torch.Tensor) -> None:
-        """The two scales' 99.9th percentiles on the validation images (what makes them comparable)."""
+        """The two scales' statistics on the validation images (what makes them comparable):
+        their tail tables, or their 99.9th percentiles with ``scale_units="percentile"``."""
         if self.coarse_sigma <= 0:
             return
         parts = [self._scale_maps(val_x[i:i + self.inference_batch]) for i in range(0, len(val_x), self.inference_batch)]
-        scales = [_quantile(torch.cat([p[k] for p in parts]), SCALE_QUANTILE) for k in (0, 1)]
+        values = [torch.cat([p[k] for p in parts]) for k in (0, 1)]
+        if self.scale_units == "rarity":
+            # Rounded to float32 as the model file stores it, so a loaded detector draws the same map.
+            self.map_tails = torch.stack([tail_table(v) for v in values]).float().double().to(self.device)
+            return
+        scales = [_quantile(v, SCALE_QUANTILE) for v in values]
         self.map_scales = torch.tensor(scales, dtype=torch.float64, device=self.device).clamp_min(1e-12)
 
     def anomaly_maps(self, x: torch.Tensor) -> torch.Tensor:
         """The detector's map: the fine-scale residual blurred by ``map_sigma`` or, with a coarse
-        scale, the larger of the two scales, each in units of its validation percentile."""
+        scale, the larger of the two scales, each in units of its rarity on validation images
+        (or of its validation percentile, see ``scale_units``)."""
         fine, coarse = self._scale_maps(x)
         if coarse is None:
             return fine
+        if self.scale_units == "rarity":
+            return torch.maximum(tail_scores(fine, self.map_tails[0]), tail_scores(coarse, self.map_tails[1]))
         scales = self.map_scales.to(fine.dtype)
         return torch.maximum(fine / scales[0], coarse / scales[1])
 

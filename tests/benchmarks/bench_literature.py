@@ -13,7 +13,11 @@ is what costs the trained detectors most and says nothing about accuracy:
 ``benchmark`` scores the test images three times (batched, batch-1 latency, maps),
 which for AnoGAN's latent search is minutes per category, and calibrates gradient
 maps. ``--max-seconds`` caps each detector's training time (default: the
-detector's own budget).
+detector's own budget). ``--save DIR`` writes each fitted network to
+``DIR/CATEGORY__KIND.safetensors``; ``--load DIR`` takes the networks from there
+instead of training them and derives everything a detector takes from its validation
+images (the split of the fit, by its seed) with the current code and options, so map
+variants can be compared on one trained network per set.
 
 Results are printed as JSON lines as soon as each fit is done, so a run stopped
 half-way keeps what it measured.
@@ -42,6 +46,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--json", default=None, help="also append the JSON lines to this file")
+    parser.add_argument("--save", default=None, metavar="DIR", help="save each fitted network here")
+    parser.add_argument("--load", default=None, metavar="DIR",
+                        help="reuse the networks saved here (by --save) instead of training")
     args = parser.parse_args(argv)
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
     import torch
@@ -80,7 +87,13 @@ def main(argv: list[str] | None = None) -> int:
         for kind in args.detector:
             detector = detector_class(kind)(device=args.device, **options)
             started = time.perf_counter()
-            fitted = detector.fit(train, silent(), folds=5)
+            stored = Path(args.load or args.save or ".") / f"{category.name}__{kind}.safetensors"
+            if args.load:
+                fitted = _reuse(detector, stored, train)
+            else:
+                fitted = detector.fit(train, silent(), folds=5)
+                if args.save:
+                    _save(detector, stored)
             fit_s = time.perf_counter() - started
             scores, maps = detector.score_and_maps(test)
             row = {"category": category.name, "detector": kind, "image_auroc": round(auroc(labels, scores), 4)}
@@ -103,6 +116,47 @@ def main(argv: list[str] | None = None) -> int:
                 with open(args.json, "a") as handle:
                     handle.write(line + "\n")
     return 0
+
+
+def _save(detector, path: Path) -> None:
+    """The fitted detector's networks and options, as safetensors with the config in its metadata."""
+    from safetensors.torch import save_file
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.contiguous() for k, v in detector.tensors().items()}
+    save_file(tensors, str(path), metadata={"config": json.dumps(detector.config())})
+
+
+def _reuse(detector, path: Path, train):
+    """Load the networks saved by :func:`_save` into ``detector`` (built with the current options),
+    then do what ``fit`` does after training: validation statistics and held-out maps."""
+    import torch
+    from safetensors import safe_open
+
+    from inspector.detectors.base import FitResult
+    from inspector.detectors.training import TrainingReport, split_validation
+
+    with safe_open(str(path), "pt") as handle:
+        config = json.loads(handle.metadata()["config"])
+        tensors = {key: handle.get_tensor(key) for key in handle.keys()}
+    saved = config["options"]
+    if saved["seed"] != detector.seed or saved["image_size"] != detector.preprocessing.image_size:
+        raise ValueError(f"{path} was trained with another seed or image size")
+    detector.report = TrainingReport(**config["training"]) if config.get("training") else None
+    detector._build()
+    for name in detector.networks:
+        prefix = f"{name}."
+        getattr(detector, name).load_state_dict({k[len(prefix):]: v for k, v in tensors.items()
+                                                 if k.startswith(prefix)})
+        getattr(detector, name).eval()
+    fraction = detector.val_fraction if detector.val_fraction is not None else 1.0 / 5
+    _, val_idx = split_validation(len(train), fraction, detector.seed)
+    val_x = detector._tensor([train[i] for i in val_idx])
+    detector._fitted = True
+    with torch.no_grad():
+        detector._after_training(val_x)
+    scores, maps = detector._run(val_x)
+    return FitResult(held_out_scores=scores, held_out_maps=maps)
 
 
 def _scales_compared(detector, test, masks, maps, pixel_auroc, to_frame_geometry) -> dict:
