@@ -21,7 +21,7 @@ coarse scale compares the image and its reconstruction blurred by ``coarse_sigma
 pixels first, so the zero-mean fine detail cancels and what stays is a systematic
 difference (a colour or brightness the network would not have produced). Each
 scale is put in units of its rarity on the validation images, ``-log10`` of the
-share of good pixels with a higher value (:func:`~inspector.detectors.training.tail_scores`),
+share of good pixels with a higher value (:func:`~inspector.detectors.rarity.tail_scores`),
 and the map is the larger of the two at each pixel. Rarity makes the two scales
 comparable over their whole range: the fine residual of a texture the network cannot
 reproduce is high on every good pixel, and divided by a high percentile alone it would
@@ -39,7 +39,8 @@ from inspector.detectors.base import register
 from inspector.detectors.networks import ConvAutoencoder, check_autoencoder_size
 from inspector.detectors.ssim import dssim_map
 from inspector.detectors.training import (TrainedDetector, fold_windows, map_scores, random_patches,
-                                          sliding_windows, smooth_maps, tail_scores, tail_table)
+                                          sliding_windows, smooth_maps)
+from inspector.detectors.rarity import tail_scores, tail_table
 
 SSIM_WINDOW = 11
 PATCH_CHUNK = 1024

@@ -15,7 +15,8 @@ import torch
 
 from inspector.core.progress import silent
 from inspector.detectors.base import detector_class
-from inspector.detectors.training import TAIL_LEVELS, smooth_maps, tail_scores, tail_table
+from inspector.detectors.rarity import TAIL_LEVELS, tail_scores, tail_table
+from inspector.detectors.training import smooth_maps
 
 pytestmark = pytest.mark.usefixtures("single_threaded")
 
