@@ -68,12 +68,15 @@ POSITION_SAMPLE = 200
 LEGACY_BANK = {"stride": 16, "border": "none", "edge": 0}
 
 
-def bank_options(bank_config: dict) -> dict:
-    """The detector options a model file's ``bank`` configuration stands for (older files: the first bank)."""
-    return {"bank_coreset": int(bank_config["coreset"]), "bank_dimensions": int(bank_config["dimensions"]),
-            "bank_stride": int(bank_config.get("stride", LEGACY_BANK["stride"])),
-            "bank_border": str(bank_config.get("border", LEGACY_BANK["border"])),
-            "bank_edge": int(bank_config.get("edge", LEGACY_BANK["edge"]))}
+def stored_options(config: dict) -> dict:
+    """The bank and map options a fitted fusion detector's configuration stands for (older
+    files: the first bank, the plain-mean map)."""
+    bank = config["bank"]
+    return {"bank_coreset": int(bank["coreset"]), "bank_dimensions": int(bank["dimensions"]),
+            "bank_stride": int(bank.get("stride", LEGACY_BANK["stride"])),
+            "bank_border": str(bank.get("border", LEGACY_BANK["border"])),
+            "bank_edge": int(bank.get("edge", LEGACY_BANK["edge"])),
+            "map_bank_weight": float(config.get("map_bank_weight", LEGACY_MAP_BANK_WEIGHT))}
 
 
 def edge_classes(height: int, width: int, depth: int) -> torch.Tensor:
@@ -242,13 +245,11 @@ class FusionDetector(GaussianDetector):
         return (1.0 + z.mean(0) / SPREAD).clamp_min(1e-6)
 
     def map_weights(self, components: Sequence[str]) -> dict[str, float]:
-        """The share of each of ``components`` (patch maps) in the fast map; they sum to 1."""
-        raw = {"bank": self.map_bank_weight, "position": 1.0 - self.map_bank_weight}
+        """The share of each of ``components`` (patch maps) in the fast map; a map alone is the map."""
         present = [c for c in _MAP_COMPONENTS if c in components]
-        total = sum(raw[c] for c in present)
-        if total <= 0:  # a single map whose share is 0: it is still the map
-            return {c: 1.0 / len(present) for c in present}
-        return {c: raw[c] / total for c in present}
+        if len(present) < 2:
+            return {c: 1.0 for c in present}
+        return {"position": 1.0 - self.map_bank_weight, "bank": self.map_bank_weight}
 
     def _fused_map(self, maps: dict[str, torch.Tensor]) -> torch.Tensor | None:
         weights = self.map_weights(list(maps))
@@ -431,8 +432,7 @@ class FusionDetector(GaussianDetector):
         detector = cls(backbone=config["backbone"], weights=weights,
                        image_size=int(config["preprocessing"]["image_size"]), levels=config["levels"],
                        batch_size=int(config.get("batch_size", 16)), device=device,
-                       components=config["components"], **bank_options(bank_config),
-                       map_bank_weight=float(config.get("map_bank_weight", LEGACY_MAP_BANK_WEIGHT)))
+                       components=config["components"], **stored_options(config))
         detector.preprocessing = Preprocessing.from_dict(config["preprocessing"])
         detector.means = [tensors[f"gaussian.level{lvl}.mean"].to(device) for lvl in detector.levels]
         detector.precisions = [tensors[f"gaussian.level{lvl}.precision"].to(device) for lvl in detector.levels]

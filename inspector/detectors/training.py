@@ -344,8 +344,7 @@ class TrainedDetector(Detector):
             Cancelled: when ``progress`` is cancelled.
         """
         self._fitted = False
-        fraction = self.val_fraction if self.val_fraction is not None else 1.0 / max(2, folds)
-        train_idx, val_idx = split_validation(len(images), fraction, self.seed)
+        train_idx, val_idx = self.validation_split(len(images), folds)
         progress.update(0, self.settings.epochs, "preparing images")
         train_x = self._tensor([images[i] for i in train_idx])
         val_x = self._tensor([images[i] for i in val_idx])
@@ -354,12 +353,31 @@ class TrainedDetector(Detector):
             step, validate = self._trainer(train_x, val_x, generator)
             self.report = train(step, validate, train_x, self.settings, progress, generator, self._modules(),
                                 self.augment)
+        progress.update(self.settings.epochs, self.settings.epochs, "scoring held-out images")
+        return self.finish_fit(val_x)
+
+    def validation_split(self, count: int, folds: int = 5) -> tuple[np.ndarray, np.ndarray]:
+        """The (train, validation) indices :meth:`fit` uses for ``count`` images (by the detector's seed)."""
+        fraction = self.val_fraction if self.val_fraction is not None else 1.0 / max(2, folds)
+        return split_validation(count, fraction, self.seed)
+
+    def finish_fit(self, val_x: torch.Tensor) -> FitResult:
+        """What :meth:`fit` does once the networks are trained: the statistics taken from the
+        validation images, then their held-out scores and maps."""
         self._fitted = True
         with torch.no_grad():
             self._after_training(val_x)
-        progress.update(self.settings.epochs, self.settings.epochs, "scoring held-out images")
         scores, maps = self._run(val_x)
         return FitResult(held_out_scores=scores, held_out_maps=maps)
+
+    def load_networks(self, tensors: dict[str, torch.Tensor]) -> None:
+        """Build the networks and load their weights from ``tensors`` (``NAME.`` prefixed keys), strictly."""
+        self._build()
+        for name in self.networks:
+            prefix = f"{name}."
+            own = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+            getattr(self, name).load_state_dict(own, strict=True)
+            getattr(self, name).eval()
 
     def _after_training(self, val_x: torch.Tensor) -> None:
         """Statistics a detector takes from its validation images once trained (default: none)."""
@@ -418,11 +436,6 @@ class TrainedDetector(Detector):
         detector.preprocessing = Preprocessing.from_dict(config["preprocessing"])
         if config.get("training"):
             detector.report = TrainingReport(**config["training"])
-        detector._build()
-        for name in cls.networks:
-            prefix = f"{name}."
-            own = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
-            getattr(detector, name).load_state_dict(own, strict=True)
-            getattr(detector, name).eval()
+        detector.load_networks(tensors)
         detector._fitted = True
         return detector

@@ -252,10 +252,9 @@ def _options_from_config(cls_, config: dict) -> dict:
         options["components"] = list(config["components"])
     bank = config.get("bank")
     if isinstance(bank, dict) and "coreset" in bank and "dimensions" in bank:  # a fusion memory bank
-        from inspector.detectors.fusion import LEGACY_MAP_BANK_WEIGHT, bank_options
+        from inspector.detectors.fusion import stored_options
 
-        options.update(bank_options(bank))
-        options["map_bank_weight"] = float(config.get("map_bank_weight", LEGACY_MAP_BANK_WEIGHT))
+        options.update(stored_options(config))
     return options
 
 

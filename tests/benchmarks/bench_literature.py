@@ -130,11 +130,9 @@ def _save(detector, path: Path) -> None:
 def _reuse(detector, path: Path, train):
     """Load the networks saved by :func:`_save` into ``detector`` (built with the current options),
     then do what ``fit`` does after training: validation statistics and held-out maps."""
-    import torch
     from safetensors import safe_open
 
-    from inspector.detectors.base import FitResult
-    from inspector.detectors.training import TrainingReport, split_validation
+    from inspector.detectors.training import TrainingReport
 
     with safe_open(str(path), "pt") as handle:
         config = json.loads(handle.metadata()["config"])
@@ -143,20 +141,9 @@ def _reuse(detector, path: Path, train):
     if saved["seed"] != detector.seed or saved["image_size"] != detector.preprocessing.image_size:
         raise ValueError(f"{path} was trained with another seed or image size")
     detector.report = TrainingReport(**config["training"]) if config.get("training") else None
-    detector._build()
-    for name in detector.networks:
-        prefix = f"{name}."
-        getattr(detector, name).load_state_dict({k[len(prefix):]: v for k, v in tensors.items()
-                                                 if k.startswith(prefix)})
-        getattr(detector, name).eval()
-    fraction = detector.val_fraction if detector.val_fraction is not None else 1.0 / 5
-    _, val_idx = split_validation(len(train), fraction, detector.seed)
-    val_x = detector._tensor([train[i] for i in val_idx])
-    detector._fitted = True
-    with torch.no_grad():
-        detector._after_training(val_x)
-    scores, maps = detector._run(val_x)
-    return FitResult(held_out_scores=scores, held_out_maps=maps)
+    detector.load_networks(tensors)
+    _, val_idx = detector.validation_split(len(train), folds=5)
+    return detector.finish_fit(detector._tensor([train[i] for i in val_idx]))
 
 
 def _scales_compared(detector, test, masks, maps, pixel_auroc, to_frame_geometry) -> dict:
