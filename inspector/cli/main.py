@@ -88,6 +88,10 @@ def main(argv: list[str] | None = None) -> int:
     from inspector.storage.model_file import ModelFileError
     from inspector.storage.results_db import ResultStoreError
 
+    # Before anything imports torch: its OpenMP runtime reads the wait policy when it loads.
+    from inspector.core.thread_tuning import tune_threads
+
+    tune_threads()
     if os.environ.get("INSPECTOR_MALLOC_TUNING", "1") != "0":
         # Measured with `inspector speed`: steadier and faster batched CPU inference.
         from inspector.core.malloc_tuning import tune_malloc

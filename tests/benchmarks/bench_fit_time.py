@@ -48,7 +48,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, default=None, help="use the first N images")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--detector", default="fusion")
+    parser.add_argument("--no-thread-tuning", action="store_true",
+                        help="keep the thread pools' defaults (spinning OpenMP, multi-threaded OpenBLAS)")
     args = parser.parse_args(argv)
+    if not args.no_thread_tuning:
+        from inspector.core.thread_tuning import tune_threads
+
+        tune_threads()  # as the `inspector` command does, before torch is imported
 
     from inspector.core.imageio import list_images, read_images
     from inspector.core.malloc_tuning import tune_malloc

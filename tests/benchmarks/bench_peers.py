@@ -102,7 +102,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
+
+from inspector.core.thread_tuning import tune_threads
+
+tune_threads()  # as the `inspector` command does, for every method alike (INSPECTOR_THREAD_TUNING=0: off)
+import torch  # noqa: E402  (after the thread tuning: OpenMP reads its wait policy when torch loads)
 
 from inspector.backbones.efficientnet import build_backbone
 from inspector.backbones.preprocessing import Preprocessing
