@@ -102,6 +102,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="what decides the frames, in the pipeline alone and in the station (as gui --runtime)")
     args = parser.parse_args(argv)
 
+    from inspector.core.thread_tuning import tune_threads
+
+    tune_threads()  # as the `inspector` command (and so the station below) does, before torch loads
     from inspector.core.imageio import list_images, read_image
     from inspector.core.malloc_tuning import tune_malloc
     from inspector.core.opencv_threads import limit_opencv_threads
