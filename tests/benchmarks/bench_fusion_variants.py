@@ -147,6 +147,8 @@ VARIANTS = {
     "position-only": lambda size: FusionDetector(image_size=size, components=("position",)),
     "global-only": lambda size: FusionDetector(image_size=size, components=("global",)),
     "sigma2": lambda size: _with_sigma(FusionDetector, 2.0)(size),
+    "sigma3": lambda size: _with_sigma(FusionDetector, 3.0)(size),
+    "sigma6": lambda size: _with_sigma(FusionDetector, 6.0)(size),
     "sigma8": lambda size: _with_sigma(FusionDetector, 8.0)(size),
     "no-edge": lambda size: FusionDetector(image_size=size, bank_edge=0),
     "edge1": lambda size: FusionDetector(image_size=size, bank_edge=1),
