@@ -12,14 +12,13 @@ import subprocess
 import sys
 
 PROBE = """
-import json, os, sys
+import json, os
 from inspector.core.thread_tuning import tune_threads
 applied = tune_threads()
 import numpy, torch
 from threadpoolctl import threadpool_info
 blas = [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
-print(json.dumps({"applied": applied, "policy": os.environ.get("OMP_WAIT_POLICY"),
-                  "blas": blas, "torch_threads": torch.get_num_threads()}))
+print(json.dumps({"applied": applied, "policy": os.environ.get("OMP_WAIT_POLICY"), "blas": blas}))
 """
 
 
