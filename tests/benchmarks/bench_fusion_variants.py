@@ -33,6 +33,7 @@ from inspector.detectors.fusion import FusionDetector
 from inspector.detectors.patch_map import PatchMapModel
 from inspector.metrics.image import auroc
 from inspector.metrics.pixel import aupro, pixel_auroc
+from inspector.segmentation.smoothing import grid_to_map
 
 SEED = 20261202
 
@@ -106,6 +107,49 @@ def _soft_max_fusion(temperature):
     return _SoftMax
 
 
+def _reweighted(neighbours):
+    """PatchCore's reweighting of the image score (Roth et al., 2022): the bank distance of
+    each image's most anomalous cell is multiplied by ``1 - softmax(d)[0]``, ``d`` being that
+    cell's distances to its nearest bank patch and that patch's ``neighbours - 1`` nearest
+    bank patches: a cell whose match sits in a sparse part of the bank counts more. Here the
+    whole bank map of an image is scaled by its factor (the peak is what the score takes)."""
+    class _Reweighted(FusionDetector):
+        def _bank_map(self, features, exclude=None):
+            flat = self._bank_input(features)
+            bank = self.bank.bank
+            if exclude is not None and len(exclude):
+                keep = ~torch.isin(self.bank.sources, torch.as_tensor(np.asarray(exclude), dtype=torch.int64))
+                bank = bank[keep.to(bank.device)]
+            count, _, height, width = flat.shape
+            queries = self.bank.project(flat.permute(0, 2, 3, 1).reshape(-1, flat.shape[1])).view(count, height * width, -1)
+            distances = torch.cdist(queries, bank.unsqueeze(0).expand(count, -1, -1))  # (N, hw, M)
+            nearest, index = distances.min(2)
+            grid = nearest.view(count, height, width)
+            factors = self.edge_map(height, width)
+            if factors is not None:
+                grid = grid * factors
+            peak = grid.flatten(1).argmax(1)                                # (N,)
+            matched = index[torch.arange(count), peak]                      # (N,)
+            support = torch.cdist(bank[matched], bank).topk(neighbours, largest=False).indices  # (N, k)
+            query = queries[torch.arange(count), peak]                      # (N, D)
+            to_support = (query.unsqueeze(1) - bank[support]).norm(dim=2)   # (N, k)
+            weight = 1.0 - torch.softmax(to_support, 1)[:, 0]
+            return grid_to_map(grid * weight.view(-1, 1, 1), self.preprocessing.image_size, self.patch_map.sigma)
+    return _Reweighted
+
+
+def _weighted_fusion(weights):
+    class _Weighted(FusionDetector):
+        """Fuses by a weighted mean of the standardized evidences (``weights`` per component)."""
+
+        def _fuse(self, evidence):
+            w = torch.tensor([weights[c] for c in self.components], dtype=torch.float64)
+            z = torch.stack([self._standardize(c, evidence[c].double()) for c in self.components])
+            mean = (z * w.view(-1, *([1] * (z.dim() - 1)))).sum(0) / w.sum()
+            return (1.0 + mean / fusion_module.SPREAD).clamp_min(1e-6)
+    return _Weighted
+
+
 # The spatial levels cached: stride 8 (blocks.2, 40 ch) and both stride-16 stages (blocks.3, 80 ch; blocks.4, 112 ch).
 CACHED_LEVELS = (3, 4, 5)
 
@@ -155,6 +199,15 @@ VARIANTS = {
     "edge3": lambda size: FusionDetector(image_size=size, bank_edge=3),
     "map-mean": lambda size: FusionDetector(image_size=size, map_bank_weight=0.5),
     "map-bank-only": lambda size: FusionDetector(image_size=size, map_bank_weight=1.0),
+    "reweight9": lambda size: _reweighted(9)(image_size=size),
+    "reweight9-bank-only": lambda size: _reweighted(9)(image_size=size, components=("bank",)),
+    "w-bank2": lambda size: _weighted_fusion({"global": 1, "position": 1, "bank": 2})(image_size=size),
+    "w-bank1.5": lambda size: _weighted_fusion({"global": 1, "position": 1, "bank": 1.5})(image_size=size),
+    "w-pos0.5": lambda size: _weighted_fusion({"global": 1, "position": 0.5, "bank": 1})(image_size=size),
+    "w-bank3": lambda size: _weighted_fusion({"global": 1, "position": 1, "bank": 3})(image_size=size),
+    "w-pos0.5-bank1.5": lambda size: _weighted_fusion({"global": 1, "position": 0.5, "bank": 1.5})(image_size=size),
+    "w-pos0.5-bank2": lambda size: _weighted_fusion({"global": 1, "position": 0.5, "bank": 2})(image_size=size),
+    "w-global1.5": lambda size: _weighted_fusion({"global": 1.5, "position": 1, "bank": 1})(image_size=size),
     "L35": _with_levels(FusionDetector, (3, 5)),
     "L345": _with_levels(FusionDetector, (3, 4, 5)),
 }
