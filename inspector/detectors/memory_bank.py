@@ -117,6 +117,15 @@ class MemoryBank:
         """``(..., C)`` features in the bank's principal-component space ``(..., D)``."""
         return (features.to(self.device, torch.float32) - self.mean) @ self.projection
 
+    def patches(self, exclude: np.ndarray | None = None) -> torch.Tensor:
+        """``(M, D)`` the kept patches, without those of the reference images ``exclude`` when given."""
+        if self.bank is None:
+            raise RuntimeError("the memory bank is not fitted")
+        if exclude is None or not len(exclude):
+            return self.bank
+        keep = ~torch.isin(self.sources, torch.as_tensor(np.asarray(exclude), dtype=torch.int64))
+        return self.bank[keep.to(self.bank.device)]
+
     def distances(self, features: torch.Tensor, exclude: np.ndarray | None = None) -> torch.Tensor:
         """Distance of each patch of ``(N, C, h, w)`` features to its nearest bank patch, ``(N, h, w)``.
 
@@ -125,12 +134,7 @@ class MemoryBank:
             exclude: Reference-image indices whose patches are left out of the bank
                 (held-out distances of those images for calibration).
         """
-        if self.bank is None:
-            raise RuntimeError("the memory bank is not fitted")
-        bank = self.bank
-        if exclude is not None and len(exclude):
-            keep = ~torch.isin(self.sources, torch.as_tensor(np.asarray(exclude), dtype=torch.int64))
-            bank = bank[keep.to(bank.device)]
+        bank = self.patches(exclude)
         count, _, height, width = features.shape
         queries = self.project(features.permute(0, 2, 3, 1).reshape(-1, features.shape[1]))
         bank_norms = (bank * bank).sum(1)

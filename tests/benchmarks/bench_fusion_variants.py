@@ -116,10 +116,7 @@ def _reweighted(neighbours):
     class _Reweighted(FusionDetector):
         def _bank_map(self, features, exclude=None):
             flat = self._bank_input(features)
-            bank = self.bank.bank
-            if exclude is not None and len(exclude):
-                keep = ~torch.isin(self.bank.sources, torch.as_tensor(np.asarray(exclude), dtype=torch.int64))
-                bank = bank[keep.to(bank.device)]
+            bank = self.bank.patches(exclude)
             count, _, height, width = flat.shape
             queries = self.bank.project(flat.permute(0, 2, 3, 1).reshape(-1, flat.shape[1])).view(count, height * width, -1)
             distances = torch.cdist(queries, bank.unsqueeze(0).expand(count, -1, -1))  # (N, hw, M)
@@ -148,6 +145,12 @@ def _weighted_fusion(weights):
             mean = (z * w.view(-1, *([1] * (z.dim() - 1)))).sum(0) / w.sum()
             return (1.0 + mean / fusion_module.SPREAD).clamp_min(1e-6)
     return _Weighted
+
+
+def _weighted(global_weight, position_weight, bank_weight):
+    """The maker of a weighted-fusion variant."""
+    weights = {"global": global_weight, "position": position_weight, "bank": bank_weight}
+    return lambda size: _weighted_fusion(weights)(image_size=size)
 
 
 # The spatial levels cached: stride 8 (blocks.2, 40 ch) and both stride-16 stages (blocks.3, 80 ch; blocks.4, 112 ch).
@@ -201,13 +204,13 @@ VARIANTS = {
     "map-bank-only": lambda size: FusionDetector(image_size=size, map_bank_weight=1.0),
     "reweight9": lambda size: _reweighted(9)(image_size=size),
     "reweight9-bank-only": lambda size: _reweighted(9)(image_size=size, components=("bank",)),
-    "w-bank2": lambda size: _weighted_fusion({"global": 1, "position": 1, "bank": 2})(image_size=size),
-    "w-bank1.5": lambda size: _weighted_fusion({"global": 1, "position": 1, "bank": 1.5})(image_size=size),
-    "w-pos0.5": lambda size: _weighted_fusion({"global": 1, "position": 0.5, "bank": 1})(image_size=size),
-    "w-bank3": lambda size: _weighted_fusion({"global": 1, "position": 1, "bank": 3})(image_size=size),
-    "w-pos0.5-bank1.5": lambda size: _weighted_fusion({"global": 1, "position": 0.5, "bank": 1.5})(image_size=size),
-    "w-pos0.5-bank2": lambda size: _weighted_fusion({"global": 1, "position": 0.5, "bank": 2})(image_size=size),
-    "w-global1.5": lambda size: _weighted_fusion({"global": 1.5, "position": 1, "bank": 1})(image_size=size),
+    "w-bank2": _weighted(1, 1, 2),
+    "w-bank1.5": _weighted(1, 1, 1.5),
+    "w-pos0.5": _weighted(1, 0.5, 1),
+    "w-bank3": _weighted(1, 1, 3),
+    "w-pos0.5-bank1.5": _weighted(1, 0.5, 1.5),
+    "w-pos0.5-bank2": _weighted(1, 0.5, 2),
+    "w-global1.5": _weighted(1.5, 1, 1),
     "L35": _with_levels(FusionDetector, (3, 5)),
     "L345": _with_levels(FusionDetector, (3, 4, 5)),
 }
