@@ -156,8 +156,11 @@ def test_database_corrupted_under_a_running_station_journals_what_it_cannot_writ
     station.set_model(stub_model(threshold=0.5, delay=0.05), "")
     window.open_source(f"folder:{folder}", start=True)
     qtbot.waitUntil(lambda: len(results.calls) >= 8, timeout=15000)
-    station.pause()  # so that no decision is written between reading the file and damaging it
-    qtbot.waitUntil(lambda: ("paused",) in finished.calls, timeout=5000)
+    # Pause, so that no decision is written between reading the file and damaging it. Opening the
+    # source already emitted "paused" once: wait for the state this pause emits, not that one.
+    states_before = len(finished.calls)
+    station.pause()
+    qtbot.waitUntil(lambda: ("paused",) in finished.calls[states_before:], timeout=5000)
     before = {row[2] for row in rows_of(db)}  # what the intact file held
     assert len(before) == len(results.calls)
     size = db.stat().st_size
@@ -169,8 +172,15 @@ def test_database_corrupted_under_a_running_station_journals_what_it_cannot_writ
         if side.exists() and side.stat().st_size:
             with open(side, "r+b") as handle:
                 handle.write(os.urandom(side.stat().st_size))
+    made_before, started = len(results.calls), time.monotonic()
     station.start()
-    qtbot.waitUntil(lambda: "results database unavailable" in window.status.recording_text, timeout=15000)
+
+    def shown() -> None:
+        assert "results database unavailable" in window.status.recording_text, (
+            f"after {time.monotonic() - started:.1f} s and {len(results.calls) - made_before} more decisions, "
+            f"the status says {window.status.recording_text!r}; recorder: {station.recorder.state}")
+
+    qtbot.waitUntil(shown, timeout=15000)
     qtbot.waitUntil(lambda: ("finished",) in finished.calls, timeout=20000)
     made = len(results.calls)
     window.close()
