@@ -30,6 +30,7 @@ def model_info(model) -> dict:
         "backbone": model.backbone,
         "image_size": model.detector.preprocessing.image_size,
         "segmenters": list(model.supported_segmenters),
+        "evidence": list(getattr(model.detector, "components", ()) or ()),
         "calibration": {
             "threshold": cal.threshold, "policy": cal.policy, "target": cal.target,
             "expected_frr": frr.rate, "expected_frr_interval": [frr.low, frr.high], "n_held_out": frr.total,
@@ -95,6 +96,8 @@ def run(args) -> int:
     print(f"model:        {args.model} (hash {model.model_hash[:16]})")
     print(f"detector:     {data['detector']}" + (f" on {data['backbone']}" if data["backbone"] else "")
           + f", input {data['image_size']} px, maps: {', '.join(data['segmenters']) or 'none'}")
+    if data["evidence"]:
+        print(f"evidence:     {', '.join(data['evidence'])} (fused)")
     info = data["info"]
     if "n_reference" in info:
         print(f"references:   {info['n_reference']} images, {info.get('folds')} folds, fitted {info.get('created')}"

@@ -1,6 +1,6 @@
 """The default detector: global and patch-level evidence from one forward pass, fused.
 
-Three kinds of evidence come from the same EfficientNet pass:
+Four kinds of evidence come from the same EfficientNet pass:
 
 - **global**: the Gaussian detector's score, the sum over levels of Mahalanobis
   distances of pooled features (Rippel et al., 2020): overall appearance;
@@ -20,14 +20,19 @@ Three kinds of evidence come from the same EfficientNet pass:
   (README, "Evaluation on data this project did not make"). What remains of that
   (edge cells are still matched by fewer references' cells) is taken out by
   rescaling the cells near the edge so that the held-out references' mean
-  distance is the same at every depth from the edge.
+  distance is the same at every depth from the edge;
+- **local**: the distance of each bank patch to its nearest neighbour among the
+  references' patches of the same cell and the cells up to two away
+  (:mod:`inspector.detectors.local_bank`), standardized per cell: place and
+  variety at once (a good patch in the wrong place; a place good parts show in
+  several ways). Drawn in the score, not in the fast map.
 
-The two patch evidences are maps (upsampled, smoothed) and contribute their
+The patch evidences are maps (upsampled, smoothed) and contribute their
 maximum. Each evidence is standardized with the mean and standard deviation of its
 *held-out* values (k-fold: every reference image scored by models fitted without
 its fold), and the raw score is ``1 + mean(z) / 3``: about 1 for a typical good
-part. The fast map is a weighted mean of the standardized patch maps, the same
-evidence drawn as a map; the bank map weighs more (``map_bank_weight``), because the
+part. The fast map is a weighted mean of the standardized position and bank maps,
+the same evidence drawn as a map; the bank map weighs more (``map_bank_weight``), because the
 per-position map of an unaligned texture is noisy on good pixels. The choice of
 components and of the weight was made on the benchmark suite (README).
 """
@@ -45,11 +50,13 @@ from inspector.core.progress import Progress
 from inspector.detectors.base import FitResult, batches, kfold_indices, register, resolve_folds
 from inspector.detectors.gaussian import ALL_LEVELS, MIN_IMAGES, WARN_IMAGES, GaussianDetector, log
 from inspector.detectors.gaussian_fit import fit_gaussian
+from inspector.detectors.local_bank import KEEP as LOCAL_KEEP, RADIUS as LOCAL_RADIUS, LocalBank
 from inspector.detectors.memory_bank import CORESET, DIMENSIONS, MemoryBank
 from inspector.detectors.patch_map import PatchMapModel
 from inspector.segmentation.smoothing import grid_to_map
 
-COMPONENTS = ("global", "position", "bank")
+COMPONENTS = ("global", "position", "bank", "local")
+DEFAULT_COMPONENTS = ("global", "position", "bank")
 SPREAD = 3.0
 _MAP_COMPONENTS = ("position", "bank")
 BANK_STRIDE = 16
@@ -72,11 +79,15 @@ def stored_options(config: dict) -> dict:
     """The bank and map options a fitted fusion detector's configuration stands for (older
     files: the first bank, the plain-mean map)."""
     bank = config["bank"]
-    return {"bank_coreset": int(bank["coreset"]), "bank_dimensions": int(bank["dimensions"]),
-            "bank_stride": int(bank.get("stride", LEGACY_BANK["stride"])),
-            "bank_border": str(bank.get("border", LEGACY_BANK["border"])),
-            "bank_edge": int(bank.get("edge", LEGACY_BANK["edge"])),
-            "map_bank_weight": float(config.get("map_bank_weight", LEGACY_MAP_BANK_WEIGHT))}
+    options = {"bank_coreset": int(bank["coreset"]), "bank_dimensions": int(bank["dimensions"]),
+               "bank_stride": int(bank.get("stride", LEGACY_BANK["stride"])),
+               "bank_border": str(bank.get("border", LEGACY_BANK["border"])),
+               "bank_edge": int(bank.get("edge", LEGACY_BANK["edge"])),
+               "map_bank_weight": float(config.get("map_bank_weight", LEGACY_MAP_BANK_WEIGHT))}
+    local = config.get("local_bank")
+    if isinstance(local, dict):
+        options.update(local_radius=int(local["radius"]), local_keep=int(local["keep"]))
+    return options
 
 
 def edge_classes(height: int, width: int, depth: int) -> torch.Tensor:
@@ -120,7 +131,7 @@ class FusionDetector(GaussianDetector):
     Args:
         backbone, weights, image_size, levels, batch_size, device: as for
             :class:`~inspector.detectors.gaussian.GaussianDetector`.
-        components: Which evidences to fuse (a subset of ``global``, ``position``, ``bank``).
+        components: Which evidences to fuse (a subset of ``global``, ``position``, ``bank``, ``local``).
         bank_coreset: Coreset size of the memory bank.
         bank_dimensions: Principal components of the bank's features.
         bank_stride: 16 (2x2 averages of the stride-8 patch features; default) or 8 (each stride-8 patch).
@@ -131,16 +142,19 @@ class FusionDetector(GaussianDetector):
         map_bank_weight: The bank map's share of the fast map, between 0 and 1 (the position
             map has the rest; default 0.75, model files before the option 0.5). Only the map
             changes: the score takes each evidence's peak.
+        local_radius: Cells around a patch's own cell searched by the ``local`` evidence.
+        local_keep: Patches the ``local`` evidence keeps per cell.
     """
 
     kind = "fusion"
 
     def __init__(self, backbone: str = "lite0", weights: str | None = None, image_size: int | None = None,
                  levels: Sequence[int] = ALL_LEVELS, batch_size: int = 16, device: torch.device | str | None = None,
-                 components: Sequence[str] = COMPONENTS, bank_coreset: int = CORESET,
+                 components: Sequence[str] = DEFAULT_COMPONENTS, bank_coreset: int = CORESET,
                  bank_dimensions: int = DIMENSIONS, bank_stride: int = BANK_STRIDE,
                  bank_border: str = BANK_BORDER, bank_edge: int = BANK_EDGE,
-                 map_bank_weight: float = MAP_BANK_WEIGHT, _net=None) -> None:
+                 map_bank_weight: float = MAP_BANK_WEIGHT, local_radius: int = LOCAL_RADIUS,
+                 local_keep: int = LOCAL_KEEP, _net=None) -> None:
         super().__init__(backbone, weights, image_size, levels, fast_map=True, batch_size=batch_size,
                          device=device, _net=_net)
         unknown = set(components) - set(COMPONENTS)
@@ -163,6 +177,7 @@ class FusionDetector(GaussianDetector):
         self.edge_factors: torch.Tensor | None = None    # (bank_edge + 1,) once fitted
         self._edge_map: torch.Tensor | None = None
         self.bank = MemoryBank(dimensions=bank_dimensions, coreset=bank_coreset, device=self.device)
+        self.local = LocalBank(radius=local_radius, keep=local_keep, dimensions=bank_dimensions, device=self.device)
         self.position_mean: torch.Tensor | None = None   # (h, w)
         self.position_std: torch.Tensor | None = None    # (h, w)
         self.norms: dict[str, tuple[float, float]] = {}  # component -> held-out (mean, std)
@@ -234,6 +249,9 @@ class FusionDetector(GaussianDetector):
         maps = {"position": self._position_map(features, mean, std)}
         if "bank" in self.components:
             maps["bank"] = self._bank_map(features, exclude)
+        if "local" in self.components:
+            grid = self.local.distances(self._bank_input(features), exclude)
+            maps["local"] = grid_to_map(grid, self.preprocessing.image_size, self.patch_map.sigma)
         return maps
 
     def _standardize(self, component: str, values: torch.Tensor) -> torch.Tensor:
@@ -297,6 +315,9 @@ class FusionDetector(GaussianDetector):
                 del flat
                 progress.update(0, steps, "rescaling edge distances")
                 self._fit_edge_factors(features)
+            if "local" in self.components:
+                progress.update(0, steps, "building the per-cell patch banks")
+                self.local.fit(self._bank_input(features))
             fold_stats = [PatchMapModel.statistics_of(features[torch.as_tensor(held)]) for held in splits]
             total = tuple(sum(parts) for parts in zip(*fold_stats))
             held_out = {c: np.zeros(count) for c in COMPONENTS}
@@ -321,8 +342,11 @@ class FusionDetector(GaussianDetector):
             self._set_gaussians([fit_gaussian(level) for level in pooled])
             self.patch_map.set_statistics(*total)
             self.position_mean, self.position_std = self._position_statistics(features)
-        self.norms = {c: (float(np.mean(held_out[c])), float(max(np.std(held_out[c]), 1e-9))) for c in COMPONENTS}
-        fused = self._fuse({c: torch.from_numpy(held_out[c]) for c in COMPONENTS}).numpy()
+        # Every evidence but an unused local bank (whose values were never computed) is standardized:
+        # the fast map falls back on the position map when no patch evidence is fused.
+        normed = [c for c in COMPONENTS if c != "local" or c in self.components]
+        self.norms = {c: (float(np.mean(held_out[c])), float(max(np.std(held_out[c]), 1e-9))) for c in normed}
+        fused = self._fuse({c: torch.from_numpy(held_out[c]) for c in self.components}).numpy()
         maps = self._fused_map({c: first_maps[c] for c in _MAP_COMPONENTS if c in self.components}
                                or {"position": first_maps["position"]})
         progress.update(steps, steps, "done")
@@ -411,6 +435,8 @@ class FusionDetector(GaussianDetector):
                      "edge": self.bank_edge},
             "map_bank_weight": self.map_bank_weight,
         })
+        if "local" in self.components:
+            out["local_bank"] = self.local.config()
         return out
 
     def tensors(self) -> dict[str, torch.Tensor]:
@@ -422,6 +448,8 @@ class FusionDetector(GaussianDetector):
             out.update({f"bank.{k}": v for k, v in self.bank.tensors().items()})
             if self.edge_factors is not None:
                 out["fusion.bank_edge_factors"] = self.edge_factors
+        if "local" in self.components:
+            out.update({f"local_bank.{k}": v for k, v in self.local.tensors().items()})
         return out
 
     @classmethod
@@ -445,6 +473,9 @@ class FusionDetector(GaussianDetector):
             detector.bank = MemoryBank.from_state(bank_config, own, device)
             if "fusion.bank_edge_factors" in tensors:
                 detector.edge_factors = tensors["fusion.bank_edge_factors"].float().to(device)
+        if "local" in detector.components:
+            own = {k[len("local_bank."):]: v for k, v in tensors.items() if k.startswith("local_bank.")}
+            detector.local = LocalBank.from_state(config["local_bank"], own, device)
         detector.norms = {c: (float(v[0]), float(v[1])) for c, v in config["norms"].items()}
         return detector
 

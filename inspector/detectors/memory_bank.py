@@ -45,6 +45,17 @@ def _one_cpu_thread(device: torch.device):
         torch.set_num_threads(before)
 
 
+def principal_axes(patches: torch.Tensor, dimensions: int, generator: torch.Generator,
+                   sample: int = 50000) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean ``(C,)`` and leading principal axes ``(C, D)`` of ``(P, C)`` patches (at most
+    ``sample`` of them, drawn with ``generator``)."""
+    chosen = patches[torch.randperm(len(patches), generator=generator)[:sample].to(patches.device)]
+    mean = chosen.mean(0)
+    dims = min(int(dimensions), patches.shape[1], max(1, len(chosen) - 1))
+    _, _, vh = torch.linalg.svd(chosen - mean, full_matrices=False)
+    return mean, vh[:dims].T.contiguous()
+
+
 def greedy_coreset(points: torch.Tensor, size: int, seed: int = 0) -> torch.Tensor:
     """Indices of ``size`` points chosen by greedy k-center selection (farthest point first).
 
@@ -99,11 +110,7 @@ class MemoryBank:
         """Fit on ``(P, C)`` patch features, ``sources[i]`` being the image patch ``i`` came from."""
         patches = patches.to(self.device, torch.float32)
         generator = torch.Generator().manual_seed(seed)
-        sample = patches[torch.randperm(len(patches), generator=generator)[:50000].to(self.device)]
-        self.mean = sample.mean(0)
-        dims = min(self.dimensions, patches.shape[1], max(1, len(sample) - 1))
-        _, _, vh = torch.linalg.svd(sample - self.mean, full_matrices=False)
-        self.projection = vh[:dims].T.contiguous()
+        self.mean, self.projection = principal_axes(patches, self.dimensions, generator)
         if len(patches) <= self.keep_all:
             pool = torch.arange(len(patches))
         else:

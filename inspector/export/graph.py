@@ -11,6 +11,8 @@ with the ``fusion`` and ``gaussian`` detectors, written for a static graph:
   own formula), standardized per cell, upsampled and smoothed (the one ``grid_to_map``);
 - bank evidence: the nearest coreset patch by ``|q|^2 - 2 q B^T + |B|^2`` and a min,
   the same formula as :meth:`inspector.detectors.memory_bank.MemoryBank.distances`;
+- local evidence (when fused): the nearest kept patch of the cells around, by the
+  detector's own :func:`inspector.detectors.local_bank.nearest_in_window`, standardized per cell;
 - fusion, the threshold (float64) and the pixel normalization of the fast map.
 
 The batch axis is never used as a constant, so the exported graph takes any batch size.
@@ -27,6 +29,7 @@ from torch import nn
 
 from inspector.detectors.patch_map import stack_pooled_levels
 from inspector.detectors.fusion import SPREAD
+from inspector.detectors.local_bank import nearest_in_window
 from inspector.segmentation.smoothing import grid_to_map
 
 EXPORTABLE_DETECTORS = ("fusion", "gaussian")
@@ -111,18 +114,33 @@ class InspectionGraph(nn.Module):
         self.register_buffer("position_mean", detector.position_mean.detach().float().cpu())
         self.register_buffer("position_std", detector.position_std.detach().float().cpu())
         self.use_bank = "bank" in self.components
-        if self.use_bank:
-            bank = detector.bank
-            self.register_buffer("bank_mean", bank.mean.detach().float().cpu())
-            self.register_buffer("bank_projection", bank.projection.detach().float().cpu())
-            self.register_buffer("bank", bank.bank.detach().float().cpu().contiguous())
-            self.register_buffer("bank_norms", (self.bank * self.bank).sum(1))
+        self.use_local = "local" in self.components
+        if self.use_bank or self.use_local:
             self.bank_stride = int(detector.bank_stride)
             grid = detector.position_mean.shape[-2:]
             weights = detector.bank_weights(torch.zeros(1, 1, *grid, device=detector.position_mean.device))
             self.bank_shrink = weights is not None
             if weights is not None:
                 self.register_buffer("bank_border", weights.detach().float().cpu().contiguous())
+        if self.use_local:
+            local = detector.local
+            padded, norms = local.padded()
+            self.local_radius = int(local.radius)
+            self.register_buffer("local_mean", local.mean.detach().float().cpu())
+            self.register_buffer("local_projection", local.projection.detach().float().cpu())
+            self.register_buffer("local_padded", padded.detach().float().cpu().contiguous())
+            # A large finite value instead of inf for the padding: no runtime has to handle inf constants.
+            self.register_buffer("local_padded_norms", torch.nan_to_num(norms.detach().float().cpu(),
+                                                                        posinf=1e30).contiguous())
+            self.register_buffer("local_cell_mean", local.cell_mean.detach().float().cpu())
+            self.register_buffer("local_cell_std", local.cell_std.detach().float().cpu())
+        if self.use_bank:
+            bank = detector.bank
+            self.register_buffer("bank_mean", bank.mean.detach().float().cpu())
+            self.register_buffer("bank_projection", bank.projection.detach().float().cpu())
+            self.register_buffer("bank", bank.bank.detach().float().cpu().contiguous())
+            self.register_buffer("bank_norms", (self.bank * self.bank).sum(1))
+            grid = detector.position_mean.shape[-2:]
             side = 2 if self.bank_stride == 16 else 1
             edge = detector.edge_map(grid[0] // side, grid[1] // side)
             self.bank_edge = edge is not None
@@ -143,12 +161,22 @@ class InspectionGraph(nn.Module):
         squared = ((centred @ self.patch_precision) * centred).sum(-1)
         return squared.clamp_min(0).sqrt()
 
+    def _bank_input(self, features: torch.Tensor) -> torch.Tensor:
+        """The bank's patches (border-shrunk, stride 8 or 16), as :func:`inspector.detectors.fusion.bank_features`."""
+        pooled = features * self.bank_border if self.bank_shrink else features
+        return F.avg_pool2d(pooled, 2) if self.bank_stride == 16 else pooled
+
+    def _local_grid(self, features: torch.Tensor) -> torch.Tensor:
+        """Per-cell standardized distance to the nearest kept patch of the cells around (as
+        :meth:`inspector.detectors.local_bank.LocalBank.distances`)."""
+        queries = (self._bank_input(features).permute(0, 2, 3, 1) - self.local_mean) @ self.local_projection
+        grid = nearest_in_window(queries, self.local_padded, self.local_padded_norms, self.local_radius)
+        return (grid - self.local_cell_mean) / self.local_cell_std
+
     def _bank_grid(self, features: torch.Tensor) -> torch.Tensor:
         """Distance of each bank patch (border-shrunk, stride 8 or 16) to its nearest bank patch,
         rescaled by its distance to the frame's edge."""
-        pooled = features * self.bank_border if self.bank_shrink else features
-        if self.bank_stride == 16:
-            pooled = F.avg_pool2d(pooled, 2)
+        pooled = self._bank_input(features)
         height, width = pooled.shape[-2], pooled.shape[-1]
         queries = (pooled.flatten(2).transpose(1, 2) - self.bank_mean) @ self.bank_projection
         # The query's own norm is added after the minimum over the bank (it does not change which is nearest).
@@ -188,6 +216,8 @@ class InspectionGraph(nn.Module):
         component_maps = {"position": grid_to_map(grid, self.size, self.sigma)}
         if self.use_bank:
             component_maps["bank"] = grid_to_map(self._bank_grid(features), self.size, self.sigma)
+        if self.use_local:
+            component_maps["local"] = grid_to_map(self._local_grid(features), self.size, self.sigma)
         evidence = {"global": global_score}
         # The peak as a max over the flattened map: OpenVINO's CPU plugin (2026.4) returned zeros for every
         # frame after the first of a batch from amax over axes (1, 2) followed by the cast to float64.

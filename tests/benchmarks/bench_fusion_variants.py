@@ -153,6 +153,12 @@ def _weighted(global_weight, position_weight, bank_weight):
     return lambda size: _weighted_fusion(weights)(image_size=size)
 
 
+
+def _plus_local(**options):
+    """The default with the per-cell nearest-neighbour evidence (``local``) fused as a fourth."""
+    return lambda size: FusionDetector(image_size=size, components=("global", "position", "bank", "local"),
+                                       **options)
+
 # The spatial levels cached: stride 8 (blocks.2, 40 ch) and both stride-16 stages (blocks.3, 80 ch; blocks.4, 112 ch).
 CACHED_LEVELS = (3, 4, 5)
 
@@ -211,6 +217,12 @@ VARIANTS = {
     "w-pos0.5-bank1.5": _weighted(1, 0.5, 1.5),
     "w-pos0.5-bank2": _weighted(1, 0.5, 2),
     "w-global1.5": _weighted(1.5, 1, 1),
+    "plus-local": _plus_local(),
+    "plus-local-r1": _plus_local(local_radius=1),
+    "plus-local-r3": _plus_local(local_radius=3),
+    "plus-local-keep64": _plus_local(local_keep=64),
+    "plus-local-keepall": _plus_local(local_keep=100000),
+    "local-not-position": lambda size: FusionDetector(image_size=size, components=("global", "bank", "local")),
     "L35": _with_levels(FusionDetector, (3, 5)),
     "L345": _with_levels(FusionDetector, (3, 4, 5)),
 }
@@ -242,9 +254,12 @@ def main() -> int:
         data = extract(category, Path(args.cache), args.image_size)
         rows = halves(len(data["labels"]), category.name)[args.half]
         pooled, spatial = data["train"]
-        if args.limit_train:
-            pooled = [level[:args.limit_train] for level in pooled]
-            spatial = [m[:args.limit_train] for m in spatial]
+        if args.limit_train and args.limit_train < len(pooled[0]):
+            # Evenly spread over the (sorted) training images, as bench_peers.py's --limit-train:
+            # the first N of a sorted folder can be an unrepresentative run of similar parts.
+            keep = np.linspace(0, len(pooled[0]) - 1, args.limit_train).round().astype(int)
+            pooled = [level[keep] for level in pooled]
+            spatial = [m[torch.as_tensor(keep)] for m in spatial]
         for variant in args.variants:
             detector = build(variant, args.image_size)
             chosen = [CACHED_LEVELS.index(level) for level in detector.patch_map.levels]

@@ -1,6 +1,7 @@
 """ONNX export on real images: onnxruntime decides like the torch model (scores, verdicts, maps, metadata).
 
-A fusion model (the default detector, Lite0 at its native 224 px) and a gaussian model
+A fusion model (the default detector, Lite0 at its native 224 px), the same with the per-cell
+bank fused too (``local``, opt-in), and a gaussian model
 with the fast map (at 160 px, a non-native input size) are fitted on real ELPV
 solar-cell images, exported, and run by :class:`inspector.export.onnx_runtime.OnnxModel`
 on held-out good and defective cells (300x300, so both paths resize).
@@ -31,6 +32,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("single_threaded")]
 RTOL = 1e-4
 MAP_ATOL = 1e-3
 """Normalized map units: 0.1 % of the calibrated pixel threshold."""
+LOCAL_COMPONENTS = ["global", "position", "bank", "local"]
 
 
 @pytest.fixture(scope="module")
@@ -50,8 +52,10 @@ def exported(cells, tmp_path_factory, single_threaded):
     refs, _ = cells
     folder = tmp_path_factory.mktemp("onnx")
     out = {}
-    for kind, size in (("fusion", None), ("gaussian", 160)):
-        model = InspectionModel.fit(refs, detector=kind, image_size=size, folds=5, device="cpu")
+    # fusion-local: the fusion detector with its opt-in per-cell bank (the ``local`` evidence) fused too.
+    for kind, detector, size, options in (("fusion", "fusion", None, {}), ("gaussian", "gaussian", 160, {}),
+                                          ("fusion-local", "fusion", None, {"components": LOCAL_COMPONENTS})):
+        model = InspectionModel.fit(refs, detector=detector, image_size=size, folds=5, device="cpu", **options)
         path = folder / f"{kind}.onnx"
         export_onnx(model, path)
         out[kind] = (model, OnnxModel(path, ["CPUExecutionProvider"], threads=1), path)
@@ -63,7 +67,7 @@ def _relative(a, b) -> float:
     return float(np.max(np.abs(a - b) / np.abs(b)))
 
 
-@pytest.mark.parametrize("kind", ["fusion", "gaussian"])
+@pytest.mark.parametrize("kind", ["fusion", "gaussian", "fusion-local"])
 def test_scores_verdicts_and_maps_match_torch(exported, cells, kind):
     model, onnx_model, _ = exported[kind]
     frames = cells[1]
@@ -72,7 +76,7 @@ def test_scores_verdicts_and_maps_match_torch(exported, cells, kind):
     assert _relative([r.raw_score for r in got], [r.raw_score for r in expected]) <= RTOL
     assert _relative([r.score for r in got], [r.score for r in expected]) <= RTOL
     assert [r.anomalous for r in got] == [r.anomalous for r in expected]
-    if kind == "fusion":  # the parity means something only if both verdicts occur
+    if kind.startswith("fusion"):  # the parity means something only if both verdicts occur
         assert 0 < sum(r.anomalous for r in expected) < len(frames)
     for mine, theirs in zip(got, expected):
         assert mine.threshold == theirs.threshold and mine.model_hash == theirs.model_hash

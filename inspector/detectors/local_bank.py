@@ -1,0 +1,211 @@
+"""The nearest good patch at the same place: a small memory bank per grid cell.
+
+The memory bank (:mod:`inspector.detectors.memory_bank`) is blind to place: a patch
+is normal when it resembles a good patch from anywhere. The per-position Gaussian
+(:mod:`inspector.detectors.patch_map`) keeps place but models each cell by a single
+Gaussian with a covariance shared by all cells, so a cell that good parts show in
+several ways (a busbar here or there, a cut corner or not) looks unusual in each of
+them. This bank keeps both place and variety: every grid cell keeps the reference
+images' patches of that cell (all of them, or a greedy k-center coreset of ``keep``),
+and a patch's distance is to the nearest kept patch of its own cell or of the cells
+up to ``radius`` cells away (tolerance for small shifts). Each cell's distances are
+then standardized by that cell's mean and spread over the reference images, each
+scored without the patches of its own chunk of images, so busy and quiet places of
+an aligned part count alike.
+
+Features are the memory bank's (border-shrunk stride-16 patches) projected onto
+their own leading principal components.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from inspector.detectors.memory_bank import principal_axes
+
+KEEP = 128
+"""Patches kept per cell (a greedy k-center coreset when the references have more)."""
+RADIUS = 2
+"""Cells around a patch's own cell whose kept patches it is compared with."""
+DIMENSIONS = 64
+_QUERY_CHUNK = 64
+_GRAM_FLOATS = 8 * 1024 * 1024
+
+
+def cell_coresets(points: torch.Tensor, size: int, seed: int = 0) -> torch.Tensor:
+    """``(G, size)`` indices: for each of ``G`` cells, ``size`` of its ``N`` points ``(G, N, D)``
+    chosen by greedy k-center selection (farthest point first).
+
+    Cells are taken in groups whose Gram matrices ``(g, N, N)`` fit in about 32 MB, so that
+    each greedy step reads one row per cell instead of all the cell's points.
+    """
+    cells, count, _ = points.shape
+    if size >= count:
+        return torch.arange(count, device=points.device).expand(cells, count).clone()
+    first = int(torch.randint(count, (1,), generator=torch.Generator().manual_seed(seed)))
+    group = max(1, _GRAM_FLOATS // (count * count))
+    chosen = []
+    for start in range(0, cells, group):
+        part = points[start:start + group]
+        gram = torch.bmm(part, part.transpose(1, 2))                        # (g, N, N)
+        norms = torch.diagonal(gram, dim1=1, dim2=2)                         # (g, N)
+        rows = torch.arange(len(part), device=points.device)
+        index = torch.full((len(part),), first, dtype=torch.int64, device=points.device)
+        picked = [index]
+        nearest = norms - 2.0 * gram[rows, index] + norms[rows, index].unsqueeze(1)
+        for _ in range(size - 1):
+            index = nearest.argmax(1)
+            picked.append(index)
+            torch.minimum(nearest, norms - 2.0 * gram[rows, index] + norms[rows, index].unsqueeze(1), out=nearest)
+        chosen.append(torch.stack(picked, 1))
+    return torch.cat(chosen)
+
+
+def nearest_in_window(queries: torch.Tensor, padded: torch.Tensor, padded_norms: torch.Tensor,
+                      radius: int) -> torch.Tensor:
+    """``(N, h, w)`` distance of each query patch to the nearest kept patch within ``radius`` cells.
+
+    Args:
+        queries: ``(N, h, w, D)`` projected patches.
+        padded: ``(h + 2r, w + 2r, K, D)`` kept patches per cell, padded by ``radius`` cells.
+        padded_norms: ``(h + 2r, w + 2r, K)`` their squared norms; ``inf`` for padding and
+            for patches left out (a reference scored without its own patches).
+        radius: ``r``.
+
+    One formula for the detector and the exported graph (static shapes, no data-dependent
+    control flow): ``|q|^2 - 2 q.b + |b|^2`` by a batched product per offset, a minimum, the
+    query's own norm added after it.
+    """
+    count, height, width, dims = queries.shape
+    cells = height * width
+    q = queries.permute(1, 2, 0, 3).reshape(cells, count, dims)
+    best = None
+    for dy in range(2 * radius + 1):
+        for dx in range(2 * radius + 1):
+            bank = padded[dy:dy + height, dx:dx + width].reshape(cells, -1, dims)         # (hw, K, D)
+            norms = padded_norms[dy:dy + height, dx:dx + width].reshape(cells, 1, -1)  # (hw, 1, K)
+            squared = torch.baddbmm(norms, q, bank.transpose(1, 2), alpha=-2.0).amin(2)  # (hw, N)
+            best = squared if best is None else torch.minimum(best, squared)
+    best = best + (q * q).sum(2)
+    return best.clamp_min(0).sqrt().T.reshape(count, height, width)
+
+
+class LocalBank:
+    """Kept good patches per grid cell, the nearest-in-window distance, per-cell standardization.
+
+    Args:
+        radius: Cells around a patch's own cell searched for its nearest good patch.
+        keep: Patches kept per cell.
+        dimensions: Principal components of the patch features.
+        device: Where the tensors live.
+    """
+
+    def __init__(self, radius: int = RADIUS, keep: int = KEEP, dimensions: int = DIMENSIONS,
+                 device: torch.device | str = "cpu") -> None:
+        if int(radius) < 0:
+            raise ValueError("the local bank's radius must be 0 or more cells")
+        if int(keep) < 1:
+            raise ValueError("the local bank must keep at least one patch per cell")
+        self.radius, self.keep, self.dimensions = int(radius), int(keep), int(dimensions)
+        self.device = torch.device(device)
+        self.mean: torch.Tensor | None = None         # (C,)
+        self.projection: torch.Tensor | None = None   # (C, D)
+        self.bank: torch.Tensor | None = None         # (h, w, K, D)
+        self.sources: torch.Tensor | None = None      # (h, w, K) reference-image index
+        self.cell_mean: torch.Tensor | None = None    # (h, w)
+        self.cell_std: torch.Tensor | None = None     # (h, w)
+        self._padded: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def fit(self, features: torch.Tensor, seed: int = 0) -> None:
+        """Fit on the reference images' ``(N, C, h, w)`` patch features (image ``i`` is source ``i``)."""
+        features = features.to(self.device, torch.float32)
+        count, channels, height, width = features.shape
+        patches = features.permute(0, 2, 3, 1).reshape(-1, channels)
+        self.mean, self.projection = principal_axes(patches, self.dimensions, torch.Generator().manual_seed(seed))
+        projected = self.project(features)                                          # (N, h, w, D)
+        per_cell = projected.permute(1, 2, 0, 3).reshape(height * width, count, -1)  # (hw, N, D)
+        chosen = cell_coresets(per_cell, min(self.keep, count), seed)               # (hw, K)
+        kept = torch.gather(per_cell, 1, chosen.unsqueeze(2).expand(-1, -1, per_cell.shape[2]))
+        self.bank = kept.reshape(height, width, -1, per_cell.shape[2]).contiguous()
+        self.sources = chosen.reshape(height, width, -1).to(torch.int64).cpu()
+        self.cell_mean = self.cell_std = None
+        self._padded = None
+        # Each reference scored without its own chunk's patches (a tenth of them at most).
+        chunk = min(32, max(1, count // 10))
+        grids = torch.cat([self.raw_distances(projected[start:start + chunk],
+                                              np.arange(start, min(count, start + chunk)))
+                           for start in range(0, count, chunk)]).double()
+        finite = torch.isfinite(grids)
+        grids = torch.where(finite, grids, torch.zeros_like(grids))
+        seen = finite.sum(0).clamp_min(1)
+        mean = grids.sum(0) / seen
+        std = ((grids - mean) ** 2 * finite).sum(0).div(seen).sqrt()
+        self.cell_mean = mean.float()
+        self.cell_std = torch.maximum(std, std.mean().clamp_min(1e-6) * 0.1).float()
+
+    def project(self, features: torch.Tensor) -> torch.Tensor:
+        """``(N, C, h, w)`` features as ``(N, h, w, D)`` principal-component coordinates."""
+        return (features.to(self.device, torch.float32).permute(0, 2, 3, 1) - self.mean) @ self.projection
+
+    def padded(self, exclude: np.ndarray | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The kept patches padded by ``radius`` cells and their squared norms (``inf`` for the
+        padding and for the patches of reference images ``exclude``)."""
+        if self.bank is None:
+            raise RuntimeError("the local bank is not fitted")
+        if self._padded is None or exclude is not None and len(exclude):
+            r = self.radius
+            bank = F.pad(self.bank.permute(2, 3, 0, 1), (r, r, r, r)).permute(2, 3, 0, 1).contiguous()
+            norms = (self.bank * self.bank).sum(3)
+            if exclude is not None and len(exclude):
+                left_out = torch.isin(self.sources, torch.as_tensor(np.asarray(exclude), dtype=torch.int64))
+                norms = norms.masked_fill(left_out.to(norms.device), float("inf"))
+            norms = F.pad(norms.permute(2, 0, 1), (r, r, r, r), value=float("inf")).permute(1, 2, 0).contiguous()
+            if exclude is not None and len(exclude):
+                return bank, norms
+            self._padded = (bank, norms)
+        return self._padded
+
+    def raw_distances(self, projected: torch.Tensor, exclude: np.ndarray | None = None) -> torch.Tensor:
+        """``(N, h, w)`` nearest-in-window distances of projected patches ``(N, h, w, D)``."""
+        bank, norms = self.padded(exclude)
+        out = [nearest_in_window(projected[start:start + _QUERY_CHUNK], bank, norms, self.radius)
+               for start in range(0, len(projected), _QUERY_CHUNK)]
+        return torch.cat(out)
+
+    def distances(self, features: torch.Tensor, exclude: np.ndarray | None = None) -> torch.Tensor:
+        """``(N, h, w)`` per-cell standardized distances of ``(N, C, h, w)`` features.
+
+        Args:
+            features: Patch features on the bank's grid.
+            exclude: Reference-image indices whose kept patches are left out (held-out
+                distances of those images for calibration).
+        """
+        if self.cell_mean is None:
+            raise RuntimeError("the local bank is not fitted")
+        grid = self.raw_distances(self.project(features), exclude)
+        return (grid - self.cell_mean) / self.cell_std
+
+    # ---- state ----------------------------------------------------------------------------
+    def config(self) -> dict:
+        """JSON-able description (without tensors)."""
+        return {"radius": self.radius, "keep": self.keep, "dimensions": self.dimensions,
+                "distance": "euclidean to the nearest kept patch within radius cells (PCA space), "
+                            "standardized per cell"}
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        """Projection, kept patches, their sources and the per-cell statistics."""
+        if self.cell_mean is None:
+            raise RuntimeError("the local bank is not fitted")
+        return {"mean": self.mean, "projection": self.projection, "bank": self.bank, "sources": self.sources,
+                "cell_mean": self.cell_mean, "cell_std": self.cell_std}
+
+    @classmethod
+    def from_state(cls, config: dict, tensors: dict[str, torch.Tensor], device: torch.device | str) -> "LocalBank":
+        """Rebuild a fitted bank from :meth:`config` and :meth:`tensors`."""
+        bank = cls(int(config["radius"]), int(config["keep"]), int(config["dimensions"]), device)
+        for name in ("mean", "projection", "bank", "cell_mean", "cell_std"):
+            setattr(bank, name, tensors[name].to(bank.device, torch.float32))
+        bank.sources = tensors["sources"].to(torch.int64).cpu()
+        return bank
