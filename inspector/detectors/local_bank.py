@@ -25,7 +25,7 @@ import torch.nn.functional as F
 
 from inspector.detectors.memory_bank import principal_axes
 
-KEEP = 128
+KEEP = 256
 """Patches kept per cell (a greedy k-center coreset when the references have more)."""
 RADIUS = 2
 """Cells around a patch's own cell whose kept patches it is compared with."""
