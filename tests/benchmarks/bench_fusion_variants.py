@@ -154,10 +154,12 @@ def _weighted(global_weight, position_weight, bank_weight):
 
 
 
+WITH_LOCAL = ("global", "position", "bank", "local")
+
+
 def _plus_local(**options):
     """The default with the per-cell nearest-neighbour evidence (``local``) fused as a fourth."""
-    return lambda size: FusionDetector(image_size=size, components=("global", "position", "bank", "local"),
-                                       **options)
+    return lambda size: FusionDetector(image_size=size, components=WITH_LOCAL, **options)
 
 # The spatial levels cached: stride 8 (blocks.2, 40 ch) and both stride-16 stages (blocks.3, 80 ch; blocks.4, 112 ch).
 CACHED_LEVELS = (3, 4, 5)
@@ -218,6 +220,8 @@ VARIANTS = {
     "w-pos0.5-bank2": _weighted(1, 0.5, 2),
     "w-global1.5": _weighted(1.5, 1, 1),
     "plus-local": _plus_local(),
+    "plus-local-soft1": lambda size: _soft_max_fusion(1.0)(image_size=size, components=WITH_LOCAL),
+    "plus-local-soft2": lambda size: _soft_max_fusion(2.0)(image_size=size, components=WITH_LOCAL),
     "plus-local-r1": _plus_local(local_radius=1),
     "plus-local-r3": _plus_local(local_radius=3),
     "plus-local-keep64": _plus_local(local_keep=64),
