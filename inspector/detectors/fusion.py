@@ -1,6 +1,6 @@
 """The default detector: global and patch-level evidence from one forward pass, fused.
 
-Four kinds of evidence come from the same EfficientNet pass:
+Up to four kinds of evidence come from the same EfficientNet pass (the first three by default):
 
 - **global**: the Gaussian detector's score, the sum over levels of Mahalanobis
   distances of pooled features (Rippel et al., 2020): overall appearance;
@@ -21,7 +21,8 @@ Four kinds of evidence come from the same EfficientNet pass:
   (edge cells are still matched by fewer references' cells) is taken out by
   rescaling the cells near the edge so that the held-out references' mean
   distance is the same at every depth from the edge;
-- **local**: the distance of each bank patch to its nearest neighbour among the
+- **local** (opt-in, not among the default components; README says why): the
+  distance of each bank patch to its nearest neighbour among the
   references' patches of the same cell and the cells up to two away
   (:mod:`inspector.detectors.local_bank`), standardized per cell: place and
   variety at once (a good patch in the wrong place; a place good parts show in
