@@ -52,7 +52,7 @@ from inspector.detectors.base import FitResult, batches, kfold_indices, register
 from inspector.detectors.gaussian import ALL_LEVELS, MIN_IMAGES, WARN_IMAGES, GaussianDetector, log
 from inspector.detectors.gaussian_fit import fit_gaussian
 from inspector.detectors.local_bank import KEEP as LOCAL_KEEP, RADIUS as LOCAL_RADIUS, LocalBank
-from inspector.detectors.memory_bank import CORESET, DIMENSIONS, MemoryBank
+from inspector.detectors.memory_bank import CORESET, DIMENSIONS, MemoryBank, held_out_chunks
 from inspector.detectors.patch_map import PatchMapModel
 from inspector.segmentation.smoothing import grid_to_map
 
@@ -215,7 +215,11 @@ class FusionDetector(GaussianDetector):
         return cached
 
     def _bank_grid(self, features: torch.Tensor, exclude: np.ndarray | None = None) -> torch.Tensor:
-        grid = self.bank.distances(self._bank_input(features), exclude)
+        return self._bank_grid_of(self._bank_input(features), exclude)
+
+    def _bank_grid_of(self, inputs: torch.Tensor, exclude: np.ndarray | None = None) -> torch.Tensor:
+        """The edge-rescaled bank distances of bank inputs already computed (:meth:`_bank_input`)."""
+        grid = self.bank.distances(inputs, exclude)
         factors = self.edge_map(*grid.shape[-2:])
         return grid if factors is None else grid * factors
 
@@ -233,10 +237,8 @@ class FusionDetector(GaussianDetector):
         if self.bank_edge == 0 or "bank" not in self.components:
             return
         total, count = None, len(features)
-        chunk = min(32, max(1, count // 10))  # each chunk scored without its own patches: a tenth at most
-        for start in range(0, count, chunk):
-            rows = np.arange(start, min(count, start + chunk))
-            grid = self._bank_grid(features[start:start + chunk], exclude=rows).double().sum(0)
+        for rows in held_out_chunks(count):
+            grid = self._bank_grid(features[rows[0]:rows[-1] + 1], exclude=rows).double().sum(0)
             total = grid if total is None else total + grid
         mean = total / count
         classes = edge_classes(*mean.shape, self.bank_edge).to(mean.device)
@@ -248,11 +250,14 @@ class FusionDetector(GaussianDetector):
                     exclude: np.ndarray | None = None) -> dict[str, torch.Tensor]:
         """The position map, and the bank map when the bank is used, of a batch of patch features."""
         maps = {"position": self._position_map(features, mean, std)}
+        if "bank" not in self.components and "local" not in self.components:
+            return maps
+        inputs = self._bank_input(features)  # shared by both banks
+        size, sigma = self.preprocessing.image_size, self.patch_map.sigma
         if "bank" in self.components:
-            maps["bank"] = self._bank_map(features, exclude)
+            maps["bank"] = grid_to_map(self._bank_grid_of(inputs, exclude), size, sigma)
         if "local" in self.components:
-            grid = self.local.distances(self._bank_input(features), exclude)
-            maps["local"] = grid_to_map(grid, self.preprocessing.image_size, self.patch_map.sigma)
+            maps["local"] = grid_to_map(self.local.distances(inputs, exclude), size, sigma)
         return maps
 
     def _standardize(self, component: str, values: torch.Tensor) -> torch.Tensor:
@@ -308,17 +313,17 @@ class FusionDetector(GaussianDetector):
             features = torch.cat([self.patch_map.features([m[i:i + 32] for m in spatial])
                                   for i in range(0, count, 32)])
             progress.update(0, steps, "building the patch memory bank")
+            flat = self._bank_input(features) if {"bank", "local"} & set(self.components) else None
             if "bank" in self.components:
-                flat = self._bank_input(features)
                 cells = flat.shape[2] * flat.shape[3]
                 sources = torch.arange(count).repeat_interleave(cells)
                 self.bank.fit(flat.permute(0, 2, 3, 1).reshape(-1, flat.shape[1]), sources)
-                del flat
                 progress.update(0, steps, "rescaling edge distances")
                 self._fit_edge_factors(features)
             if "local" in self.components:
                 progress.update(0, steps, "building the per-cell patch banks")
-                self.local.fit(self._bank_input(features))
+                self.local.fit(flat)
+            del flat
             fold_stats = [PatchMapModel.statistics_of(features[torch.as_tensor(held)]) for held in splits]
             total = tuple(sum(parts) for parts in zip(*fold_stats))
             held_out = {c: np.zeros(count) for c in COMPONENTS}

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from inspector.detectors.memory_bank import principal_axes
+from inspector.detectors.memory_bank import held_out_chunks, principal_axes
 
 KEEP = 256
 """Patches kept per cell (a greedy k-center coreset when the references have more)."""
@@ -75,21 +75,34 @@ def nearest_in_window(queries: torch.Tensor, padded: torch.Tensor, padded_norms:
         radius: ``r``.
 
     One formula for the detector and the exported graph (static shapes, no data-dependent
-    control flow): ``|q|^2 - 2 q.b + |b|^2`` by a batched product per offset, a minimum, the
-    query's own norm added after it.
+    control flow): the nearest patch found by ``|b|^2 - 2 q.b`` (a batched product per offset,
+    an argmin), then its distance computed as ``|q - b|`` itself. The expanded form alone
+    cancels: a reference's own kept patch came out at 0.01-0.02 instead of its true 0.01,
+    differently in every runtime, which failed the export's parity check on small models.
     """
     count, height, width, dims = queries.shape
-    cells = height * width
+    cells, padded_width, kept = height * width, padded.shape[1], padded.shape[2]
     q = queries.permute(1, 2, 0, 3).reshape(cells, count, dims)
-    best = None
+    # Row of each cell's (dy, dx) = (0, 0) neighbour in ``padded`` flattened to (cells * K, D).
+    rows = torch.arange(height, device=q.device).unsqueeze(1) * padded_width + torch.arange(width, device=q.device)
+    rows = rows.reshape(cells, 1) * kept
+    best = nearest = None
     for dy in range(2 * radius + 1):
         for dx in range(2 * radius + 1):
             bank = padded[dy:dy + height, dx:dx + width].reshape(cells, -1, dims)         # (hw, K, D)
             norms = padded_norms[dy:dy + height, dx:dx + width].reshape(cells, 1, -1)  # (hw, 1, K)
-            squared = torch.baddbmm(norms, q, bank.transpose(1, 2), alpha=-2.0).amin(2)  # (hw, N)
-            best = squared if best is None else torch.minimum(best, squared)
-    best = best + (q * q).sum(2)
-    return best.clamp_min(0).sqrt().T.reshape(count, height, width)
+            squared, index = torch.baddbmm(norms, q, bank.transpose(1, 2), alpha=-2.0).min(2)  # (hw, N)
+            index = index + rows + (dy * padded_width + dx) * kept
+            if best is None:
+                best, nearest = squared, index
+            else:
+                closer = squared < best
+                best = torch.where(closer, squared, best)
+                nearest = torch.where(closer, index, nearest)
+    patches = padded.reshape(-1, dims)[nearest.reshape(-1)].reshape(cells, count, dims)
+    distance = (q - patches).pow(2).sum(2).sqrt()
+    distance = torch.where(torch.isinf(best), best, distance)  # nothing kept in the window: inf
+    return distance.T.reshape(count, height, width)
 
 
 class LocalBank:
@@ -132,11 +145,8 @@ class LocalBank:
         self.sources = chosen.reshape(height, width, -1).to(torch.int64).cpu()
         self.cell_mean = self.cell_std = None
         self._padded = None
-        # Each reference scored without its own chunk's patches (a tenth of them at most).
-        chunk = min(32, max(1, count // 10))
-        grids = torch.cat([self.raw_distances(projected[start:start + chunk],
-                                              np.arange(start, min(count, start + chunk)))
-                           for start in range(0, count, chunk)]).double()
+        grids = torch.cat([self.raw_distances(projected[rows[0]:rows[-1] + 1], rows)
+                           for rows in held_out_chunks(count)]).double()
         finite = torch.isfinite(grids)
         grids = torch.where(finite, grids, torch.zeros_like(grids))
         seen = finite.sum(0).clamp_min(1)

@@ -56,6 +56,16 @@ def principal_axes(patches: torch.Tensor, dimensions: int, generator: torch.Gene
     return mean, vh[:dims].T.contiguous()
 
 
+def held_out_chunks(count: int) -> list[np.ndarray]:
+    """The rows ``0..count-1`` in consecutive chunks of a tenth of them at most (32 at most).
+
+    A bank scores each chunk of its own references without that chunk's patches, so
+    that a reference's held-out distance never finds itself.
+    """
+    size = min(32, max(1, count // 10))
+    return [np.arange(start, min(count, start + size)) for start in range(0, count, size)]
+
+
 def greedy_coreset(points: torch.Tensor, size: int, seed: int = 0) -> torch.Tensor:
     """Indices of ``size`` points chosen by greedy k-center selection (farthest point first).
 

@@ -166,17 +166,16 @@ class InspectionGraph(nn.Module):
         pooled = features * self.bank_border if self.bank_shrink else features
         return F.avg_pool2d(pooled, 2) if self.bank_stride == 16 else pooled
 
-    def _local_grid(self, features: torch.Tensor) -> torch.Tensor:
-        """Per-cell standardized distance to the nearest kept patch of the cells around (as
-        :meth:`inspector.detectors.local_bank.LocalBank.distances`)."""
-        queries = (self._bank_input(features).permute(0, 2, 3, 1) - self.local_mean) @ self.local_projection
+    def _local_grid(self, pooled: torch.Tensor) -> torch.Tensor:
+        """Per-cell standardized distance of bank inputs (:meth:`_bank_input`) to the nearest kept
+        patch of the cells around (as :meth:`inspector.detectors.local_bank.LocalBank.distances`)."""
+        queries = (pooled.permute(0, 2, 3, 1) - self.local_mean) @ self.local_projection
         grid = nearest_in_window(queries, self.local_padded, self.local_padded_norms, self.local_radius)
         return (grid - self.local_cell_mean) / self.local_cell_std
 
-    def _bank_grid(self, features: torch.Tensor) -> torch.Tensor:
-        """Distance of each bank patch (border-shrunk, stride 8 or 16) to its nearest bank patch,
-        rescaled by its distance to the frame's edge."""
-        pooled = self._bank_input(features)
+    def _bank_grid(self, pooled: torch.Tensor) -> torch.Tensor:
+        """Distance of each bank input (:meth:`_bank_input`) to its nearest bank patch, rescaled
+        by its distance to the frame's edge."""
         height, width = pooled.shape[-2], pooled.shape[-1]
         queries = (pooled.flatten(2).transpose(1, 2) - self.bank_mean) @ self.bank_projection
         # The query's own norm is added after the minimum over the bank (it does not change which is nearest).
@@ -214,10 +213,12 @@ class InspectionGraph(nn.Module):
         features = self._features(spatial)
         grid = (self._patch_grid(features) - self.position_mean) / self.position_std
         component_maps = {"position": grid_to_map(grid, self.size, self.sigma)}
-        if self.use_bank:
-            component_maps["bank"] = grid_to_map(self._bank_grid(features), self.size, self.sigma)
-        if self.use_local:
-            component_maps["local"] = grid_to_map(self._local_grid(features), self.size, self.sigma)
+        if self.use_bank or self.use_local:
+            pooled = self._bank_input(features)  # shared by both banks
+            if self.use_bank:
+                component_maps["bank"] = grid_to_map(self._bank_grid(pooled), self.size, self.sigma)
+            if self.use_local:
+                component_maps["local"] = grid_to_map(self._local_grid(pooled), self.size, self.sigma)
         evidence = {"global": global_score}
         # The peak as a max over the flattened map: OpenVINO's CPU plugin (2026.4) returned zeros for every
         # frame after the first of a batch from amax over axes (1, 2) followed by the cast to float64.
