@@ -30,7 +30,7 @@ KEEP = 256
 RADIUS = 2
 """Cells around a patch's own cell whose kept patches it is compared with."""
 DIMENSIONS = 64
-_QUERY_CHUNK = 64
+_QUERY_CHUNK = 8
 _GRAM_FLOATS = 8 * 1024 * 1024
 
 
@@ -63,45 +63,77 @@ def cell_coresets(points: torch.Tensor, size: int, seed: int = 0) -> torch.Tenso
     return torch.cat(chosen)
 
 
-def nearest_in_window(queries: torch.Tensor, padded: torch.Tensor, padded_norms: torch.Tensor,
-                      radius: int) -> torch.Tensor:
+def window_gathers(height: int, width: int, radius: int, device=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The two static index tensors of :func:`nearest_in_window` for an ``h x w`` grid.
+
+    With ``S = (2r + 1)^2`` window slots (offsets ``(dy, dx)`` in ``[-r, r]^2``):
+
+    - ``windows`` ``(h * w * S,)``: for bank cell ``c`` and slot ``s``, the query cell
+      ``c + offset(s)`` on the query grid padded by ``r`` cells (flattened);
+    - ``back`` ``(h * w, S)``: for query cell ``c`` and slot ``s``, the row ``(c - offset(s)) * S + s``
+      of the per-(bank cell, slot) results, or ``h * w * S`` (one extra row, "nothing") when
+      that bank cell is off the grid.
+    """
+    side = 2 * radius + 1
+    offsets = torch.arange(side, device=device) - radius
+    dy, dx = offsets.repeat_interleave(side), offsets.repeat(side)             # (S,)
+    rows = torch.arange(height, device=device).view(-1, 1, 1)
+    cols = torch.arange(width, device=device).view(1, -1, 1)
+    padded_width = width + 2 * radius
+    windows = ((rows + dy + radius) * padded_width + (cols + dx + radius)).reshape(-1)
+    source_rows, source_cols = rows - dy, cols - dx                                # (h, w, S)
+    inside = (source_rows >= 0) & (source_rows < height) & (source_cols >= 0) & (source_cols < width)
+    slot = torch.arange(side * side, device=device)
+    back = (source_rows * width + source_cols) * side * side + slot
+    back = torch.where(inside, back, torch.full_like(back, height * width * side * side))
+    return windows, back.reshape(height * width, -1)
+
+
+def nearest_in_window(queries: torch.Tensor, bank: torch.Tensor, norms: torch.Tensor, radius: int,
+                      gathers: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
     """``(N, h, w)`` distance of each query patch to the nearest kept patch within ``radius`` cells.
+
+    Where no patch is kept around a cell (all left out) the distance is the largest float or inf.
 
     Args:
         queries: ``(N, h, w, D)`` projected patches.
-        padded: ``(h + 2r, w + 2r, K, D)`` kept patches per cell, padded by ``radius`` cells.
-        padded_norms: ``(h + 2r, w + 2r, K)`` their squared norms; ``inf`` for padding and
-            for patches left out (a reference scored without its own patches).
+        bank: ``(h, w, K, D)`` kept patches per cell.
+        norms: ``(h, w, K)`` their squared norms; ``inf`` for patches left out (a reference
+            scored without its own patches).
         radius: ``r``.
+        gathers: :func:`window_gathers` of this grid and radius (computed when not given).
 
     One formula for the detector and the exported graph (static shapes, no data-dependent
-    control flow): the nearest patch found by ``|b|^2 - 2 q.b`` (a batched product per offset,
-    an argmin), then its distance computed as ``|q - b|`` itself. The expanded form alone
-    cancels: a reference's own kept patch came out at 0.01-0.02 instead of its true 0.01,
-    differently in every runtime, which failed the export's parity check on small models.
+    control flow). Each bank cell meets the queries of the cells around it in one batched
+    product (the bank is read once, in place); the nearest patch is found by
+    ``|b|^2 - 2 q.b`` and a minimum over the cell's patches, then over the window's cells,
+    and its distance is then computed as ``|q - b|`` itself. The expanded form alone cancels:
+    a reference's own kept patch came out at 0.01-0.02 instead of 0, differently in every
+    runtime, which failed the export's parity check on small models.
     """
     count, height, width, dims = queries.shape
-    cells, padded_width, kept = height * width, padded.shape[1], padded.shape[2]
-    q = queries.permute(1, 2, 0, 3).reshape(cells, count, dims)
-    # Row of each cell's (dy, dx) = (0, 0) neighbour in ``padded`` flattened to (cells * K, D).
-    rows = torch.arange(height, device=q.device).unsqueeze(1) * padded_width + torch.arange(width, device=q.device)
-    rows = rows.reshape(cells, 1) * kept
-    best = nearest = None
-    for dy in range(2 * radius + 1):
-        for dx in range(2 * radius + 1):
-            bank = padded[dy:dy + height, dx:dx + width].reshape(cells, -1, dims)         # (hw, K, D)
-            norms = padded_norms[dy:dy + height, dx:dx + width].reshape(cells, 1, -1)  # (hw, 1, K)
-            squared, index = torch.baddbmm(norms, q, bank.transpose(1, 2), alpha=-2.0).min(2)  # (hw, N)
-            index = index + rows + (dy * padded_width + dx) * kept
-            if best is None:
-                best, nearest = squared, index
-            else:
-                closer = squared < best
-                best = torch.where(closer, squared, best)
-                nearest = torch.where(closer, index, nearest)
-    patches = padded.reshape(-1, dims)[nearest.reshape(-1)].reshape(cells, count, dims)
-    distance = (q - patches).pow(2).sum(2).sqrt()
-    distance = torch.where(torch.isinf(best), best, distance)  # nothing kept in the window: inf
+    cells, kept, side = height * width, bank.shape[2], 2 * radius + 1
+    slots = side * side
+    windows, back = gathers if gathers is not None else window_gathers(height, width, radius, queries.device)
+    padded = F.pad(queries.permute(1, 2, 0, 3), (0, 0, 0, 0, radius, radius, radius, radius))  # (h+2r, w+2r, N, D)
+    around = padded.reshape(-1, count, dims)[windows].reshape(cells, slots * count, dims)
+    flat_bank = bank.reshape(cells, kept, dims)
+    squared = torch.baddbmm(norms.reshape(cells, kept, 1), flat_bank, around.transpose(1, 2), alpha=-2.0)
+    values, index = squared.min(1)                                                  # (hw, S * N)
+    # One extra row for "no bank cell there": the largest finite value (no runtime has to store inf).
+    nothing = torch.finfo(values.dtype).max
+    values = torch.cat([values.reshape(cells * slots, count),
+                        torch.full((1, count), nothing, dtype=values.dtype, device=values.device)])
+    index = torch.cat([index.reshape(cells * slots, count),
+                       torch.zeros((1, count), dtype=index.dtype, device=index.device)])
+    rows = back.reshape(-1)
+    best, slot = values[rows].reshape(cells, slots, count).min(1)                   # (hw, N)
+    chosen = torch.gather(back, 1, slot)                                            # (hw, N) result rows
+    patch = torch.div(chosen, slots, rounding_mode="floor") * kept + index.reshape(-1)[chosen * count + torch.arange(count, device=chosen.device)]
+    nearest = bank.reshape(-1, dims)[patch.clamp_max(cells * kept - 1).reshape(-1)].reshape(cells, count, dims)
+    own = queries.permute(1, 2, 0, 3).reshape(cells, count, dims)
+    distance = (own - nearest).pow(2).sum(2).sqrt()
+    distance = torch.where(best >= nothing, best, distance)  # nothing kept around: the largest float, or inf
     return distance.T.reshape(count, height, width)
 
 
@@ -129,7 +161,7 @@ class LocalBank:
         self.sources: torch.Tensor | None = None      # (h, w, K) reference-image index
         self.cell_mean: torch.Tensor | None = None    # (h, w)
         self.cell_std: torch.Tensor | None = None     # (h, w)
-        self._padded: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._norms: torch.Tensor | None = None       # (h, w, K) squared norms of the kept patches
 
     def fit(self, features: torch.Tensor, seed: int = 0) -> None:
         """Fit on the reference images' ``(N, C, h, w)`` patch features (image ``i`` is source ``i``)."""
@@ -144,7 +176,7 @@ class LocalBank:
         self.bank = kept.reshape(height, width, -1, per_cell.shape[2]).contiguous()
         self.sources = chosen.reshape(height, width, -1).to(torch.int64).cpu()
         self.cell_mean = self.cell_std = None
-        self._padded = None
+        self._norms = None
         grids = torch.cat([self.raw_distances(projected[rows[0]:rows[-1] + 1], rows)
                            for rows in held_out_chunks(count)]).double()
         finite = torch.isfinite(grids)
@@ -159,30 +191,27 @@ class LocalBank:
         """``(N, C, h, w)`` features as ``(N, h, w, D)`` principal-component coordinates."""
         return (features.to(self.device, torch.float32).permute(0, 2, 3, 1) - self.mean) @ self.projection
 
-    def padded(self, exclude: np.ndarray | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """The kept patches padded by ``radius`` cells and their squared norms (``inf`` for the
-        padding and for the patches of reference images ``exclude``)."""
+    def searchable(self, exclude: np.ndarray | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The kept patches ``(h, w, K, D)`` and their squared norms ``(h, w, K)`` (``inf`` for the
+        patches of reference images ``exclude``)."""
         if self.bank is None:
             raise RuntimeError("the local bank is not fitted")
-        if self._padded is None or exclude is not None and len(exclude):
-            r = self.radius
-            bank = F.pad(self.bank.permute(2, 3, 0, 1), (r, r, r, r)).permute(2, 3, 0, 1).contiguous()
-            norms = (self.bank * self.bank).sum(3)
-            if exclude is not None and len(exclude):
-                left_out = torch.isin(self.sources, torch.as_tensor(np.asarray(exclude), dtype=torch.int64))
-                norms = norms.masked_fill(left_out.to(norms.device), float("inf"))
-            norms = F.pad(norms.permute(2, 0, 1), (r, r, r, r), value=float("inf")).permute(1, 2, 0).contiguous()
-            if exclude is not None and len(exclude):
-                return bank, norms
-            self._padded = (bank, norms)
-        return self._padded
+        norms = self._norms
+        if norms is None:
+            norms = self._norms = (self.bank * self.bank).sum(3)
+        if exclude is not None and len(exclude):
+            left_out = torch.isin(self.sources, torch.as_tensor(np.asarray(exclude), dtype=torch.int64))
+            norms = norms.masked_fill(left_out.to(norms.device), float("inf"))
+        return self.bank, norms
 
     def raw_distances(self, projected: torch.Tensor, exclude: np.ndarray | None = None) -> torch.Tensor:
-        """``(N, h, w)`` nearest-in-window distances of projected patches ``(N, h, w, D)``."""
-        bank, norms = self.padded(exclude)
-        out = [nearest_in_window(projected[start:start + _QUERY_CHUNK], bank, norms, self.radius)
-               for start in range(0, len(projected), _QUERY_CHUNK)]
-        return torch.cat(out)
+        """``(N, h, w)`` nearest-in-window distances of projected patches ``(N, h, w, D)`` (``inf``
+        where every patch around was left out)."""
+        bank, norms = self.searchable(exclude)
+        gathers = window_gathers(bank.shape[0], bank.shape[1], self.radius, bank.device)
+        out = torch.cat([nearest_in_window(projected[start:start + _QUERY_CHUNK], bank, norms, self.radius, gathers)
+                         for start in range(0, len(projected), _QUERY_CHUNK)])
+        return out.masked_fill(out >= torch.finfo(out.dtype).max, float("inf"))
 
     def distances(self, features: torch.Tensor, exclude: np.ndarray | None = None) -> torch.Tensor:
         """``(N, h, w)`` per-cell standardized distances of ``(N, C, h, w)`` features.

@@ -29,7 +29,7 @@ from torch import nn
 
 from inspector.detectors.patch_map import stack_pooled_levels
 from inspector.detectors.fusion import SPREAD
-from inspector.detectors.local_bank import nearest_in_window
+from inspector.detectors.local_bank import nearest_in_window, window_gathers
 from inspector.segmentation.smoothing import grid_to_map
 
 EXPORTABLE_DETECTORS = ("fusion", "gaussian")
@@ -124,14 +124,15 @@ class InspectionGraph(nn.Module):
                 self.register_buffer("bank_border", weights.detach().float().cpu().contiguous())
         if self.use_local:
             local = detector.local
-            padded, norms = local.padded()
+            kept, norms = local.searchable()
             self.local_radius = int(local.radius)
             self.register_buffer("local_mean", local.mean.detach().float().cpu())
             self.register_buffer("local_projection", local.projection.detach().float().cpu())
-            self.register_buffer("local_padded", padded.detach().float().cpu().contiguous())
-            # A large finite value instead of inf for the padding: no runtime has to handle inf constants.
-            self.register_buffer("local_padded_norms", torch.nan_to_num(norms.detach().float().cpu(),
-                                                                        posinf=1e30).contiguous())
+            self.register_buffer("local_bank", kept.detach().float().cpu().contiguous())
+            self.register_buffer("local_norms", norms.detach().float().cpu().contiguous())
+            windows, back = window_gathers(kept.shape[0], kept.shape[1], self.local_radius)
+            self.register_buffer("local_windows", windows)
+            self.register_buffer("local_back", back)
             self.register_buffer("local_cell_mean", local.cell_mean.detach().float().cpu())
             self.register_buffer("local_cell_std", local.cell_std.detach().float().cpu())
         if self.use_bank:
@@ -170,7 +171,8 @@ class InspectionGraph(nn.Module):
         """Per-cell standardized distance of bank inputs (:meth:`_bank_input`) to the nearest kept
         patch of the cells around (as :meth:`inspector.detectors.local_bank.LocalBank.distances`)."""
         queries = (pooled.permute(0, 2, 3, 1) - self.local_mean) @ self.local_projection
-        grid = nearest_in_window(queries, self.local_padded, self.local_padded_norms, self.local_radius)
+        grid = nearest_in_window(queries, self.local_bank, self.local_norms, self.local_radius,
+                                 (self.local_windows, self.local_back))
         return (grid - self.local_cell_mean) / self.local_cell_std
 
     def _bank_grid(self, pooled: torch.Tensor) -> torch.Tensor:

@@ -10,7 +10,7 @@ import torch
 from inspector.cli.info_cmd import model_info
 from inspector.core.imageio import read_image
 from inspector.detectors.fusion import FusionDetector
-from inspector.detectors.local_bank import LocalBank, cell_coresets, nearest_in_window
+from inspector.detectors.local_bank import LocalBank, cell_coresets, nearest_in_window, window_gathers
 from inspector.pipeline.model import InspectionModel
 
 LOCAL = ["global", "position", "bank", "local"]
@@ -47,15 +47,27 @@ def test_the_window_search_finds_the_nearest_kept_patch_of_the_cells_around(radi
         np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
 
 
-def test_the_padded_form_the_graph_uses_gives_the_same_distances():
+def test_the_graphs_form_gives_the_same_distances_one_query_at_a_time_or_many():
     features = torch.randn(15, 6, 3, 4, generator=torch.Generator().manual_seed(5))
     bank = LocalBank(radius=1, keep=8, dimensions=5)
     bank.fit(features)
-    projected = bank.project(features[:4])
-    padded, norms = bank.padded()
-    finite = torch.nan_to_num(norms, posinf=1e30)  # as the exported graph stores them
-    np.testing.assert_allclose(nearest_in_window(projected, padded, finite, 1).numpy(),
-                               bank.raw_distances(projected).numpy(), rtol=1e-6)
+    projected = bank.project(features[:11])
+    kept, norms = bank.searchable()
+    gathers = window_gathers(kept.shape[0], kept.shape[1], 1)  # as the exported graph stores them
+    together = nearest_in_window(projected, kept, norms, 1, gathers)
+    np.testing.assert_allclose(together.numpy(), bank.raw_distances(projected).numpy(), rtol=1e-6)
+    alone = torch.cat([nearest_in_window(projected[i:i + 1], kept, norms, 1) for i in range(11)])
+    np.testing.assert_allclose(alone.numpy(), together.numpy(), rtol=1e-6)
+    # The references' own patches are at distance 0, exactly (no cancellation).
+    assert float(together.min()) == 0.0
+
+
+def test_a_cell_with_every_patch_around_left_out_is_infinitely_far():
+    features = torch.randn(4, 3, 3, 4, generator=torch.Generator().manual_seed(6))
+    bank = LocalBank(radius=0, keep=4, dimensions=3)
+    bank.fit(features)
+    got = bank.raw_distances(bank.project(features[:1]), np.arange(4))
+    assert torch.isinf(got).all()
 
 
 def test_each_cells_coreset_keeps_distinct_points_farthest_first():
