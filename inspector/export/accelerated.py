@@ -55,7 +55,7 @@ PARITY_REFERENCES = 4
 """How many of the model's own reference images join the parity check (when still on disk)."""
 CACHE_KEEP = 8
 """Cached graphs kept (the most recently used; about 30 MB each for Lite0), older ones removed."""
-GRAPH_REVISION = 3
+GRAPH_REVISION = 4
 """Bumped when :mod:`inspector.export.graph` computes differently, so that cached graphs are rebuilt."""
 
 
