@@ -70,21 +70,28 @@ class OpenVinoModel(OnnxModel):
             ports.append(port)
             names.append(name)
         self._ports = tuple(ports)
-        self._requests = threading.local()
+        self._idle: list = []  # infer requests not in use (see run)
+        self._pool_lock = threading.Lock()
         self._setup(tuple(names))
 
-    def _request(self):
-        """This thread's infer request (one request is not safe to share between threads)."""
-        request = getattr(self._requests, "request", None)
-        if request is None:
-            request = self._requests.request = self.compiled.create_infer_request()
-        return request
-
     def run(self, batch: np.ndarray) -> dict[str, np.ndarray]:
-        """The graph's outputs for a uint8 ``(N, S, S, 3)`` batch already at the input size, by name."""
-        request = self._request()
-        request.infer({INPUT_NAME: np.ascontiguousarray(batch, dtype=np.uint8)})
-        return {name: np.array(request.get_tensor(port).data, copy=True) for name, port in zip(self.outputs, self._ports)}
+        """The graph's outputs for a uint8 ``(N, S, S, 3)`` batch already at the input size, by name.
+
+        One infer request is not safe to share between threads, so each call takes an idle
+        request from the model's pool (or makes one) and puts it back. The requests belong to
+        the model, not to a thread: kept in a ``threading.local``, a request was destroyed
+        with the temporary Python thread state PySide makes for a slot on a Qt thread, and
+        that crashed the process (`inspector serve --runtime openvino`).
+        """
+        with self._pool_lock:
+            request = self._idle.pop() if self._idle else self.compiled.create_infer_request()
+        try:
+            request.infer({INPUT_NAME: np.ascontiguousarray(batch, dtype=np.uint8)})
+            return {name: np.array(request.get_tensor(port).data, copy=True)
+                    for name, port in zip(self.outputs, self._ports)}
+        finally:
+            with self._pool_lock:
+                self._idle.append(request)
 
     @property
     def providers(self) -> list[str]:

@@ -11,6 +11,7 @@ hash, and gradient overlays for the NG frames (the gradient follow-up still runs
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import sqlite3
@@ -33,11 +34,11 @@ pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("single_threaded")]
 REPO = Path(__file__).resolve().parents[2]
 RTOL = 1e-4
 FRAMES = 12
-def _serve(model: Path, parts: Path, db: Path, root: Path, accelerated: bool) -> subprocess.CompletedProcess:
+def _serve(model: Path, parts: Path, db: Path, root: Path, runtime: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, OMP_NUM_THREADS="1", INSPECTOR_CONFIG_DIR=str(root / "config"),
                INSPECTOR_DATA_DIR=str(root / "data"))
     return subprocess.run([sys.executable, "-m", "inspector", "serve", "--model", str(model),
-                           "--runtime", "auto" if accelerated else "torch", "--source", f"folder:{parts}",
+                           "--runtime", runtime, "--source", f"folder:{parts}",
                            "--db", str(db), "--quit-after", str(FRAMES), "--maps", "fast+gradient"],
                           env=env, capture_output=True, text=True, timeout=600, cwd=REPO)
 
@@ -59,12 +60,15 @@ def test_serve_on_the_accelerated_model_decides_like_torch(elpv_mono, tmp_path):
     for index, source in enumerate(good[30:36] + bad[:6]):
         shutil.copyfile(source, parts / f"{index:03d}{Path(source).suffix}")
     runs = {}
-    for accelerated in (False, True):
-        db = tmp_path / f"results-{accelerated}.db"
-        done = _serve(path, parts, db, tmp_path / f"run-{accelerated}", accelerated)
-        assert done.returncode == 0, done.stderr[-3000:]
-        runs[accelerated] = (_rows(db), done.stderr)
-    (torch_rows, _), (fast_rows, err) = runs[False], runs[True]
+    # OpenVINO too when installed: its infer requests once lived in a threading.local and were
+    # destroyed with the thread state PySide makes for a slot on a Qt thread (a segfault at load).
+    runtimes = ["torch", "auto"] + (["openvino"] if importlib.util.find_spec("openvino") else [])
+    for runtime in runtimes:
+        db = tmp_path / f"results-{runtime}.db"
+        done = _serve(path, parts, db, tmp_path / f"run-{runtime}", runtime)
+        assert done.returncode == 0, f"--runtime {runtime}: " + done.stderr[-3000:]
+        runs[runtime] = (_rows(db), done.stderr)
+    (torch_rows, _), (fast_rows, err) = runs["torch"], runs["auto"]
     assert "runtime onnxruntime for decisions" in err
     assert "no 'gradient' map" not in err
     assert len(torch_rows) == len(fast_rows) == FRAMES
@@ -80,3 +84,9 @@ def test_serve_on_the_accelerated_model_decides_like_torch(elpv_mono, tmp_path):
     for row in fast_rows:
         if row[1] == "NG":
             assert row[5] and Path(row[5]).is_file()
+    if "openvino" in runs:
+        openvino_rows, openvino_err = runs["openvino"]
+        assert "runtime openvino for decisions" in openvino_err
+        assert [r[1] for r in openvino_rows] == verdicts
+        raw_o = np.array([r[2] for r in openvino_rows])
+        assert np.max(np.abs(raw_o - raw_t) / np.abs(raw_t)) <= RTOL
