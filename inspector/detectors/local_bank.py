@@ -129,7 +129,8 @@ def nearest_in_window(queries: torch.Tensor, bank: torch.Tensor, norms: torch.Te
     rows = back.reshape(-1)
     best, slot = values[rows].reshape(cells, slots, count).min(1)                   # (hw, N)
     chosen = torch.gather(back, 1, slot)                                            # (hw, N) result rows
-    patch = torch.div(chosen, slots, rounding_mode="floor") * kept + index.reshape(-1)[chosen * count + torch.arange(count, device=chosen.device)]
+    column = torch.arange(count, device=chosen.device)
+    patch = torch.div(chosen, slots, rounding_mode="floor") * kept + index.reshape(-1)[chosen * count + column]
     nearest = bank.reshape(-1, dims)[patch.clamp_max(cells * kept - 1).reshape(-1)].reshape(cells, count, dims)
     own = queries.permute(1, 2, 0, 3).reshape(cells, count, dims)
     distance = (own - nearest).pow(2).sum(2).sqrt()
