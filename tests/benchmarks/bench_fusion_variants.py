@@ -155,6 +155,25 @@ def _envelope_fusion(components=fusion_module.DEFAULT_COMPONENTS):
     return lambda size: _Envelope(image_size=size, components=components)
 
 
+def _min_variance_fusion():
+    """The standardized evidences weighted by ``w = C^-1 1 / (1^T C^-1 1)`` (negative weights
+    clipped), ``C`` their covariance over the held-out references: the weights that give a
+    defect shifting every evidence alike the best signal to noise, from good images alone."""
+    class _MinVariance(FusionDetector):
+        def fit_extracted(self, *args, **kwargs):
+            self._weights = None
+            return super().fit_extracted(*args, **kwargs)
+
+        def _fuse(self, evidence):
+            z = torch.stack([self._standardize(c, evidence[c].double()) for c in self.components])
+            if self._weights is None:  # the fit's one call: the held-out values
+                w = torch.linalg.solve(torch.cov(z), torch.ones(len(z), dtype=z.dtype)).clamp_min(0)
+                self._weights = w / w.sum()
+            fused = (self._weights.view(-1, *([1] * (z.dim() - 1))) * z).sum(0)
+            return (1.0 + fused / fusion_module.SPREAD).clamp_min(1e-6)
+    return lambda size: _MinVariance(image_size=size)
+
+
 def _weighted_fusion(weights):
     class _Weighted(FusionDetector):
         """Fuses by a weighted mean of the standardized evidences (``weights`` per component)."""
@@ -247,6 +266,7 @@ VARIANTS = {
     "plus-local-keep64": _plus_local(local_keep=64),
     "plus-local-keepall": _plus_local(local_keep=100000),
     "envelope": _envelope_fusion(),
+    "min-variance": _min_variance_fusion(),
     "plus-local-envelope": _envelope_fusion(WITH_LOCAL),
     "local-not-position": lambda size: FusionDetector(image_size=size, components=("global", "bank", "local")),
     "L35": _with_levels(FusionDetector, (3, 5)),
