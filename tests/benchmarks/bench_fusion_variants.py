@@ -135,23 +135,33 @@ def _reweighted(neighbours):
     return _Reweighted
 
 
+class _FromHeldOut(FusionDetector):
+    """A fusion rule with a parameter learned from the held-out references' standardized
+    evidences: the fit's one ``_fuse`` call passes exactly those (only test scores are measured)."""
+
+    def fit_extracted(self, *args, **kwargs):
+        self._learned = None
+        return super().fit_extracted(*args, **kwargs)
+
+    def _fuse(self, evidence):
+        z = torch.stack([self._standardize(c, evidence[c].double()) for c in self.components])
+        if self._learned is None:
+            self._learned = self._learn(z)
+        column = self._learned.view(-1, *([1] * (z.dim() - 1)))
+        return (1.0 + self._combine(z, column) / fusion_module.SPREAD).clamp_min(1e-6)
+
+
 def _envelope_fusion(components=fusion_module.DEFAULT_COMPONENTS):
     """The fused mean plus, for each evidence, its excess over the largest held-out standardized
     value of the references (their *envelope*; 0 inside it): one evidence far beyond every good
-    part counts in full instead of a third. Only the score of test images is measured here, so
-    the envelope is taken from the held-out values the fit fuses (its one ``_fuse`` call); the
-    product version tried also held each reference out against the others' envelope."""
-    class _Envelope(FusionDetector):
-        def fit_extracted(self, *args, **kwargs):
-            self._envelope = None
-            return super().fit_extracted(*args, **kwargs)
+    part counts in full instead of a third. The product version tried also held each reference
+    out against the others' envelope (for the threshold; test scores are the same)."""
+    class _Envelope(_FromHeldOut):
+        def _learn(self, z):
+            return z.amax(1)
 
-        def _fuse(self, evidence):
-            z = torch.stack([self._standardize(c, evidence[c].double()) for c in self.components])
-            if self._envelope is None:
-                self._envelope = z.amax(1)
-            excess = (z - self._envelope.view(-1, *([1] * (z.dim() - 1)))).clamp_min(0).sum(0)
-            return (1.0 + (z.mean(0) + excess) / fusion_module.SPREAD).clamp_min(1e-6)
+        def _combine(self, z, envelope):
+            return z.mean(0) + (z - envelope).clamp_min(0).sum(0)
     return lambda size: _Envelope(image_size=size, components=components)
 
 
@@ -159,18 +169,13 @@ def _min_variance_fusion():
     """The standardized evidences weighted by ``w = C^-1 1 / (1^T C^-1 1)`` (negative weights
     clipped), ``C`` their covariance over the held-out references: the weights that give a
     defect shifting every evidence alike the best signal to noise, from good images alone."""
-    class _MinVariance(FusionDetector):
-        def fit_extracted(self, *args, **kwargs):
-            self._weights = None
-            return super().fit_extracted(*args, **kwargs)
+    class _MinVariance(_FromHeldOut):
+        def _learn(self, z):
+            w = torch.linalg.solve(torch.cov(z), torch.ones(len(z), dtype=z.dtype)).clamp_min(0)
+            return w / w.sum()
 
-        def _fuse(self, evidence):
-            z = torch.stack([self._standardize(c, evidence[c].double()) for c in self.components])
-            if self._weights is None:  # the fit's one call: the held-out values
-                w = torch.linalg.solve(torch.cov(z), torch.ones(len(z), dtype=z.dtype)).clamp_min(0)
-                self._weights = w / w.sum()
-            fused = (self._weights.view(-1, *([1] * (z.dim() - 1))) * z).sum(0)
-            return (1.0 + fused / fusion_module.SPREAD).clamp_min(1e-6)
+        def _combine(self, z, weights):
+            return (weights * z).sum(0)
     return lambda size: _MinVariance(image_size=size)
 
 
