@@ -163,6 +163,7 @@ class LocalBank:
         self.cell_mean: torch.Tensor | None = None    # (h, w)
         self.cell_std: torch.Tensor | None = None     # (h, w)
         self._norms: torch.Tensor | None = None       # (h, w, K) squared norms of the kept patches
+        self._gathers: tuple[torch.Tensor, torch.Tensor] | None = None  # window_gathers of the bank's grid
 
     def fit(self, features: torch.Tensor, seed: int = 0) -> None:
         """Fit on the reference images' ``(N, C, h, w)`` patch features (image ``i`` is source ``i``)."""
@@ -177,7 +178,7 @@ class LocalBank:
         self.bank = kept.reshape(height, width, -1, per_cell.shape[2]).contiguous()
         self.sources = chosen.reshape(height, width, -1).to(torch.int64).cpu()
         self.cell_mean = self.cell_std = None
-        self._norms = None
+        self._norms = self._gathers = None
         grids = torch.cat([self.raw_distances(projected[rows[0]:rows[-1] + 1], rows)
                            for rows in held_out_chunks(count)]).double()
         finite = torch.isfinite(grids)
@@ -209,7 +210,9 @@ class LocalBank:
         """``(N, h, w)`` nearest-in-window distances of projected patches ``(N, h, w, D)`` (``inf``
         where every patch around was left out)."""
         bank, norms = self.searchable(exclude)
-        gathers = window_gathers(bank.shape[0], bank.shape[1], self.radius, bank.device)
+        if self._gathers is None:  # per grid, not per frame
+            self._gathers = window_gathers(bank.shape[0], bank.shape[1], self.radius, bank.device)
+        gathers = self._gathers
         out = torch.cat([nearest_in_window(projected[start:start + _QUERY_CHUNK], bank, norms, self.radius, gathers)
                          for start in range(0, len(projected), _QUERY_CHUNK)])
         return out.masked_fill(out >= torch.finfo(out.dtype).max, float("inf"))

@@ -24,11 +24,10 @@ import copy
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from inspector.detectors.patch_map import stack_pooled_levels
-from inspector.detectors.fusion import SPREAD
+from inspector.detectors.fusion import SPREAD, bank_features
 from inspector.detectors.local_bank import nearest_in_window, window_gathers
 from inspector.segmentation.smoothing import grid_to_map
 
@@ -164,8 +163,7 @@ class InspectionGraph(nn.Module):
 
     def _bank_input(self, features: torch.Tensor) -> torch.Tensor:
         """The bank's patches (border-shrunk, stride 8 or 16), as :func:`inspector.detectors.fusion.bank_features`."""
-        pooled = features * self.bank_border if self.bank_shrink else features
-        return F.avg_pool2d(pooled, 2) if self.bank_stride == 16 else pooled
+        return bank_features(features, self.bank_stride, self.bank_border if self.bank_shrink else None)
 
     def _local_grid(self, pooled: torch.Tensor) -> torch.Tensor:
         """Per-cell standardized distance of bank inputs (:meth:`_bank_input`) to the nearest kept
