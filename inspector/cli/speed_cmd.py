@@ -21,8 +21,8 @@ def add_arguments(parser) -> None:
     from inspector.detectors.gaussian import MIN_IMAGES
 
     parser.add_argument("--backbone", default="lite0", choices=BACKBONE_NAMES)
-    parser.add_argument("--image-size", type=image_size, default=224, metavar="N",
-                        help="network input size, 32 to 1024 (default 224)")
+    parser.add_argument("--image-size", type=image_size, metavar="N",
+                        help="network input size, 32 to 1024 (default: the detector's own, 256 px on Lite0)")
     parser.add_argument("--fit-images", type=int_at_least(MIN_IMAGES), default=200, metavar="N",
                         help=f"images to fit on, at least {MIN_IMAGES} (default 200)")
     parser.add_argument("--repeats", type=positive_int, default=30, metavar="N")
@@ -52,14 +52,16 @@ def run(args) -> int:
         fit_s = time.perf_counter() - started
     figures = measure_speed(model, images, repeats=args.repeats)
     figures.update(fit_s=fit_s, fit_images=len(images), model_mb=model_file_mb(model), malloc_tuned=tuned,
-                   threads=torch.get_num_threads(), device=str(model.device), image_size=args.image_size,
+                   threads=torch.get_num_threads(), device=str(model.device),
+                   image_size=model.detector.preprocessing.image_size,
                    backbone=args.backbone)
     if args.runtime != "torch":
         figures["runtimes"] = _runtimes(model, images, args)
     if args.format == "json":
         print(json.dumps(_rounded(figures), indent=2))
         return 0
-    print(f"backbone {args.backbone} at {args.image_size}x{args.image_size} on {figures['device']}, "
+    size = figures["image_size"]
+    print(f"backbone {args.backbone} at {size}x{size} on {figures['device']}, "
           f"{figures['threads']} threads, malloc tuning {'on' if tuned else 'off'}")
     print(f"single frame:  detection {figures['detect_ms']:6.1f} ms ({figures['fps_single']:.1f} frames/s), "
           f"bare backbone {figures.get('backbone_ms', float('nan')):6.1f} ms, "
@@ -118,7 +120,7 @@ def _images(args, progress):
 
         with tempfile.TemporaryDirectory() as folder:
             category = available_categories()[0]
-            root = generate_dataset(folder, categories=[category], image_size=args.image_size,
+            root = generate_dataset(folder, categories=[category], image_size=args.image_size or 256,
                                     n_train=args.fit_images, n_test_good=1, n_test_defect_per_type=0)
             images = load_folder([root / category / "train" / "good"], progress, "good").images
     if len(images) < args.fit_images:

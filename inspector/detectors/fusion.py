@@ -74,6 +74,10 @@ LEGACY_MAP_BANK_WEIGHT = 0.5
 POSITION_SAMPLE = 200
 """Training images (spread over the fold) whose cell distances give a fold's position statistics."""
 LEGACY_BANK = {"stride": 16, "border": "none", "edge": 0}
+MIN_IMAGE_SIZE = 256
+"""The smallest default input side: the suite's tuning halves chose 256 px over Lite0's native 224
+(finer patch cells; README, "Evaluation on data this project did not make"). A backbone with a
+larger convention keeps its own; an explicit ``image_size`` always wins."""
 
 
 def stored_options(config: dict) -> dict:
@@ -130,8 +134,10 @@ class FusionDetector(GaussianDetector):
     """Global Gaussian + per-position patch Gaussian + patch memory bank, fused on held-out statistics.
 
     Args:
-        backbone, weights, image_size, levels, batch_size, device: as for
+        backbone, weights, levels, batch_size, device: as for
             :class:`~inspector.detectors.gaussian.GaussianDetector`.
+        image_size: Input size; by default the backbone's native size, but at least
+            :data:`MIN_IMAGE_SIZE` (256).
         components: Which evidences to fuse (a subset of ``global``, ``position``, ``bank``, ``local``).
         bank_coreset: Coreset size of the memory bank.
         bank_dimensions: Principal components of the bank's features.
@@ -148,6 +154,11 @@ class FusionDetector(GaussianDetector):
     """
 
     kind = "fusion"
+
+    @classmethod
+    def default_image_size(cls, backbone: str) -> int:
+        """The backbone's own input size, but at least :data:`MIN_IMAGE_SIZE`."""
+        return max(super().default_image_size(backbone), MIN_IMAGE_SIZE)
 
     def __init__(self, backbone: str = "lite0", weights: str | None = None, image_size: int | None = None,
                  levels: Sequence[int] = ALL_LEVELS, batch_size: int = 16, device: torch.device | str | None = None,

@@ -56,7 +56,8 @@ class GaussianDetector(Detector):
                  device: torch.device | str | None = None, _net: FeatureBackbone | None = None) -> None:
         self.device = pick_device(device)
         self.net = _net if _net is not None else build_backbone(backbone, weights, self.device)
-        self.preprocessing: Preprocessing = default_preprocessing(self.net.info.name, image_size)
+        self.preprocessing: Preprocessing = default_preprocessing(
+            self.net.info.name, image_size or self.default_image_size(self.net.info.name))
         self.weights = str(weights) if weights else None
         self.levels = tuple(sorted(int(level) for level in levels))
         bad = [lvl for lvl in self.levels if not 0 <= lvl < len(self.net.info.level_names)]
@@ -66,6 +67,11 @@ class GaussianDetector(Detector):
         self.means: list[torch.Tensor] = []
         self.precisions: list[torch.Tensor] = []
         self.patch_map = self._new_patch_map() if fast_map else None
+
+    @classmethod
+    def default_image_size(cls, backbone: str) -> int:
+        """The input size used when none is asked for: the backbone's own convention."""
+        return default_preprocessing(backbone).image_size
 
     def _new_patch_map(self):
         from inspector.detectors.patch_map import PatchMapModel

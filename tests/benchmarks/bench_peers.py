@@ -3,7 +3,7 @@
     python tests/benchmarks/bench_peers.py ROOT [--methods patchcore padim dfm inspector]
                                     [--inspector-detector NAME [NAME ...]] [--inspector-runtime torch auto ...]
                                     [--categories NAME ...]
-                                    [--image-size 224] [--limit-train N] [--threads 2] [--device cpu|cuda]
+                                    [--image-size 256] [--limit-train N] [--threads 2] [--device cpu|cuda]
                                     [--latency-frames 20] [--batch-repeats 3] [--weights-source inspector|file]
                                     [--json PATH] [--no-malloc-tuning]
 
@@ -31,7 +31,7 @@ The peers are anomalib's torch models, built directly (no Lightning engine):
 * ``dfm``: ``DFMModel(layer="blocks.4")`` with anomalib's defaults otherwise (average pooling
   4, PCA keeping 97 % of the variance, feature-reconstruction-error score). DFM is meant
   for one layer; its default ``layer3`` of ResNet-50 has stride 16, and so has ``blocks.4``.
-  Its map is therefore coarse (the pooled 14x14 grid at 224 px is 3x3).
+  Its map is therefore coarse (the pooled 16x16 grid at 256 px is 4x4).
 
 ``blocks.2`` and ``blocks.4`` are the outputs of stages 3 and 5 of EfficientNet-Lite0
 (40 and 112 channels, stride 8 and 16). Every method uses timm's ``tf_efficientnet_lite0``
@@ -542,7 +542,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="runtimes each Inspector detector is timed on (default: torch and auto, the "
                              "station's default, each a row; 'auto' etc. reuse the torch fit)")
     parser.add_argument("--categories", nargs="+", default=None, metavar="NAME", help="subset of categories")
-    parser.add_argument("--image-size", type=int, default=224, help="square network input side (default 224)")
+    parser.add_argument("--image-size", type=int, default=256,
+                        help="square network input side (default 256: Inspector's default detector's input)")
     parser.add_argument("--limit-train", type=int, default=None, metavar="N",
                         help="fit on N good images evenly spaced over train/good")
     parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads (default 2)")

@@ -62,6 +62,6 @@ def test_saved_model_scores_the_same_and_extracted_path_matches(elpv_model):
     np.testing.assert_allclose(model.detector.score_extracted(*model.detector.extract(images)), direct, rtol=1e-5)
     scores, maps = model.detector.score_and_maps(images)
     np.testing.assert_allclose(scores, direct, rtol=1e-5)
-    assert maps.shape == (len(images), 224, 224)
+    assert maps.shape == (len(images), 256, 256)  # the fusion default input, README
     heatmaps = model.heatmaps(bad[:4])
     assert max(h.values.max() for h in heatmaps) > 0

@@ -1,6 +1,6 @@
 """ONNX export on real images: onnxruntime decides like the torch model (scores, verdicts, maps, metadata).
 
-A fusion model (the default detector, Lite0 at its native 224 px), the same with the per-cell
+A fusion model (the default detector, Lite0 at its default 256 px), the same with the per-cell
 bank fused too (``local``, opt-in), and a gaussian model
 with the fast map (at 160 px, a non-native input size) are fitted on real ELPV
 solar-cell images, exported, and run by :class:`inspector.export.onnx_runtime.OnnxModel`
@@ -120,7 +120,7 @@ def test_metadata_round_trip(exported):
     assert meta["threshold"] == model.threshold and meta["model_hash"] == model.model_hash
     assert meta["detector"] == "fusion" and meta["backbone"] == model.backbone == "lite0"
     assert meta["backbone_weights_sha256"] == model.detector.backbone_sha256
-    assert meta["input_size"] == model.detector.preprocessing.image_size == 224
+    assert meta["input_size"] == model.detector.preprocessing.image_size == 256
     assert meta["calibration"]["policy"] == cal.policy and meta["calibration"]["target"] == cal.target
     assert meta["calibration"]["expected_frr"] == cal.expected_frr
     assert meta["calibration"]["expected_frr_interval"] == [cal.frr.low, cal.frr.high]
