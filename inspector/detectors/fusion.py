@@ -1,6 +1,6 @@
 """The default detector: global and patch-level evidence from one forward pass, fused.
 
-Four kinds of evidence come from the same EfficientNet pass (all four by default):
+Up to four kinds of evidence come from the same EfficientNet pass (the first three by default):
 
 - **global**: the Gaussian detector's score, the sum over levels of Mahalanobis
   distances of pooled features (Rippel et al., 2020): overall appearance;
@@ -21,7 +21,7 @@ Four kinds of evidence come from the same EfficientNet pass (all four by default
   (edge cells are still matched by fewer references' cells) is taken out by
   rescaling the cells near the edge so that the held-out references' mean
   distance is the same at every depth from the edge;
-- **local** (a default since the input became 256 px; README says why): the
+- **local** (opt-in, not among the default components; README says why): the
   distance of each bank patch to its nearest neighbour among the
   references' patches of the same cell and the cells up to two away
   (:mod:`inspector.detectors.local_bank`), standardized per cell: place and
@@ -57,9 +57,7 @@ from inspector.detectors.patch_map import PatchMapModel
 from inspector.segmentation.smoothing import grid_to_map
 
 COMPONENTS = ("global", "position", "bank", "local")
-DEFAULT_COMPONENTS = ("global", "position", "bank", "local")
-THREE_COMPONENTS = ("global", "position", "bank")
-"""The default before ``local`` joined it (and what model files from before have)."""
+DEFAULT_COMPONENTS = ("global", "position", "bank")
 SPREAD = 3.0
 _MAP_COMPONENTS = ("position", "bank")
 BANK_STRIDE = 16
