@@ -117,10 +117,11 @@ def _images(args, progress):
         import tempfile
 
         from inspector.datasets.synthetic import available_categories, generate_dataset
+        from inspector.detectors.fusion import MIN_IMAGE_SIZE
 
         with tempfile.TemporaryDirectory() as folder:
             category = available_categories()[0]
-            root = generate_dataset(folder, categories=[category], image_size=args.image_size or 256,
+            root = generate_dataset(folder, categories=[category], image_size=args.image_size or MIN_IMAGE_SIZE,
                                     n_train=args.fit_images, n_test_good=1, n_test_defect_per_type=0)
             images = load_folder([root / category / "train" / "good"], progress, "good").images
     if len(images) < args.fit_images:

@@ -44,10 +44,10 @@ from typing import Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from inspector.backbones.preprocessing import Preprocessing
 from inspector.core.progress import Progress
+from inspector.detectors.bank_geometry import BANK_STRIDE, bank_features, border_weights, edge_classes
 from inspector.detectors.base import FitResult, batches, kfold_indices, register, resolve_folds
 from inspector.detectors.gaussian import ALL_LEVELS, MIN_IMAGES, WARN_IMAGES, GaussianDetector, log
 from inspector.detectors.gaussian_fit import fit_gaussian
@@ -60,7 +60,6 @@ COMPONENTS = ("global", "position", "bank", "local")
 DEFAULT_COMPONENTS = ("global", "position", "bank")
 SPREAD = 3.0
 _MAP_COMPONENTS = ("position", "bank")
-BANK_STRIDE = 16
 BANK_BORDER = "shrink"
 BANK_BORDERS = ("shrink", "none")
 # Bank distances are rescaled per distance to the frame's edge (in cells, up to this depth) so that
@@ -93,40 +92,6 @@ def stored_options(config: dict) -> dict:
     if isinstance(local, dict):
         options.update(local_radius=int(local["radius"]), local_keep=int(local["keep"]))
     return options
-
-
-def edge_classes(height: int, width: int, depth: int) -> torch.Tensor:
-    """``(h, w)`` each cell's distance to the frame's edge in cells (0 on the outer ring), capped at ``depth``."""
-    rows = torch.arange(height).view(-1, 1)
-    cols = torch.arange(width).view(1, -1)
-    edge = torch.minimum(torch.minimum(rows, height - 1 - rows), torch.minimum(cols, width - 1 - cols))
-    return edge.clamp_max(depth)
-
-
-def border_weights(height: int, width: int, channels: Sequence[int], scales: Sequence[int],
-                   pool: int) -> torch.Tensor:
-    """``(1, C, h, w)`` factors turning ``pool x pool`` averages without padding into averages
-    over a zero-padded frame: each level's share of its window inside the frame, on that
-    level's own grid (``scales``: its stride over the first level's), brought to the first
-    level's grid like the features (bilinear)."""
-    blocks = []
-    for count, scale in zip(channels, scales):
-        inside = torch.ones(1, 1, max(1, height // scale), max(1, width // scale))
-        if pool > 1:
-            inside = F.avg_pool2d(inside, pool, stride=1, padding=pool // 2, count_include_pad=True)
-        if inside.shape[-2:] != (height, width):
-            inside = F.interpolate(inside, size=(height, width), mode="bilinear", align_corners=False)
-        blocks.append(inside.expand(1, int(count), height, width))
-    return torch.cat(blocks, 1)
-
-
-def bank_features(patch_features: torch.Tensor, stride: int = BANK_STRIDE,
-                  weights: torch.Tensor | None = None) -> torch.Tensor:
-    """The bank's features from the stride-8 patch features: border-shrunk by ``weights``
-    (:func:`border_weights`) when given, 2x2-averaged for a stride-16 bank."""
-    if weights is not None:
-        patch_features = patch_features * weights
-    return F.avg_pool2d(patch_features, 2) if stride == 16 else patch_features
 
 
 @register

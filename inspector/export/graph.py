@@ -27,7 +27,8 @@ import torch
 from torch import nn
 
 from inspector.detectors.patch_map import stack_pooled_levels
-from inspector.detectors.fusion import SPREAD, bank_features
+from inspector.detectors.bank_geometry import bank_features
+from inspector.detectors.fusion import SPREAD
 from inspector.detectors.local_bank import nearest_in_window, window_gathers
 from inspector.segmentation.smoothing import grid_to_map
 
@@ -162,7 +163,7 @@ class InspectionGraph(nn.Module):
         return squared.clamp_min(0).sqrt()
 
     def _bank_input(self, features: torch.Tensor) -> torch.Tensor:
-        """The bank's patches (border-shrunk, stride 8 or 16), as :func:`inspector.detectors.fusion.bank_features`."""
+        """The bank's patches (border-shrunk, stride 8 or 16), as :func:`inspector.detectors.bank_geometry.bank_features`."""
         return bank_features(features, self.bank_stride, self.bank_border if self.bank_shrink else None)
 
     def _local_grid(self, pooled: torch.Tensor) -> torch.Tensor:

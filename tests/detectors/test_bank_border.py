@@ -16,7 +16,8 @@ import pytest
 import torch
 
 from inspector.core.progress import silent
-from inspector.detectors.fusion import LEGACY_BANK, FusionDetector, border_weights, edge_classes
+from inspector.detectors.bank_geometry import border_weights, edge_classes
+from inspector.detectors.fusion import LEGACY_BANK, FusionDetector
 from inspector.metrics.image import auroc
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("single_threaded")]
