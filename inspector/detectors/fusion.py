@@ -324,6 +324,7 @@ class FusionDetector(GaussianDetector):
             self._set_gaussians([fit_gaussian(level) for level in pooled])
             self.patch_map.set_statistics(*total)
             self.position_mean, self.position_std = self._position_statistics(features)
+            self.local.release_references()
         # Every evidence but an unused local bank (whose values were never computed) is standardized:
         # the fast map falls back on the position map when no patch evidence is fused.
         normed = [c for c in COMPONENTS if c != "local" or c in self.components]

@@ -11,7 +11,8 @@ and a patch's distance is to the nearest kept patch of its own cell or of the ce
 up to ``radius`` cells away (tolerance for small shifts). Each cell's distances are
 then standardized by that cell's mean and spread over the reference images, each
 scored without the patches of its own chunk of images, so busy and quiet places of
-an aligned part count alike.
+an aligned part count alike; a reference held out for calibration is standardized by
+statistics of the other references only.
 
 Features are the memory bank's (border-shrunk stride-16 patches) projected onto
 their own leading principal components.
@@ -164,6 +165,8 @@ class LocalBank:
         self.cell_std: torch.Tensor | None = None     # (h, w)
         self._norms: torch.Tensor | None = None       # (h, w, K) squared norms of the kept patches
         self._gathers: tuple[torch.Tensor, torch.Tensor] | None = None  # window_gathers of the bank's grid
+        self._references: torch.Tensor | None = None  # (N, h, w) held-out distances, during the fit only
+        self._fold_statistics: dict[tuple[int, ...], tuple[torch.Tensor, torch.Tensor]] = {}
 
     def fit(self, features: torch.Tensor, seed: int = 0) -> None:
         """Fit on the reference images' ``(N, C, h, w)`` patch features (image ``i`` is source ``i``)."""
@@ -179,15 +182,43 @@ class LocalBank:
         self.sources = chosen.reshape(height, width, -1).to(torch.int64).cpu()
         self.cell_mean = self.cell_std = None
         self._norms = self._gathers = None
-        grids = torch.cat([self.raw_distances(projected[rows[0]:rows[-1] + 1], rows)
-                           for rows in held_out_chunks(count)]).double()
+        self._references = torch.cat([self.raw_distances(projected[rows[0]:rows[-1] + 1], rows)
+                                      for rows in held_out_chunks(count)]).double()
+        self._fold_statistics = {}
+        self.cell_mean, self.cell_std = self._statistics(self._references)
+
+    @staticmethod
+    def _statistics(grids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-cell mean and (floored) spread of held-out distance grids ``(N, h, w)``, ignoring infs."""
         finite = torch.isfinite(grids)
         grids = torch.where(finite, grids, torch.zeros_like(grids))
         seen = finite.sum(0).clamp_min(1)
         mean = grids.sum(0) / seen
         std = ((grids - mean) ** 2 * finite).sum(0).div(seen).sqrt()
-        self.cell_mean = mean.float()
-        self.cell_std = torch.maximum(std, std.mean().clamp_min(1e-6) * 0.1).float()
+        return mean.float(), torch.maximum(std, std.mean().clamp_min(1e-6) * 0.1).float()
+
+    def statistics_without(self, exclude: np.ndarray | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The per-cell mean and spread a bank fitted without references ``exclude`` would have.
+
+        Calibration scores a held-out reference against statistics that never saw it, as a
+        new part is: with few references, a cell's spread estimated with the image itself
+        shrinks that image's own standardized distance, and the maximum over the cells then
+        understates what unseen good parts show. Available during the fit (the references'
+        held-out distances are not stored in the model file); afterwards, the full statistics.
+        """
+        if exclude is None or not len(exclude) or self._references is None:
+            return self.cell_mean, self.cell_std
+        key = tuple(sorted(int(i) for i in exclude))
+        cached = self._fold_statistics.get(key)
+        if cached is None:
+            keep = torch.ones(len(self._references), dtype=torch.bool)
+            keep[torch.as_tensor(key, dtype=torch.int64)] = False
+            cached = self._fold_statistics[key] = self._statistics(self._references[keep.to(self._references.device)])
+        return cached
+
+    def release_references(self) -> None:
+        """Forget the references' held-out distances once the fit is calibrated."""
+        self._references, self._fold_statistics = None, {}
 
     def project(self, features: torch.Tensor) -> torch.Tensor:
         """``(N, C, h, w)`` features as ``(N, h, w, D)`` principal-component coordinates."""
@@ -222,13 +253,15 @@ class LocalBank:
 
         Args:
             features: Patch features on the bank's grid.
-            exclude: Reference-image indices whose kept patches are left out (held-out
-                distances of those images for calibration).
+            exclude: Reference-image indices whose kept patches are left out, and during
+                the fit whose held-out distances are left out of the cell statistics
+                (held-out distances of those images for calibration).
         """
         if self.cell_mean is None:
             raise RuntimeError("the local bank is not fitted")
         grid = self.raw_distances(self.project(features), exclude)
-        return (grid - self.cell_mean) / self.cell_std
+        mean, std = self.statistics_without(exclude)
+        return (grid - mean) / std
 
     # ---- state ----------------------------------------------------------------------------
     def config(self) -> dict:
