@@ -1,6 +1,6 @@
 """The default detector: global and patch-level evidence from one forward pass, fused.
 
-Up to four kinds of evidence come from the same EfficientNet pass (the first three by default):
+Four kinds of evidence come from the same EfficientNet pass (all four by default):
 
 - **global**: the Gaussian detector's score, the sum over levels of Mahalanobis
   distances of pooled features (Rippel et al., 2020): overall appearance;
@@ -21,7 +21,7 @@ Up to four kinds of evidence come from the same EfficientNet pass (the first thr
   (edge cells are still matched by fewer references' cells) is taken out by
   rescaling the cells near the edge so that the held-out references' mean
   distance is the same at every depth from the edge;
-- **local** (opt-in, not among the default components; README says why): the
+- **local** (a default since the input became 256 px; README says why): the
   distance of each bank patch to its nearest neighbour among the
   references' patches of the same cell and the cells up to two away
   (:mod:`inspector.detectors.local_bank`), standardized per cell: place and
@@ -52,12 +52,14 @@ from inspector.detectors.base import FitResult, batches, kfold_indices, register
 from inspector.detectors.gaussian import ALL_LEVELS, MIN_IMAGES, WARN_IMAGES, GaussianDetector, log
 from inspector.detectors.gaussian_fit import fit_gaussian
 from inspector.detectors.local_bank import KEEP as LOCAL_KEEP, RADIUS as LOCAL_RADIUS, LocalBank
-from inspector.detectors.memory_bank import CORESET, DIMENSIONS, MemoryBank, held_out_chunks
+from inspector.detectors.memory_bank import CORESET, DIMENSIONS, MemoryBank
 from inspector.detectors.patch_map import PatchMapModel
 from inspector.segmentation.smoothing import grid_to_map
 
 COMPONENTS = ("global", "position", "bank", "local")
-DEFAULT_COMPONENTS = ("global", "position", "bank")
+DEFAULT_COMPONENTS = ("global", "position", "bank", "local")
+THREE_COMPONENTS = ("global", "position", "bank")
+"""The default before ``local`` joined it (and what model files from before have)."""
 SPREAD = 3.0
 _MAP_COMPONENTS = ("position", "bank")
 BANK_BORDER = "shrink"
@@ -202,39 +204,72 @@ class FusionDetector(GaussianDetector):
     def _bank_map(self, features: torch.Tensor, exclude: np.ndarray | None = None) -> torch.Tensor:
         return grid_to_map(self._bank_grid(features, exclude), self.preprocessing.image_size, self.patch_map.sigma)
 
-    def _fit_edge_factors(self, features: torch.Tensor) -> None:
+    def _held_out_bank_grids(self, features: torch.Tensor, partition: Sequence[np.ndarray]) -> torch.Tensor:
+        """``(N, h, w)`` each reference's bank distances without its own set's patches (no edge factors)."""
+        self.edge_factors, self._edge_map = None, None
+        grids = None
+        for rows in partition:
+            index = torch.as_tensor(rows)
+            grid = self._bank_grid(features[index], exclude=rows)
+            if grids is None:
+                grids = torch.empty((len(features), *grid.shape[1:]), dtype=grid.dtype, device=grid.device)
+            grids[index.to(grid.device)] = grid
+        return grids
+
+    def _fit_edge_factors(self, grids: torch.Tensor) -> None:
         """Factors making the references' mean held-out bank distance equal at every depth from the edge.
 
         A cell on the frame's edge sees fewer, edge-affected positions and is matched only by
         the references' edge cells, so its distances run higher than inside even after the
         border shrink; the factor (interior mean / mean at that depth) takes that out.
+
+        Args:
+            grids: The references' held-out bank distances (:meth:`_held_out_bank_grids`).
         """
         self.edge_factors, self._edge_map = None, None
         if self.bank_edge == 0 or "bank" not in self.components:
             return
-        total, count = None, len(features)
-        for rows in held_out_chunks(count):
-            grid = self._bank_grid(features[rows[0]:rows[-1] + 1], exclude=rows).double().sum(0)
-            total = grid if total is None else total + grid
-        mean = total / count
+        mean = grids.double().mean(0)
         classes = edge_classes(*mean.shape, self.bank_edge).to(mean.device)
         per_depth = torch.stack([mean[classes == d].mean() if bool((classes == d).any()) else mean.mean()
                                  for d in range(self.bank_edge + 1)])
         self.edge_factors = (per_depth[-1] / per_depth.clamp_min(1e-12)).float()
 
     def _patch_maps(self, features: torch.Tensor, mean: torch.Tensor, std: torch.Tensor,
-                    exclude: np.ndarray | None = None) -> dict[str, torch.Tensor]:
-        """The position map, and the bank map when the bank is used, of a batch of patch features."""
+                    exclude: np.ndarray | None = None, held: dict[str, torch.Tensor] | None = None
+                    ) -> dict[str, torch.Tensor]:
+        """The position map, and the bank maps of the banks used, of a batch of patch features.
+
+        ``held`` gives bank grids already searched (the calibration fold's held-out references,
+        from the fit's own search) instead of searching again.
+        """
         maps = {"position": self._position_map(features, mean, std)}
-        if "bank" not in self.components and "local" not in self.components:
+        banks = [c for c in ("bank", "local") if c in self.components]
+        if not banks:
             return maps
-        inputs = self._bank_input(features)  # shared by both banks
+        held = held or {}
+        inputs = None if all(c in held for c in banks) else self._bank_input(features)  # shared by both banks
         size, sigma = self.preprocessing.image_size, self.patch_map.sigma
         if "bank" in self.components:
-            maps["bank"] = grid_to_map(self._bank_grid_of(inputs, exclude), size, sigma)
+            grid = held.get("bank")
+            if grid is None:
+                grid = self._bank_grid_of(inputs, exclude)
+            maps["bank"] = grid_to_map(grid, size, sigma)
         if "local" in self.components:
-            maps["local"] = grid_to_map(self.local.distances(inputs, exclude), size, sigma)
+            grid = held.get("local")
+            maps["local"] = grid_to_map(self.local.distances(inputs, exclude) if grid is None else grid, size, sigma)
         return maps
+
+    def _held_grids(self, bank_grids: torch.Tensor | None, held: np.ndarray) -> dict[str, torch.Tensor]:
+        """The fit's own held-out bank and local grids of calibration fold ``held``."""
+        out = {}
+        if bank_grids is not None:
+            grid = bank_grids[torch.as_tensor(held).to(bank_grids.device)]
+            factors = self.edge_map(*grid.shape[-2:])
+            out["bank"] = grid if factors is None else grid * factors
+        if "local" in self.components:
+            out["local"] = self.local.held_out(held)
+        return out
 
     def _standardize(self, component: str, values: torch.Tensor) -> torch.Tensor:
         mean, std = self.norms[component]
@@ -295,10 +330,13 @@ class FusionDetector(GaussianDetector):
                 sources = torch.arange(count).repeat_interleave(cells)
                 self.bank.fit(flat.permute(0, 2, 3, 1).reshape(-1, flat.shape[1]), sources)
                 progress.update(0, steps, "rescaling edge distances")
-                self._fit_edge_factors(features)
+                bank_grids = self._held_out_bank_grids(features, splits)
+                self._fit_edge_factors(bank_grids)
+            else:
+                bank_grids = None
             if "local" in self.components:
                 progress.update(0, steps, "building the per-cell patch banks")
-                self.local.fit(flat)
+                self.local.fit(flat, partition=splits)
             del flat
             fold_stats = [PatchMapModel.statistics_of(features[torch.as_tensor(held)]) for held in splits]
             total = tuple(sum(parts) for parts in zip(*fold_stats))
@@ -313,7 +351,8 @@ class FusionDetector(GaussianDetector):
                     self._first_fold = (held, gaussians)
                 self.patch_map.set_statistics(*(a - b for a, b in zip(total, fold_stats[fold])))
                 mean, std = self._position_statistics(features[torch.as_tensor(_spread(train, POSITION_SAMPLE))])
-                fold_maps = self._patch_maps(features[torch.as_tensor(held)], mean, std, exclude=held)
+                fold_maps = self._patch_maps(features[torch.as_tensor(held)], mean, std, exclude=held,
+                                             held=self._held_grids(bank_grids, held))
                 for component, values in fold_maps.items():
                     held_out[component][held] = values.amax((1, 2)).double().cpu().numpy()
                 if fold == 0:
@@ -325,6 +364,7 @@ class FusionDetector(GaussianDetector):
             self.patch_map.set_statistics(*total)
             self.position_mean, self.position_std = self._position_statistics(features)
             self.local.release_references()
+            del bank_grids
         # Every evidence but an unused local bank (whose values were never computed) is standardized:
         # the fast map falls back on the position map when no patch evidence is fused.
         normed = [c for c in COMPONENTS if c != "local" or c in self.components]

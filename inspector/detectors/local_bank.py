@@ -20,6 +20,8 @@ their own leading principal components.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -33,6 +35,10 @@ RADIUS = 2
 DIMENSIONS = 64
 _QUERY_CHUNK = 8
 _GRAM_FLOATS = 8 * 1024 * 1024
+
+
+def _key(rows) -> tuple[int, ...]:
+    return tuple(sorted(int(i) for i in np.asarray(rows).reshape(-1)))
 
 
 def cell_coresets(points: torch.Tensor, size: int, seed: int = 0) -> torch.Tensor:
@@ -166,10 +172,20 @@ class LocalBank:
         self._norms: torch.Tensor | None = None       # (h, w, K) squared norms of the kept patches
         self._gathers: tuple[torch.Tensor, torch.Tensor] | None = None  # window_gathers of the bank's grid
         self._references: torch.Tensor | None = None  # (N, h, w) held-out distances, during the fit only
+        self._parts: set[tuple[int, ...]] = set()          # the fit's partition, during the fit only
         self._fold_statistics: dict[tuple[int, ...], tuple[torch.Tensor, torch.Tensor]] = {}
 
-    def fit(self, features: torch.Tensor, seed: int = 0) -> None:
-        """Fit on the reference images' ``(N, C, h, w)`` patch features (image ``i`` is source ``i``)."""
+    def fit(self, features: torch.Tensor, seed: int = 0, partition: Sequence[np.ndarray] | None = None) -> None:
+        """Fit on the reference images' ``(N, C, h, w)`` patch features (image ``i`` is source ``i``).
+
+        Args:
+            features: The references' patch features on the bank's grid.
+            seed: Seed of the projection's sample and the coresets' first patches.
+            partition: Disjoint row sets covering ``0..N-1``; each reference's held-out distance
+                (for the cell statistics) is taken without its own set's patches. The fusion
+                detector passes its calibration folds, so that :meth:`held_out` gives the
+                folds' values without a second search. By default consecutive tenths.
+        """
         features = features.to(self.device, torch.float32)
         count, channels, height, width = features.shape
         patches = features.permute(0, 2, 3, 1).reshape(-1, channels)
@@ -182,8 +198,12 @@ class LocalBank:
         self.sources = chosen.reshape(height, width, -1).to(torch.int64).cpu()
         self.cell_mean = self.cell_std = None
         self._norms = self._gathers = None
-        self._references = torch.cat([self.raw_distances(projected[rows[0]:rows[-1] + 1], rows)
-                                      for rows in held_out_chunks(count)]).double()
+        parts = held_out_chunks(count) if partition is None else [np.asarray(rows) for rows in partition]
+        references = torch.empty((count, height, width), dtype=torch.float64, device=self.device)
+        for rows in parts:
+            index = torch.as_tensor(rows, dtype=torch.int64, device=self.device)
+            references[index] = self.raw_distances(projected[index], rows).double()
+        self._references, self._parts = references, {_key(rows) for rows in parts}
         self._fold_statistics = {}
         self.cell_mean, self.cell_std = self._statistics(self._references)
 
@@ -208,7 +228,7 @@ class LocalBank:
         """
         if exclude is None or not len(exclude) or self._references is None:
             return self.cell_mean, self.cell_std
-        key = tuple(sorted(int(i) for i in exclude))
+        key = _key(exclude)
         cached = self._fold_statistics.get(key)
         if cached is None:
             keep = torch.ones(len(self._references), dtype=torch.bool)
@@ -216,9 +236,19 @@ class LocalBank:
             cached = self._fold_statistics[key] = self._statistics(self._references[keep.to(self._references.device)])
         return cached
 
+    def held_out(self, rows: np.ndarray) -> torch.Tensor:
+        """``(len(rows), h, w)`` standardized held-out distances of references ``rows``, one set of
+        the fit's partition: what :meth:`distances` gives their features with ``exclude=rows``,
+        from the fit's own search (during the fit only)."""
+        if self._references is None or _key(rows) not in self._parts:
+            raise RuntimeError("held-out distances exist during the fit, for a set of its partition")
+        mean, std = self.statistics_without(rows)
+        index = torch.as_tensor(np.asarray(rows), dtype=torch.int64, device=self._references.device)
+        return ((self._references[index] - mean.double()) / std.double()).float()
+
     def release_references(self) -> None:
         """Forget the references' held-out distances once the fit is calibrated."""
-        self._references, self._fold_statistics = None, {}
+        self._references, self._parts, self._fold_statistics = None, set(), {}
 
     def project(self, features: torch.Tensor) -> torch.Tensor:
         """``(N, C, h, w)`` features as ``(N, h, w, D)`` principal-component coordinates."""

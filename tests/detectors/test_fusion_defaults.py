@@ -1,6 +1,5 @@
-"""The fusion detector's defaults: three evidences (``local`` stays opt-in: with few references it
-broke the shown false-reject rate, README) and an input of at least 256 px (chosen on the suite),
-the backbone's own size above.
+"""The fusion detector's defaults: four evidences, an input of at least 256 px (both chosen on the
+suite), the backbone's own size above.
 
 The Gaussian detector keeps the backbone's convention (224 px on Lite0); an explicit size
 always wins, and a saved model keeps the size it was fitted at.
@@ -35,5 +34,5 @@ def test_a_saved_model_keeps_its_input_size(tmp_path):
     assert InspectionModel.load(path).detector.preprocessing.image_size == 128
     default = InspectionModel.fit(images, folds=3, device="cpu")
     assert default.detector.kind == "fusion" and default.detector.preprocessing.image_size == 256
-    assert default.detector.components == ("global", "position", "bank")
+    assert default.detector.components == ("global", "position", "bank", "local")
     assert default.detector.score_and_maps(images[:2])[1].shape == (2, 256, 256)

@@ -98,9 +98,24 @@ def test_a_held_out_reference_is_standardized_by_statistics_that_never_saw_it():
     expected = (raw - mean.float()) / torch.maximum(std, std.mean() * 0.1).float()
     np.testing.assert_allclose(bank.distances(features[held], held).numpy(), expected.numpy(), rtol=1e-5, atol=1e-5)
     assert not torch.allclose(bank.statistics_without(held)[1], bank.cell_std)
+    with pytest.raises(RuntimeError, match="partition"):
+        bank.held_out(held)  # not one of the fit's sets (consecutive tenths by default)
     bank.release_references()
     full = (raw - bank.cell_mean) / bank.cell_std
     np.testing.assert_allclose(bank.distances(features[held], held).numpy(), full.numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_the_fits_own_search_gives_the_held_out_distances_of_its_partition():
+    """Fitted with the calibration folds as its partition, the bank hands each fold's
+    standardized held-out distances from its own search: the values a second search gives."""
+    features = torch.randn(24, 6, 3, 4, generator=torch.Generator().manual_seed(8))
+    folds = [np.array([0, 5, 9, 13, 20]), np.array([1, 2, 3, 4, 6, 7, 8]), np.arange(10, 13),
+             np.array([14, 15, 16, 17, 18, 19, 21, 22, 23])]
+    bank = LocalBank(radius=1, keep=10, dimensions=5)
+    bank.fit(features, partition=folds)
+    for held in folds:
+        np.testing.assert_allclose(bank.held_out(held).numpy(), bank.distances(features[held], held).numpy(),
+                                   rtol=1e-5, atol=1e-5)
 
 
 def test_options_are_checked():

@@ -1,7 +1,7 @@
 """ONNX export on real images: onnxruntime decides like the torch model (scores, verdicts, maps, metadata).
 
-A fusion model (the default detector, Lite0 at its default 256 px), the same with the per-cell
-bank fused too (``local``, opt-in), and a gaussian model
+A fusion model (the default detector, Lite0 at its default 256 px, four evidences), the same
+without the per-cell bank (``local``; the three evidences of older files), and a gaussian model
 with the fast map (at 160 px, a non-native input size) are fitted on real ELPV
 solar-cell images, exported, and run by :class:`inspector.export.onnx_runtime.OnnxModel`
 on held-out good and defective cells (300x300, so both paths resize).
@@ -32,7 +32,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("single_threaded")]
 RTOL = 1e-4
 MAP_ATOL = 1e-3
 """Normalized map units: 0.1 % of the calibrated pixel threshold."""
-LOCAL_COMPONENTS = ["global", "position", "bank", "local"]
+THREE_COMPONENTS = ["global", "position", "bank"]
 
 
 @pytest.fixture(scope="module")
@@ -52,9 +52,9 @@ def exported(cells, tmp_path_factory, single_threaded):
     refs, _ = cells
     folder = tmp_path_factory.mktemp("onnx")
     out = {}
-    # fusion-local: the fusion detector with its opt-in per-cell bank (the ``local`` evidence) fused too.
+    # fusion-3: the fusion detector without its per-cell bank (the ``local`` evidence), as older files.
     for kind, detector, size, options in (("fusion", "fusion", None, {}), ("gaussian", "gaussian", 160, {}),
-                                          ("fusion-local", "fusion", None, {"components": LOCAL_COMPONENTS})):
+                                          ("fusion-3", "fusion", None, {"components": THREE_COMPONENTS})):
         model = InspectionModel.fit(refs, detector=detector, image_size=size, folds=5, device="cpu", **options)
         path = folder / f"{kind}.onnx"
         export_onnx(model, path)
@@ -67,7 +67,7 @@ def _relative(a, b) -> float:
     return float(np.max(np.abs(a - b) / np.abs(b)))
 
 
-@pytest.mark.parametrize("kind", ["fusion", "gaussian", "fusion-local"])
+@pytest.mark.parametrize("kind", ["fusion", "gaussian", "fusion-3"])
 def test_scores_verdicts_and_maps_match_torch(exported, cells, kind):
     model, onnx_model, _ = exported[kind]
     frames = cells[1]
@@ -85,7 +85,7 @@ def test_scores_verdicts_and_maps_match_torch(exported, cells, kind):
     assert max(r.heatmap.values.max() for r in got) > 1.0  # some defect crosses the pixel threshold
 
 
-@pytest.mark.parametrize("kind", ["fusion", "fusion-local"])
+@pytest.mark.parametrize("kind", ["fusion", "fusion-3"])
 def test_the_references_themselves_match_torch(exported, cells, kind):
     """The runtime's parity check at load scores the model's own references. With 30 of them
     the per-cell bank keeps every reference patch, so each distance is to the patch itself:
