@@ -21,7 +21,7 @@ Four kinds of evidence come from the same EfficientNet pass (all four by default
   (edge cells are still matched by fewer references' cells) is taken out by
   rescaling the cells near the edge so that the held-out references' mean
   distance is the same at every depth from the edge;
-- **local** (a default since the input became 256 px; README says why): the
+- **local** (a default since its calibration was made honest; README says why): the
   distance of each bank patch to its nearest neighbour among the
   references' patches of the same cell and the cells up to two away
   (:mod:`inspector.detectors.local_bank`), standardized per cell: place and
