@@ -5,7 +5,7 @@
                                     [--categories NAME ...]
                                     [--image-size 256] [--limit-train N] [--threads 2] [--device cpu|cuda]
                                     [--latency-frames 20] [--batch-repeats 3] [--weights-source inspector|file]
-                                    [--json PATH] [--no-malloc-tuning]
+                                    [--seed 0] [--json PATH] [--no-malloc-tuning]
 
 ROOT is an MVTec-AD-layout folder: one category (it has ``train/good``) or a folder
 of categories. Per category every method is fitted on the same good images, then
@@ -92,6 +92,7 @@ import gc
 import inspect
 import json
 import os
+import random
 import sys
 import time
 import warnings
@@ -424,6 +425,15 @@ def time_throughput(methods, batch, repeats, rows) -> None:
         rows[method.name].throughput = float(len(batch) / np.median(times[method.name]))
 
 
+def seed_everything(seed: int) -> None:
+    """Seed every generator a method may draw from before its fit: torch's, and NumPy's and
+    Python's global ones (anomalib's sparse random projection for PatchCore's coreset draws from
+    NumPy's, so a torch seed alone leaves PatchCore's result to whatever ran before it)."""
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+    random.seed(seed)
+
+
 def run_category(path: Path, args, names: list[str], state, device, checked: dict) -> dict[str, Row]:
     category = load_category(path)
     train_paths = spread(category.train_good, args.limit_train)
@@ -463,7 +473,7 @@ def run_category(path: Path, args, names: list[str], state, device, checked: dic
                 if args.image_size % 32 == 0:
                     raise SystemExit(f"ABORT: {message}")
                 print(f"   WARNING: {message} (size not a multiple of 32: padding differs)")
-        torch.manual_seed(0)
+        seed_everything(args.seed)
         start = time.perf_counter()
         method.fit(train)
         rows[method.name].fit_s = time.perf_counter() - start
@@ -554,6 +564,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="Lite0 state for the peers: Inspector's built backbone (default) or the packaged file")
     parser.add_argument("--json", type=Path, default=None, metavar="PATH", help="also write the results as JSON")
     parser.add_argument("--no-malloc-tuning", action="store_true", help="keep glibc's allocation defaults")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed of every random generator before each fit (PatchCore's coreset is random: "
+                             "compare over several seeds)")
     args = parser.parse_args(argv)
     tuned = False if args.no_malloc_tuning else tune_malloc()
     torch.set_num_threads(args.threads)
@@ -628,6 +641,7 @@ def main(argv: list[str] | None = None) -> int:
                 "weights_source": args.weights_source, "fpr_limit": FPR_LIMIT, "layers": LAYERS,
                 "dfm_layer": DFM_LAYER, "coreset_sampling_ratio": CORESET_RATIO, "num_neighbors": NUM_NEIGHBORS,
                 "padim_n_features": PADIM_FEATURES, "inspector_fit_default_detector": fit_default,
+                "seed": args.seed,
                 "torch": torch.__version__,
             },
             "weights_check": check,
