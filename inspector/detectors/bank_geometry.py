@@ -47,3 +47,16 @@ def bank_features(patch_features: torch.Tensor, stride: int = BANK_STRIDE,
     if weights is not None:
         patch_features = patch_features * weights
     return F.avg_pool2d(patch_features, 2) if stride == 16 else patch_features
+
+
+def depth_factors(mean: torch.Tensor, depth: int) -> torch.Tensor:
+    """``(depth + 1,)`` factors making a mean distance grid ``(h, w)`` equal at every depth from the edge.
+
+    A cell on the frame's edge sees fewer, edge-affected positions and is matched only by
+    the references' edge cells, so its distances run higher than inside even after the
+    border shrink; the factor of depth ``d`` (interior mean / mean at depth ``d``) takes that out.
+    """
+    classes = edge_classes(*mean.shape, depth).to(mean.device)
+    per_depth = torch.stack([mean[classes == d].mean() if bool((classes == d).any()) else mean.mean()
+                             for d in range(depth + 1)])
+    return per_depth[-1] / per_depth.clamp_min(1e-12)

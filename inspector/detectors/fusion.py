@@ -47,7 +47,7 @@ import torch
 
 from inspector.backbones.preprocessing import Preprocessing
 from inspector.core.progress import Progress
-from inspector.detectors.bank_geometry import BANK_STRIDE, bank_features, border_weights, edge_classes
+from inspector.detectors.bank_geometry import BANK_STRIDE, bank_features, border_weights, depth_factors, edge_classes
 from inspector.detectors.base import FitResult, batches, kfold_indices, register, resolve_folds
 from inspector.detectors.gaussian import ALL_LEVELS, MIN_IMAGES, WARN_IMAGES, GaussianDetector, log
 from inspector.detectors.gaussian_fit import fit_gaussian
@@ -217,48 +217,36 @@ class FusionDetector(GaussianDetector):
         return grids
 
     def _fit_edge_factors(self, grids: torch.Tensor) -> None:
-        """Factors making the references' mean held-out bank distance equal at every depth from the edge.
-
-        A cell on the frame's edge sees fewer, edge-affected positions and is matched only by
-        the references' edge cells, so its distances run higher than inside even after the
-        border shrink; the factor (interior mean / mean at that depth) takes that out.
-
-        Args:
-            grids: The references' held-out bank distances (:meth:`_held_out_bank_grids`).
-        """
+        """Edge factors (:func:`~inspector.detectors.bank_geometry.depth_factors`) from the
+        references' held-out bank distances (:meth:`_held_out_bank_grids`)."""
         self.edge_factors, self._edge_map = None, None
-        if self.bank_edge == 0 or "bank" not in self.components:
-            return
-        mean = grids.double().mean(0)
-        classes = edge_classes(*mean.shape, self.bank_edge).to(mean.device)
-        per_depth = torch.stack([mean[classes == d].mean() if bool((classes == d).any()) else mean.mean()
-                                 for d in range(self.bank_edge + 1)])
-        self.edge_factors = (per_depth[-1] / per_depth.clamp_min(1e-12)).float()
+        if self.bank_edge and "bank" in self.components:
+            self.edge_factors = depth_factors(grids.double().mean(0), self.bank_edge).float()
 
-    def _patch_maps(self, features: torch.Tensor, mean: torch.Tensor, std: torch.Tensor,
-                    exclude: np.ndarray | None = None, held: dict[str, torch.Tensor] | None = None
-                    ) -> dict[str, torch.Tensor]:
-        """The position map, and the bank maps of the banks used, of a batch of patch features.
-
-        ``held`` gives bank grids already searched (the calibration fold's held-out references,
-        from the fit's own search) instead of searching again.
-        """
-        maps = {"position": self._position_map(features, mean, std)}
+    def _bank_grids(self, features: torch.Tensor, exclude: np.ndarray | None = None) -> dict[str, torch.Tensor]:
+        """The grids of the banks used (``bank``, ``local``) of a batch of patch features."""
         banks = [c for c in ("bank", "local") if c in self.components]
         if not banks:
-            return maps
-        held = held or {}
-        inputs = None if all(c in held for c in banks) else self._bank_input(features)  # shared by both banks
+            return {}
+        inputs = self._bank_input(features)  # shared by both banks
+        out = {}
+        if "bank" in banks:
+            out["bank"] = self._bank_grid_of(inputs, exclude)
+        if "local" in banks:
+            out["local"] = self.local.distances(inputs, exclude)
+        return out
+
+    def _maps(self, features: torch.Tensor, mean: torch.Tensor, std: torch.Tensor,
+              grids: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The position map of ``features`` and the maps of bank ``grids`` (upsampled, smoothed)."""
         size, sigma = self.preprocessing.image_size, self.patch_map.sigma
-        if "bank" in self.components:
-            grid = held.get("bank")
-            if grid is None:
-                grid = self._bank_grid_of(inputs, exclude)
-            maps["bank"] = grid_to_map(grid, size, sigma)
-        if "local" in self.components:
-            grid = held.get("local")
-            maps["local"] = grid_to_map(self.local.distances(inputs, exclude) if grid is None else grid, size, sigma)
-        return maps
+        return {"position": self._position_map(features, mean, std),
+                **{c: grid_to_map(grid, size, sigma) for c, grid in grids.items()}}
+
+    def _patch_maps(self, features: torch.Tensor, mean: torch.Tensor, std: torch.Tensor,
+                    exclude: np.ndarray | None = None) -> dict[str, torch.Tensor]:
+        """The position map, and the bank maps of the banks used, of a batch of patch features."""
+        return self._maps(features, mean, std, self._bank_grids(features, exclude))
 
     def _held_grids(self, bank_grids: torch.Tensor | None, held: np.ndarray) -> dict[str, torch.Tensor]:
         """The fit's own held-out bank and local grids of calibration fold ``held``."""
@@ -351,8 +339,7 @@ class FusionDetector(GaussianDetector):
                     self._first_fold = (held, gaussians)
                 self.patch_map.set_statistics(*(a - b for a, b in zip(total, fold_stats[fold])))
                 mean, std = self._position_statistics(features[torch.as_tensor(_spread(train, POSITION_SAMPLE))])
-                fold_maps = self._patch_maps(features[torch.as_tensor(held)], mean, std, exclude=held,
-                                             held=self._held_grids(bank_grids, held))
+                fold_maps = self._maps(features[torch.as_tensor(held)], mean, std, self._held_grids(bank_grids, held))
                 for component, values in fold_maps.items():
                     held_out[component][held] = values.amax((1, 2)).double().cpu().numpy()
                 if fold == 0:
