@@ -10,7 +10,8 @@ images' patches of that cell (all of them, or a greedy k-center coreset of ``kee
 and a patch's distance is to the nearest kept patch of its own cell or of the cells
 up to ``radius`` cells away (tolerance for small shifts). Each cell's distances are
 then standardized by that cell's mean and spread over the reference images, each
-scored without the patches of its own chunk of images, so busy and quiet places of
+scored without the patches of its own set of images (the fusion detector's calibration
+fold; by default a tenth), so busy and quiet places of
 an aligned part count alike; a reference held out for calibration is standardized by
 statistics of the other references only.
 
