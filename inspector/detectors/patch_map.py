@@ -91,6 +91,19 @@ def default_levels(info: BackboneInfo, strides: Sequence[int] = LEVEL_STRIDES) -
     return tuple(levels)
 
 
+
+def cell_mahalanobis(features: torch.Tensor, mean: torch.Tensor, precision: torch.Tensor) -> torch.Tensor:
+    """``(N, h, w)`` Mahalanobis distance (not squared) of each cell of ``(N, C, h, w)`` features
+    from its own mean ``(C, h, w)`` under one shared precision ``(C, C)``.
+
+    The product is taken channel-first, ``P @ X`` per image on ``(C, h * w)`` (one batched
+    matrix product over contiguous memory), for the detector and the exported graph alike.
+    """
+    centred = (features - mean).flatten(2)
+    squared = ((precision @ centred) * centred).sum(1)
+    return squared.clamp_min(0).sqrt().unflatten(1, features.shape[2:])
+
+
 class PatchMapModel:
     """Per-position means, one shared covariance, over pooled multi-level patch features.
 
@@ -221,9 +234,7 @@ class PatchMapModel:
             if features.shape[1:] != self.mean.shape:
                 raise RuntimeError(f"patch features {tuple(features.shape[1:])} do not match the fitted grid "
                                    f"{tuple(self.mean.shape)}; the input size must be the one fitted")
-            centred = (features - self.mean).permute(0, 2, 3, 1)
-            squared = ((centred @ self.precision) * centred).sum(-1)
-            return squared.clamp_min(0).sqrt()
+            return cell_mahalanobis(features, self.mean, self.precision)
 
     def maps(self, spatial: Sequence[torch.Tensor], image_size: int) -> torch.Tensor:
         """Raw maps ``(N, S, S)`` float32 on the model's device, upsampled and smoothed."""

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from inspector.detectors.patch_map import stack_pooled_levels
+from inspector.detectors.patch_map import cell_mahalanobis, stack_pooled_levels
 from inspector.detectors.bank_geometry import bank_features
 from inspector.detectors.fusion import SPREAD
 from inspector.detectors.local_bank import nearest_in_window, window_gathers
@@ -158,9 +158,7 @@ class InspectionGraph(nn.Module):
 
     def _patch_grid(self, features: torch.Tensor) -> torch.Tensor:
         """Per-cell Mahalanobis distance ``(N, h, w)`` (as :meth:`PatchMapModel.grids_from_features`)."""
-        centred = (features - self.patch_mean).permute(0, 2, 3, 1)
-        squared = ((centred @ self.patch_precision) * centred).sum(-1)
-        return squared.clamp_min(0).sqrt()
+        return cell_mahalanobis(features, self.patch_mean, self.patch_precision)
 
     def _bank_input(self, features: torch.Tensor) -> torch.Tensor:
         """The bank's patches (border-shrunk, stride 8 or 16), as :func:`inspector.detectors.bank_geometry.bank_features`."""
