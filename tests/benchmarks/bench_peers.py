@@ -71,6 +71,11 @@ hits all alike; the throughput is 16 images per call, median of ``--batch-repeat
 calls per method, also interleaved. ``--limit-train N`` fits on N good images evenly
 spaced over the training set. Seeds are fixed (coreset start and projection).
 
+After each category, every Inspector method's image AUROC minus each peer's is printed with a
+95 % paired bootstrap interval (the same resampled test images for both, good and defective
+images resampled separately): a difference whose interval spans 0 is not one the test set
+can tell apart. ``--json`` keeps them as ``minus_peers``.
+
 PaDiM's Gaussian fit (per-position covariances and one batched ``torch.linalg.inv``)
 runs on one thread on the CPU: with this torch build's MKL, batched inversion with more
 than one thread fails ("Pivots given to lu_solve must all be greater or equal to 1").
@@ -117,7 +122,7 @@ from inspector.core.malloc_tuning import tune_malloc
 from inspector.core.records import Frame
 from inspector.pipeline.model import InspectionModel
 from inspector.datasets.mvtec import find_categories, load_category, load_mask
-from inspector.metrics.image import auroc
+from inspector.metrics.image import auroc, auroc_difference
 from inspector.metrics.pixel import aupro, pixel_auroc
 from inspector.segmentation.geometry import to_frame_geometry
 
@@ -134,6 +139,8 @@ BATCH = 16
 LOGIT_TOLERANCE = 1e-3
 FEATURE_TOLERANCE = 1e-3
 FPR_LIMIT = 0.3
+BOOTSTRAP = 2000
+"""Resamples of the paired bootstrap of image-AUROC differences."""
 
 
 # ---- weights --------------------------------------------------------------------------------
@@ -354,6 +361,8 @@ class Row:
     throughput: float | None = None
     fit_s: float | None = None
     notes: list[str] = field(default_factory=list)
+    scores: np.ndarray | None = None  # per test image, for the paired differences
+    differences: dict[str, list[float]] = field(default_factory=dict)  # peer -> [difference, low, high]
 
 
 def spread(items: list, count: int | None) -> list:
@@ -382,6 +391,7 @@ def evaluate(method, images, labels, masks, pixel_index, row: Row) -> None:
         return
     try:
         row.image_auroc = auroc(labels, scores)
+        row.scores = scores
     except ValueError as exc:
         row.notes.append(f"image AUROC: {exc}")
     if maps is None:
@@ -486,9 +496,29 @@ def run_category(path: Path, args, names: list[str], state, device, checked: dic
     time_throughput(methods, cycle(images, BATCH), args.batch_repeats, rows)
     for method in methods:
         print("   " + format_row(method.name, rows[method.name]), flush=True)
+    for name, peers in differences(labels, rows).items():
+        rows[name].differences = peers
+        print("   " + difference_line(name, peers), flush=True)
     del methods
     gc.collect()
     return rows
+
+
+def differences(labels: np.ndarray, rows: dict[str, Row]) -> dict[str, dict[str, list[float]]]:
+    """Per Inspector method and peer: image AUROC of Inspector minus the peer's on the same test
+    images, and its 95 % paired bootstrap interval (:func:`inspector.metrics.image.auroc_difference`)."""
+    out = {}
+    for name, row in rows.items():
+        if name in PEERS or row.scores is None:
+            continue
+        out[name] = {peer: list(auroc_difference(labels, row.scores, rows[peer].scores, BOOTSTRAP))
+                     for peer in PEERS if peer in rows and rows[peer].scores is not None}
+    return out
+
+
+def difference_line(name: str, peers: dict[str, list[float]]) -> str:
+    parts = [f"{peer} {d:+.3f} [{low:+.3f}, {high:+.3f}]" for peer, (d, low, high) in peers.items()]
+    return f"{name} minus: " + ", ".join(parts) + f" (image AUROC, 95 % paired bootstrap, {BOOTSTRAP} resamples)"
 
 
 # ---- output ----------------------------------------------------------------------------------
@@ -534,7 +564,8 @@ def print_table(results, means, names) -> None:
 
 
 def as_dict(row: Row) -> dict:
-    return {column: getattr(row, column) for column in COLUMNS} | ({"notes": row.notes} if row.notes else {})
+    return ({column: getattr(row, column) for column in COLUMNS} | ({"notes": row.notes} if row.notes else {})
+            | ({"minus_peers": row.differences} if row.differences else {}))
 
 
 # ---- main ------------------------------------------------------------------------------------
