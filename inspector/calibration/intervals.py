@@ -72,12 +72,19 @@ def frr_estimate(above: int, total: int, confidence: float = CONFIDENCE) -> Rate
 
 def escape_estimate(escaped: int, total: int, confidence: float = CONFIDENCE) -> RateEstimate:
     """Clopper-Pearson interval of ``escaped`` of ``total`` known-bad images passing."""
+    return proportion_estimate(escaped, total, confidence)
+
+
+def proportion_estimate(count: int, total: int, confidence: float = CONFIDENCE) -> RateEstimate:
+    """Two-sided Clopper-Pearson interval of a rate measured as ``count`` of ``total`` test images
+    (escapes among defective images, false rejects among good ones)."""
     if total <= 0:
         return RateEstimate(0.0, 0.0, 1.0, 0, 0)
+    count = int(min(max(count, 0), total))
     tail = (1.0 - confidence) / 2.0
-    low = 0.0 if escaped == 0 else float(stats.beta.ppf(tail, escaped, total - escaped + 1))
-    high = 1.0 if escaped == total else float(stats.beta.ppf(1.0 - tail, escaped + 1, total - escaped))
-    return RateEstimate(escaped / total, low, high, int(escaped), int(total))
+    low = 0.0 if count == 0 else float(stats.beta.ppf(tail, count, total - count + 1))
+    high = 1.0 if count == total else float(stats.beta.ppf(1.0 - tail, count + 1, total - count))
+    return RateEstimate(count / total, low, high, count, int(total))
 
 
 def references_needed(target: float, confidence: float = CONFIDENCE, limit: int = 100_000) -> int:

@@ -13,7 +13,7 @@ HELP = "fit on ROOT/train/good and evaluate on ROOT/test (one MVTec-AD category 
 COLUMNS = [("image_auroc", "img AUROC", "{:.3f}"), ("f1", "F1", "{:.3f}"), ("escape", "escape", "{:.1%}"),
            ("frr", "FRR", "{:.1%}"), ("pixel_auroc", "px AUROC", "{:.3f}"),
            ("aupro", "AUPRO", "{:.3f}"), ("fit_s", "fit s", "{:.1f}"), ("ms_per_image", "ms/img", "{:.1f}"),
-           ("images_per_s", "img/s", "{:.1f}"), ("ms_per_map", "ms/map", "{:.0f}"), ("runtime", "runtime", "{}")]
+           ("images_per_s", "img/s", "{:.1f}"), ("ms_per_map", "ms/map", "{:.0f}"), ("runtime", "runtime", " {}")]
 
 
 def add_arguments(parser) -> None:
@@ -65,11 +65,29 @@ def format_table(report: dict) -> str:
         for name, metrics in rows:
             cells = "".join(f"{fmt.format(metrics[key]) if metrics.get(key) is not None else '-':>11}" for key, _, fmt in present)
             lines.append(f"{kind:<10}{name:<14}{cells}")
+    lines += _rate_lines(report)
     lines += _by_type_lines(report)
     reasons = sorted({f"{kind}: runtime torch: {m['runtime_reason']}" for kind, d in report["detectors"].items()
                       for m in d["categories"].values() if m.get("runtime_reason")})
     lines += ["", *reasons] if reasons else []
     return "\n".join(lines)
+
+
+def _rate_lines(report: dict) -> list[str]:
+    """Per category: escapes and false rejects as counts with their 95 % intervals, and the FRR the model showed."""
+    lines = []
+    for kind, data in report["detectors"].items():
+        for name, metrics in data["categories"].items():
+            parts = []
+            for key, what in (("escape", "escapes"), ("frr", "false rejects")):
+                if metrics.get(f"{key}_count"):
+                    (count, total), (low, high) = metrics[f"{key}_count"], metrics[f"{key}_interval"]
+                    parts.append(f"{what} {count} of {total} ({count / total:.1%}, 95% interval {low:.1%}-{high:.1%})")
+            if metrics.get("frr_shown_max") is not None:
+                parts.append(f"FRR shown at most {metrics['frr_shown_max']:.1%}")
+            if parts:
+                lines.append(f"{kind} {name}: " + "; ".join(parts))
+    return ["", *lines] if lines else []
 
 
 def _by_type_lines(report: dict) -> list[str]:

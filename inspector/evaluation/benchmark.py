@@ -95,6 +95,8 @@ def benchmark_category(category: Category, kind: str, segmenter: str | None, ima
         "escape": round(float(np.mean(scores[labels == 1] <= model.threshold)), 4) if labels.any() else None,
         "frr": round(float(np.mean(scores[labels == 0] > model.threshold)), 4) if (labels == 0).any() else None,
         "frr_shown_max": round(model.calibration.frr.high, 4),
+        # The measured rates' own uncertainty: test sets of a few dozen images say little more.
+        **_measured_intervals(scores, labels, model.threshold),
         "fit_s": round(fit_s, 2),
         "ms_per_image": round(statistics.median(latencies), 2),
         "images_per_s": round(images_per_s, 1),
@@ -113,6 +115,20 @@ def benchmark_category(category: Category, kind: str, segmenter: str | None, ima
     if segmenter and any(item.mask_path for item in category.test):
         result.update(_localization(model, category, test, segmenter, progress, result["by_type"]))
     return result
+
+
+def _measured_intervals(scores: np.ndarray, labels: np.ndarray, threshold: float) -> dict:
+    """Counts and 95 % Clopper-Pearson intervals of the escapes and false rejects measured at ``threshold``."""
+    from inspector.calibration.intervals import proportion_estimate
+
+    out = {}
+    for key, rows, count in (("escape", labels == 1, lambda s: int(np.sum(s <= threshold))),
+                             ("frr", labels == 0, lambda s: int(np.sum(s > threshold)))):
+        if rows.any():
+            estimate = proportion_estimate(count(scores[rows]), int(rows.sum()))
+            out[f"{key}_count"] = [estimate.count, estimate.total]
+            out[f"{key}_interval"] = [round(estimate.low, 4), round(estimate.high, 4)]
+    return out
 
 
 def _localization(model, category: Category, test: list[np.ndarray], segmenter: str, progress: Progress,

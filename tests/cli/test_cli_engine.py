@@ -136,6 +136,19 @@ def test_benchmark_json_contract(dataset, capsys):
     for defect, row in metrics["by_type"].items():
         assert row["n"] == len(list((dataset / "test" / defect).iterdir()))
         assert 0.0 <= row["escape"] <= 1.0
+    # Measured rates come as counts with their 95 % intervals, which hold the rate itself.
+    good = len(list((dataset / "test" / "good").iterdir()))
+    assert metrics["escape_count"] == [round(metrics["escape"] * sum(r["n"] for r in metrics["by_type"].values())),
+                                       sum(r["n"] for r in metrics["by_type"].values())]
+    assert metrics["frr_count"][1] == good
+    for key in ("escape", "frr"):
+        low, high = metrics[f"{key}_interval"]
+        assert low <= metrics[key] <= high and high - low > 0.05  # a few dozen test images: a wide interval
+    from inspector.cli.benchmark_cmd import format_table
+
+    text = format_table({"detectors": {"fusion": report}})
+    count, total = metrics["frr_count"]
+    assert f"false rejects {count} of {total}" in text and "95% interval" in text
 
 
 def test_scores_are_reproducible_from_the_file(dataset, model_path):
