@@ -164,3 +164,21 @@ def test_maps_run_on_cuda(fitted, masked_set) -> None:
     out = cuda.maps([features[level] for level in cuda.levels], SIZE)
     detector.net.to("cpu")
     assert out.device.type == "cuda"
+
+
+def test_cell_mahalanobis_is_the_distance_of_each_cell_from_its_own_mean() -> None:
+    from inspector.detectors.patch_map import cell_mahalanobis
+
+    generator = torch.Generator().manual_seed(0)
+    features = torch.randn(3, 5, 4, 6, generator=generator, dtype=torch.float64)
+    mean = torch.randn(5, 4, 6, generator=generator, dtype=torch.float64)
+    root = torch.randn(5, 5, generator=generator, dtype=torch.float64)
+    precision = root @ root.T + torch.eye(5, dtype=torch.float64)
+    grid = cell_mahalanobis(features, mean, precision)
+    assert grid.shape == (3, 4, 6)
+    for n, y, x in [(0, 0, 0), (1, 3, 5), (2, 2, 1)]:
+        d = features[n, :, y, x] - mean[:, y, x]
+        assert float(grid[n, y, x]) == pytest.approx(float(torch.sqrt(d @ precision @ d)), rel=1e-12)
+    # A cell exactly at its mean is at distance 0, whatever the other cells hold.
+    features[1, :, 2, 3] = mean[:, 2, 3]
+    assert float(cell_mahalanobis(features, mean, precision)[1, 2, 3]) == 0.0
