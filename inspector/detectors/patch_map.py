@@ -91,7 +91,6 @@ def default_levels(info: BackboneInfo, strides: Sequence[int] = LEVEL_STRIDES) -
     return tuple(levels)
 
 
-
 def cell_mahalanobis(features: torch.Tensor, mean: torch.Tensor, precision: torch.Tensor) -> torch.Tensor:
     """``(N, h, w)`` Mahalanobis distance (not squared) of each cell of ``(N, C, h, w)`` features
     from its own mean ``(C, h, w)`` under one shared precision ``(C, C)``.
