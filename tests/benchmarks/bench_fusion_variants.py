@@ -181,10 +181,11 @@ def _min_variance_fusion():
 
 def _weighted_fusion(weights):
     class _Weighted(FusionDetector):
-        """Fuses by a weighted mean of the standardized evidences (``weights`` per component)."""
+        """Fuses by a weighted mean of the standardized evidences (``weights`` per component;
+        a component it does not name, such as ``local``, weighs 1)."""
 
         def _fuse(self, evidence):
-            w = torch.tensor([weights[c] for c in self.components], dtype=torch.float64)
+            w = torch.tensor([weights.get(c, 1.0) for c in self.components], dtype=torch.float64)
             z = torch.stack([self._standardize(c, evidence[c].double()) for c in self.components])
             mean = (z * w.view(-1, *([1] * (z.dim() - 1)))).sum(0) / w.sum()
             return (1.0 + mean / fusion_module.SPREAD).clamp_min(1e-6)
