@@ -121,12 +121,13 @@ def _measured_intervals(scores: np.ndarray, labels: np.ndarray, threshold: float
     """Counts and 95 % Clopper-Pearson intervals of the escapes and false rejects measured at ``threshold``."""
     from inspector.calibration.intervals import proportion_estimate
 
+    good, bad = scores[labels == 0], scores[labels == 1]
     out = {}
-    for key, rows, count in (("escape", labels == 1, lambda s: int(np.sum(s <= threshold))),
-                             ("frr", labels == 0, lambda s: int(np.sum(s > threshold)))):
-        if rows.any():
-            estimate = proportion_estimate(count(scores[rows]), int(rows.sum()))
-            out[f"{key}_count"] = [estimate.count, estimate.total]
+    for key, count, total in (("escape", int(np.sum(bad <= threshold)), len(bad)),
+                              ("frr", int(np.sum(good > threshold)), len(good))):
+        if total:
+            estimate = proportion_estimate(count, total)
+            out[f"{key}_count"] = [count, total]
             out[f"{key}_interval"] = [round(estimate.low, 4), round(estimate.high, 4)]
     return out
 
