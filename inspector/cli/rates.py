@@ -12,5 +12,9 @@ def print_rates(calibration, good_note: str = "held-out good images") -> None:
     print(f"expected FRR: {calibration.frr.describe()} {good_note}")
     if calibration.escape is not None:
         print(f"escape rate:  {calibration.escape.describe()} known-bad images")
+    else:
+        # What users trip over: a threshold set for false rejects alone lets faint defects pass unseen.
+        print("escape rate:  unknown (no defective images given); measure it, and set the threshold by F1, "
+              "with `inspector calibrate MODEL --good DIR --bad DIR --policy f1`")
     if calibration.warning:
         warn(calibration.warning)

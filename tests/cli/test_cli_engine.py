@@ -93,6 +93,12 @@ def test_fit_with_fewer_images_than_folds_fails_clearly(dataset, tmp_path, capsy
     assert "fewer than the 20 calibration folds" in capsys.readouterr().err
 
 
+def test_info_without_defective_images_says_the_escape_rate_is_unknown(model_path, capsys):
+    assert main(["info", str(model_path)]) == 0
+    text = capsys.readouterr().out
+    assert "escape rate:  unknown" in text and "--policy f1" in text
+
+
 def test_calibrate_reuses_held_out_scores_of_reference_images(dataset, model_path, tmp_path, capsys):
     out = tmp_path / "recal.safetensors"
     code = main(["calibrate", str(model_path), "--good", str(dataset / "train" / "good"),
@@ -116,7 +122,7 @@ def test_calibrate_with_bad_images_reports_escape_rate(dataset, model_path, tmp_
                  "--policy", "f1", "-o", str(out), "-q"])
     assert code == 0
     text = capsys.readouterr().out
-    assert "escape rate" in text
+    assert "known-bad images" in text and "escape rate:  unknown" not in text
     calibration = InspectionModel.load(out).calibration
     assert calibration.policy == "f1" and calibration.expected_escape is not None
     assert calibration.expected_escape <= 0.2
