@@ -286,7 +286,8 @@ class CalibrationView(QWidget):
         self.frr_label.setText(f"{frr * 100:.1f} %  (at most {frr_rate.high * 100:.1f} %)")
         self.frr_label.setToolTip(f"{frr_rate.describe()}: one-sided 95 % bound for unseen good parts")
         if escape is None:
-            self.escape_label.setText("no bad images")
+            self.escape_label.setText("unknown: no bad images")
+            self.escape_label.setToolTip("Load known-bad images to measure the escape rate at the line")
         else:
             escape_rate = escape_estimate(int(np.sum(~rule.decide_many(self._bad))), self._bad.size)
             self.escape_label.setText(f"{escape * 100:.1f} %  ({escape_rate.low * 100:.1f}-"

@@ -149,6 +149,9 @@ class OperatorPanel(QWidget):
         if calibration.escape is not None:
             note += (f", escape {calibration.escape.rate * 100:.1f} % ({calibration.escape.low * 100:.1f}-"
                      f"{calibration.escape.high * 100:.1f} %)")
+        else:
+            # A threshold set for false rejects alone says nothing about the defects it lets pass.
+            note += "; escape rate unknown (no defective images: Calibrate with known-bad images)"
         self._show_model(True)
         self.set_scale(calibration.threshold, min(scores) * 0.5, max(scores) * 2.0, note)
 

@@ -41,6 +41,8 @@ def test_a_known_bad_folder_joins_the_calibration_and_is_undoable(make_window, q
     view = window.calibration
     assert view._recent.size == 4
     assert view.bad_button.isEnabled() and not view.f1_button.isEnabled()
+    assert view.escape_label.text() == "unknown: no bad images"
+    assert "escape rate unknown" in window.operator.calibration_label.text()
     monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(bad))
     changed = Recorder()
     station.model_changed.connect(changed.record)
@@ -61,6 +63,8 @@ def test_a_known_bad_folder_joins_the_calibration_and_is_undoable(make_window, q
     assert view._recent.size == 4  # same held-out good scores: the drift watch keeps its recent frames
     qtbot.waitUntil(lambda: any("4 known-bad images from bad" in m for (m,) in messages.calls), timeout=2000)
     assert "escapes" not in view.escape_label.text() and "%" in view.escape_label.text()
+    panel_note = window.operator.calibration_label.text()
+    assert "unknown" not in panel_note and f"escape {new.calibration.escape.rate * 100:.1f} %" in panel_note
     qtbot.waitUntil(lambda: len(_calibration_rows(tmp_path)) == 1, timeout=5000)
     detail = json.loads(_calibration_rows(tmp_path)[0]["detail"])
     assert detail["reason"] == f"known-bad folder {bad}: 4 images"
