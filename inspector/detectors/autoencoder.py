@@ -19,7 +19,11 @@ detail leaves a residual on every fine grain of a good image, and a defect that
 texture around it: the fine-scale map alone ranked such defects below chance. The
 coarse scale compares the image and its reconstruction blurred by ``coarse_sigma``
 pixels first, so the zero-mean fine detail cancels and what stays is a systematic
-difference (a colour or brightness the network would not have produced). Each
+difference (a colour or brightness the network would not have produced). The coarse
+scale is the squared difference of the blurred pair for both detectors: ``1 - SSIM``
+discounts exactly the luminance and colour changes the coarse scale is there to see
+(``coarse_residual``; model files from before it compare the blurred pair by their own
+residual). Each
 scale is put in units of its rarity on the validation images, ``-log10`` of the
 share of good pixels with a higher value (:func:`~inspector.detectors.rarity.tail_scores`),
 and the map is the larger of the two at each pixel. Rarity makes the two scales
@@ -48,6 +52,7 @@ MAP_SIGMA = 4.0
 COARSE_SIGMA = 4.0
 SCALE_QUANTILE = 0.999
 SCALE_UNITS = ("rarity", "percentile")
+RESIDUALS = ("l2", "ssim")
 
 
 class AutoencoderDetector(TrainedDetector):
@@ -81,12 +86,15 @@ class AutoencoderDetector(TrainedDetector):
             ``"rarity"`` (``-log10`` of the share of validation pixels above the value) or
             ``"percentile"`` (divided by the 99.9th percentile on validation images, as model
             files from before the option).
+        coarse_residual: The coarse scale's residual, ``"l2"`` (squared difference of the blurred
+            pair) or ``"ssim"`` (``1 - SSIM`` of it); ``None``: the detector's own default.
         score: Map-to-score reduction, ``"top"``, ``"max"`` or ``"mean"``.
         score_fraction: Area fraction for the reduction.
         inference_batch: Images per forward pass when scoring.
     """
 
     residual: ClassVar[str] = "l2"
+    coarse_default: ClassVar[str] = "l2"
     networks = ("autoencoder",)
 
     def __init__(self, device: torch.device | str | None = None, image_size: int = 128, seed: int = 0,
@@ -94,15 +102,19 @@ class AutoencoderDetector(TrainedDetector):
                  max_seconds: float | None = 420.0, min_steps_per_epoch: int = 20, augment: bool = True,
                  val_fraction: float | None = None, latent_dim: int = 100, base_channels: int = 32,
                  patch_size: int = 32, stride: int = 8, patches_per_image: int = 8, map_sigma: float = MAP_SIGMA,
-                 coarse_sigma: float = COARSE_SIGMA, scale_units: str = "rarity", score: str = "max",
-                 score_fraction: float = 0.005,
+                 coarse_sigma: float = COARSE_SIGMA, scale_units: str = "rarity",
+                 coarse_residual: str | None = None, score: str = "max", score_fraction: float = 0.005,
                  inference_batch: int = 32) -> None:
+        coarse_residual = self.coarse_default if coarse_residual is None else str(coarse_residual)
+        if coarse_residual not in RESIDUALS:
+            raise ValueError(f"unknown coarse_residual {coarse_residual!r}; choose one of {', '.join(RESIDUALS)}")
         super().__init__(device, image_size, seed, epochs, batch_size, learning_rate, patience, max_seconds,
                          min_steps_per_epoch, augment, val_fraction, score, score_fraction, inference_batch,
                          mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0),
                          latent_dim=int(latent_dim), base_channels=int(base_channels), patch_size=int(patch_size),
                          stride=int(stride), patches_per_image=int(patches_per_image), map_sigma=float(map_sigma),
-                         coarse_sigma=float(coarse_sigma), scale_units=str(scale_units))
+                         coarse_sigma=float(coarse_sigma), scale_units=str(scale_units),
+                         coarse_residual=coarse_residual)
         check_autoencoder_size(int(image_size))
         check_autoencoder_size(int(patch_size))
         if patch_size > image_size or stride < 1 or (image_size - patch_size) % stride:
@@ -113,6 +125,7 @@ class AutoencoderDetector(TrainedDetector):
         if scale_units not in SCALE_UNITS:
             raise ValueError(f"unknown scale_units {scale_units!r}; choose one of {', '.join(SCALE_UNITS)}")
         self.scale_units = str(scale_units)
+        self.coarse_residual = coarse_residual
         self.map_sigma = float(map_sigma)
         self.coarse_sigma = float(coarse_sigma)
         self.map_scales: torch.Tensor | None = None  # (fine, coarse) 99.9th percentiles on validation images
@@ -134,12 +147,14 @@ class AutoencoderDetector(TrainedDetector):
     def from_state(cls, config: dict, tensors: dict[str, torch.Tensor], device: torch.device):
         """Rebuild from a model file; files from before patches hold a whole-image autoencoder,
         files from before the coarse scale a fine-scale map alone, files from before
-        ``scale_units`` scales divided by their percentiles."""
+        ``scale_units`` scales divided by their percentiles, files from before ``coarse_residual``
+        a coarse scale by the training residual."""
         options = dict(config["options"])
         options.setdefault("patch_size", options["image_size"])
         options.setdefault("stride", 1)
         options.setdefault("coarse_sigma", 0.0)
         options.setdefault("scale_units", "percentile")
+        options.setdefault("coarse_residual", cls.residual)
         detector = super().from_state({**config, "options": options}, tensors, device)
         if detector.coarse_sigma > 0 and detector.scale_units == "percentile":
             detector.map_scales = tensors["map_scales"].double().to(detector.device)
@@ -164,9 +179,10 @@ class AutoencoderDetector(TrainedDetector):
         out = torch.cat([self.autoencoder(chunk) for chunk in windows.split(PATCH_CHUNK)])
         return fold_windows(out, x.shape[0], x.shape[-1], self.stride)
 
-    def residual_maps(self, x: torch.Tensor, reconstruction: torch.Tensor) -> torch.Tensor:
-        """Per-pixel residual ``(N, S, S)``: squared error summed over channels, or ``1 - SSIM``."""
-        if self.residual == "ssim":
+    def residual_maps(self, x: torch.Tensor, reconstruction: torch.Tensor, residual: str | None = None) -> torch.Tensor:
+        """Per-pixel residual ``(N, S, S)``: squared error summed over channels, or ``1 - SSIM``
+        (``residual``: ``"l2"`` or ``"ssim"``, the detector's training residual by default)."""
+        if (residual or self.residual) == "ssim":
             return dssim_map(x, reconstruction, SSIM_WINDOW)
         return (x - reconstruction).pow(2).sum(dim=1)
 
@@ -207,7 +223,8 @@ class AutoencoderDetector(TrainedDetector):
         fine = smooth_maps(self.residual_maps(x, reconstruction), self.map_sigma)
         if self.coarse_sigma <= 0:
             return fine, None
-        coarse = self.residual_maps(_blur(x, self.coarse_sigma), _blur(reconstruction, self.coarse_sigma))
+        coarse = self.residual_maps(_blur(x, self.coarse_sigma), _blur(reconstruction, self.coarse_sigma),
+                                    self.coarse_residual)
         return fine, smooth_maps(coarse, self.map_sigma)
 
     def _after_training(self, val_x: torch.Tensor) -> None:
@@ -256,7 +273,8 @@ class L2AutoencoderDetector(AutoencoderDetector):
 
 @register
 class SSIMAutoencoderDetector(AutoencoderDetector):
-    """Autoencoder trained with and scored by the structural dissimilarity ``1 - SSIM``."""
+    """Autoencoder trained with and scored by the structural dissimilarity ``1 - SSIM`` (its fine scale;
+    the coarse scale compares the blurred pair by their squared difference)."""
 
     kind = "ae-ssim"
     residual = "ssim"

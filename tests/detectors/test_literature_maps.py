@@ -83,3 +83,37 @@ def test_anogan_map_compares_discriminator_features_and_old_files_keep_the_pixel
     np.testing.assert_allclose(pixel.score_and_maps(images)[1], expected.numpy(), rtol=1e-4, atol=1e-5)
     with pytest.raises(ValueError):
         detector_class("anogan")(device="cpu", map_features=5)  # 64 px has four stages
+
+
+def test_ssim_autoencoder_coarse_scale_is_the_blurred_squared_difference_and_old_files_keep_ssim(texture_set) -> None:
+    from inspector.detectors.autoencoder import _blur
+    from inspector.detectors.ssim import dssim_map
+
+    detector = _fitted("ae-ssim", texture_set, image_size=64)
+    assert detector.coarse_residual == "l2"
+    images = texture_set.test_good[:2] + texture_set.test_bad[:2]
+    x = detector._tensor(images)
+    with torch.no_grad():
+        reconstruction = detector.reconstruct(x)
+        sharp, blurred = _blur(x, detector.coarse_sigma), _blur(reconstruction, detector.coarse_sigma)
+        fine, coarse = detector._scale_maps(x)
+        expected_fine = smooth_maps(dssim_map(x, reconstruction, 11), detector.map_sigma)
+        expected = smooth_maps((sharp - blurred).pow(2).sum(dim=1), detector.map_sigma)
+    np.testing.assert_allclose(fine.numpy(), expected_fine.numpy(), rtol=1e-5, atol=1e-6)  # the fine scale stays SSIM
+    np.testing.assert_allclose(coarse.numpy(), expected.numpy(), rtol=1e-5, atol=1e-7)
+    again = type(detector).from_state(detector.config(), detector.tensors(), torch.device("cpu"))
+    np.testing.assert_array_equal(again.score_and_maps(images)[1], detector.score_and_maps(images)[1])
+    # Files from before the option compared the blurred pair by 1 - SSIM, and keep doing so.
+    old = _fitted("ae-ssim", texture_set, image_size=64, coarse_residual="ssim")
+    config = old.config()
+    config = {**config, "options": {k: v for k, v in config["options"].items() if k != "coarse_residual"}}
+    loaded = type(old).from_state(config, old.tensors(), torch.device("cpu"))
+    assert loaded.coarse_residual == "ssim"
+    with torch.no_grad():
+        reconstruction = loaded.reconstruct(x)
+        expected = smooth_maps(dssim_map(_blur(x, 4.0), _blur(reconstruction, 4.0), 11), loaded.map_sigma)
+        np.testing.assert_allclose(loaded._scale_maps(x)[1].numpy(), expected.numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(loaded.score_and_maps(images)[1], old.score_and_maps(images)[1])
+    assert detector_class("ae-l2")(device="cpu").coarse_residual == "l2"
+    with pytest.raises(ValueError):
+        detector_class("ae-ssim")(device="cpu", coarse_residual="l1")
