@@ -87,14 +87,13 @@ class AutoencoderDetector(TrainedDetector):
             ``"percentile"`` (divided by the 99.9th percentile on validation images, as model
             files from before the option).
         coarse_residual: The coarse scale's residual, ``"l2"`` (squared difference of the blurred
-            pair) or ``"ssim"`` (``1 - SSIM`` of it); ``None``: the detector's own default.
+            pair) or ``"ssim"`` (``1 - SSIM`` of it).
         score: Map-to-score reduction, ``"top"``, ``"max"`` or ``"mean"``.
         score_fraction: Area fraction for the reduction.
         inference_batch: Images per forward pass when scoring.
     """
 
     residual: ClassVar[str] = "l2"
-    coarse_default: ClassVar[str] = "l2"
     networks = ("autoencoder",)
 
     def __init__(self, device: torch.device | str | None = None, image_size: int = 128, seed: int = 0,
@@ -103,9 +102,9 @@ class AutoencoderDetector(TrainedDetector):
                  val_fraction: float | None = None, latent_dim: int = 100, base_channels: int = 32,
                  patch_size: int = 32, stride: int = 8, patches_per_image: int = 8, map_sigma: float = MAP_SIGMA,
                  coarse_sigma: float = COARSE_SIGMA, scale_units: str = "rarity",
-                 coarse_residual: str | None = None, score: str = "max", score_fraction: float = 0.005,
+                 coarse_residual: str = "l2", score: str = "max", score_fraction: float = 0.005,
                  inference_batch: int = 32) -> None:
-        coarse_residual = self.coarse_default if coarse_residual is None else str(coarse_residual)
+        coarse_residual = str(coarse_residual)
         if coarse_residual not in RESIDUALS:
             raise ValueError(f"unknown coarse_residual {coarse_residual!r}; choose one of {', '.join(RESIDUALS)}")
         super().__init__(device, image_size, seed, epochs, batch_size, learning_rate, patience, max_seconds,
