@@ -259,6 +259,11 @@ class FusionDetector(GaussianDetector):
             out["local"] = self.local.held_out(held)
         return out
 
+    @staticmethod
+    def _peaks(maps: torch.Tensor) -> torch.Tensor:
+        """``(N,)`` the evidence a patch map ``(N, H, W)`` gives its image: its largest value."""
+        return maps.amax((1, 2))
+
     def _standardize(self, component: str, values: torch.Tensor) -> torch.Tensor:
         mean, std = self.norms[component]
         return (values - mean) / std
@@ -341,7 +346,7 @@ class FusionDetector(GaussianDetector):
                 mean, std = self._position_statistics(features[torch.as_tensor(_spread(train, POSITION_SAMPLE))])
                 fold_maps = self._maps(features[torch.as_tensor(held)], mean, std, self._held_grids(bank_grids, held))
                 for component, values in fold_maps.items():
-                    held_out[component][held] = values.amax((1, 2)).double().cpu().numpy()
+                    held_out[component][held] = self._peaks(values).double().cpu().numpy()
                 if fold == 0:
                     first_maps = {component: values.cpu() for component, values in fold_maps.items()}
                 if on_fold is not None:
@@ -372,7 +377,7 @@ class FusionDetector(GaussianDetector):
             part = slice(start, start + 64)
             features = self.patch_map.features([m[part] for m in spatial])
             for component, values in self._patch_maps(features, mean, std, exclude=held).items():
-                out[component][part] = values.amax((1, 2)).double().cpu().numpy()
+                out[component][part] = self._peaks(values).double().cpu().numpy()
         return out
 
     def fuse_evidence(self, evidence: dict[str, np.ndarray]) -> np.ndarray:
@@ -426,7 +431,7 @@ class FusionDetector(GaussianDetector):
         features = self.patch_map.features(spatial)
         component_maps = self._patch_maps(features, self.position_mean, self.position_std)
         evidence = {"global": self._score_pooled(pooled)}
-        evidence.update({c: m.amax((1, 2)) for c, m in component_maps.items()})
+        evidence.update({c: self._peaks(m) for c, m in component_maps.items()})
         fused_map = None
         if with_maps:
             used = {c: m for c, m in component_maps.items() if c in self.components} or component_maps

@@ -206,6 +206,41 @@ def _plus_local(**options):
     """The default with the per-cell nearest-neighbour evidence (``local``) fused as a fourth."""
     return lambda size: FusionDetector(image_size=size, components=WITH_LOCAL, **options)
 
+def _knn_bank(neighbours):
+    """The default with the global bank's distance taken as the mean over the ``neighbours``
+    nearest bank patches instead of the nearest one (a query matched by one stray good patch
+    counts less)."""
+    from inspector.detectors.memory_bank import MemoryBank
+
+    class _KnnBank(MemoryBank):
+        def distances(self, features, exclude=None):
+            bank = self.patches(exclude)
+            count, _, height, width = features.shape
+            queries = self.project(features.permute(0, 2, 3, 1).reshape(-1, features.shape[1]))
+            squared = (torch.addmm((bank * bank).sum(1), queries, bank.T, alpha=-2.0)
+                       + (queries * queries).sum(1, keepdim=True)).clamp_min(0)
+            nearest = squared.topk(neighbours, dim=1, largest=False).values.sqrt().mean(1)
+            return nearest.view(count, height, width)
+
+    def make(size):
+        detector = FusionDetector(image_size=size)
+        old = detector.bank
+        detector.bank = _KnnBank(old.dimensions, old.coreset, old.candidates, old.keep_all, old.device)
+        return detector
+    return make
+
+
+def _top_share(share):
+    """The default with each patch map's evidence the mean of its largest ``share`` of pixels
+    instead of its single largest value."""
+    class _TopShare(FusionDetector):
+        @staticmethod
+        def _peaks(maps):
+            flat = maps.flatten(1)
+            return flat.topk(max(1, round(share * flat.shape[1])), dim=1).values.mean(1)
+    return lambda size: _TopShare(image_size=size)
+
+
 # The spatial levels cached: stride 8 (blocks.2, 40 ch) and both stride-16 stages (blocks.3, 80 ch; blocks.4, 112 ch).
 CACHED_LEVELS = (3, 4, 5)
 
@@ -279,6 +314,10 @@ VARIANTS = {
     "local-not-position": lambda size: FusionDetector(image_size=size, components=("global", "bank", "local")),
     "L35": _with_levels(FusionDetector, (3, 5)),
     "L345": _with_levels(FusionDetector, (3, 4, 5)),
+    "knn3": _knn_bank(3),
+    "knn9": _knn_bank(9),
+    "top0.2": _top_share(0.002),
+    "top1": _top_share(0.01),
 }
 
 
