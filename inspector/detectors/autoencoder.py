@@ -42,7 +42,7 @@ import torch
 from inspector.detectors.base import register
 from inspector.detectors.networks import ConvAutoencoder, check_autoencoder_size
 from inspector.detectors.ssim import dssim_map
-from inspector.detectors.training import (TrainedDetector, fold_windows, map_scores, random_patches,
+from inspector.detectors.training import (TrainedDetector, blur_images, fold_windows, map_scores, random_patches,
                                           sliding_windows, smooth_maps)
 from inspector.detectors.rarity import tail_scores, tail_table
 
@@ -222,7 +222,7 @@ class AutoencoderDetector(TrainedDetector):
         fine = smooth_maps(self.residual_maps(x, reconstruction), self.map_sigma)
         if self.coarse_sigma <= 0:
             return fine, None
-        coarse = self.residual_maps(_blur(x, self.coarse_sigma), _blur(reconstruction, self.coarse_sigma),
+        coarse = self.residual_maps(blur_images(x, self.coarse_sigma), blur_images(reconstruction, self.coarse_sigma),
                                     self.coarse_residual)
         return fine, smooth_maps(coarse, self.map_sigma)
 
@@ -277,12 +277,6 @@ class SSIMAutoencoderDetector(AutoencoderDetector):
 
     kind = "ae-ssim"
     residual = "ssim"
-
-
-def _blur(images: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Each channel of ``(N, C, S, S)`` images blurred by ``sigma`` pixels (the maps' own smoothing)."""
-    n, c, height, width = images.shape
-    return smooth_maps(images.reshape(n * c, height, width), sigma).reshape(n, c, height, width)
 
 
 def _quantile(values: torch.Tensor, q: float) -> float:

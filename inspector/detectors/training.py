@@ -148,6 +148,12 @@ def sliding_windows(x: torch.Tensor, patch: int, stride: int) -> torch.Tensor:
     return cols.transpose(1, 2).reshape(-1, x.shape[1], patch, patch)
 
 
+def blur_images(images: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Each channel of ``(N, C, S, S)`` images blurred by ``sigma`` pixels (the maps' own smoothing)."""
+    n, c, height, width = images.shape
+    return smooth_maps(images.reshape(n * c, height, width), sigma).reshape(n, c, height, width)
+
+
 def fold_windows(windows: torch.Tensor, count: int, size: int, stride: int) -> torch.Tensor:
     """Inverse of :func:`sliding_windows`: ``(N * L, C, P, P)`` to ``(N, C, S, S)``, overlaps averaged."""
     channels, patch = windows.shape[1], windows.shape[-1]

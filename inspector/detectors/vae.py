@@ -27,10 +27,14 @@ import torch.nn.functional as F
 
 from inspector.detectors.base import register
 from inspector.detectors.networks import PatchVAE, check_size
-from inspector.detectors.training import TrainedDetector, map_scores, random_patches, sliding_windows, smooth_maps  # noqa: F401
+from inspector.detectors.rarity import tail_scores, tail_table
+from inspector.detectors.training import (TrainedDetector, blur_images, fold_windows, map_scores,  # noqa: F401
+                                          random_patches, sliding_windows, smooth_maps)
 
 PATCH_CHUNK = 512
 MAP_SIGMA = 4.0
+COARSE_SIGMA = 0.0
+"""Blur of the coarse scale's pair in pixels; 0: the M_VAE map alone (README, "The detectors from the literature")."""
 
 
 def gaussian_nll(x: torch.Tensor, mean: torch.Tensor, log_var: torch.Tensor) -> torch.Tensor:
@@ -63,6 +67,10 @@ class VAEDetector(TrainedDetector):
         base_channels: Width of the first encoder layer.
         min_log_var: Soft floor of the decoder's log-variance (sigma >= ~0.011 in [0, 1] units).
         map_sigma: Gaussian blur of the M_VAE map, in pixels of the network input (0: none).
+        coarse_sigma: With a positive value, a second, coarse scale: the squared difference of the
+            frame and its mean reconstruction, both blurred by this many pixels, and the map is the
+            larger of the two scales, each in units of its rarity on the validation images (as the
+            autoencoders' two-scale map); 0: the M_VAE map alone.
         score: Map-to-score reduction, ``"top"``, ``"max"`` or ``"mean"``.
         score_fraction: Area fraction for the reduction.
         inference_batch: Images per scoring pass.
@@ -77,19 +85,21 @@ class VAEDetector(TrainedDetector):
                  val_fraction: float | None = None, patch_size: int = 32, stride: int = 16,
                  patches_per_image: int = 4, latent_dim: int = 32, base_channels: int = 32,
                  min_log_var: float = -9.0, map_sigma: float = MAP_SIGMA, score: str = "max", score_fraction: float = 0.005,
-                 inference_batch: int = 16) -> None:
+                 inference_batch: int = 16, coarse_sigma: float = COARSE_SIGMA) -> None:
         super().__init__(device, image_size, seed, epochs, batch_size, learning_rate, patience, max_seconds,
                          min_steps_per_epoch, augment, val_fraction, score, score_fraction, inference_batch,
                          mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), patch_size=int(patch_size), stride=int(stride),
                          patches_per_image=int(patches_per_image), latent_dim=int(latent_dim),
                          base_channels=int(base_channels), min_log_var=float(min_log_var),
-                         map_sigma=float(map_sigma))
+                         map_sigma=float(map_sigma), coarse_sigma=float(coarse_sigma))
         if not 0 < patch_size <= image_size or stride < 1 or (image_size - patch_size) % stride:
             raise ValueError(f"the patch size ({patch_size}) must fit the image size ({image_size}) and "
                              f"image_size - patch_size must be a multiple of the stride ({stride})")
-        if patches_per_image < 1 or map_sigma < 0:
-            raise ValueError("patches_per_image must be positive and map_sigma not negative")
+        if patches_per_image < 1 or map_sigma < 0 or coarse_sigma < 0:
+            raise ValueError("patches_per_image must be positive, map_sigma and coarse_sigma not negative")
         self.map_sigma = float(map_sigma)
+        self.coarse_sigma = float(coarse_sigma)
+        self.map_tails: torch.Tensor | None = None  # (2, L) tail tables of the two scales on validation images
         check_size(int(patch_size), 4, "the VAE's patch")
         self.patch_size, self.stride = int(patch_size), int(stride)
         self.patches_per_image = int(patches_per_image)
@@ -131,17 +141,60 @@ class VAEDetector(TrainedDetector):
 
         return step, validate
 
-    def patch_maps(self, x: torch.Tensor) -> torch.Tensor:
-        """Per-pixel M_VAE ``(N, S, S)`` averaged over the sliding windows covering each pixel, blurred by ``map_sigma``."""
+    @classmethod
+    def from_state(cls, config: dict, tensors: dict[str, torch.Tensor], device: torch.device):
+        """Rebuild from a model file; files from before ``coarse_sigma`` draw the M_VAE map alone."""
+        options = {"coarse_sigma": 0.0, **config["options"]}
+        detector = super().from_state({**config, "options": options}, tensors, device)
+        if detector.coarse_sigma > 0:
+            detector.map_tails = tensors["map_tails"].double().to(detector.device)
+        return detector
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        """The VAE's weights and, with two scales, their tail tables."""
+        out = super().tensors()
+        if self.coarse_sigma > 0:
+            out["map_tails"] = self.map_tails.float().cpu()
+        return out
+
+    def _scale_maps(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The M_VAE map ``(N, S, S)`` (per-pixel terms averaged over the sliding windows covering
+        each pixel) and, with ``coarse_sigma``, the coarse scale's map, both blurred by ``map_sigma``."""
         n, _, size, _ = x.shape
-        terms = []
+        terms, means = [], []
         for chunk in self._windows(x).split(PATCH_CHUNK):
             mean, log_var, _, _ = self.vae(chunk)
             terms.append((0.5 * (chunk - mean).pow(2) * torch.exp(-log_var)).sum(dim=1))
+            if self.coarse_sigma > 0:
+                means.append(mean)
         per_window = torch.cat(terms).reshape(n, -1, self.patch_size ** 2).transpose(1, 2)
         summed = F.fold(per_window, size, self.patch_size, stride=self.stride)
         covered = F.fold(torch.ones_like(per_window[:1]), size, self.patch_size, stride=self.stride)
-        return smooth_maps((summed / covered)[:, 0], self.map_sigma)
+        fine = smooth_maps((summed / covered)[:, 0], self.map_sigma)
+        if self.coarse_sigma <= 0:
+            return fine, None
+        reconstruction = fold_windows(torch.cat(means), n, size, self.stride)
+        coarse = (blur_images(x, self.coarse_sigma) - blur_images(reconstruction, self.coarse_sigma)).pow(2).sum(dim=1)
+        return fine, smooth_maps(coarse, self.map_sigma)
+
+    def _after_training(self, val_x: torch.Tensor) -> None:
+        """With two scales, their tail tables on the validation images (what makes them comparable)."""
+        if self.coarse_sigma <= 0:
+            return
+        with torch.no_grad():
+            parts = [self._scale_maps(val_x[i:i + self.inference_batch])
+                     for i in range(0, len(val_x), self.inference_batch)]
+        values = [torch.cat([p[k] for p in parts]) for k in (0, 1)]
+        # Rounded to float32 as the model file stores it, so a loaded detector draws the same map.
+        self.map_tails = torch.stack([tail_table(v) for v in values]).float().double().to(self.device)
+
+    def patch_maps(self, x: torch.Tensor) -> torch.Tensor:
+        """The detector's map ``(N, S, S)``: M_VAE blurred by ``map_sigma`` or, with a coarse scale,
+        the larger of the two scales in units of their rarity on validation images."""
+        fine, coarse = self._scale_maps(x)
+        if coarse is None:
+            return fine
+        return torch.maximum(tail_scores(fine, self.map_tails[0]), tail_scores(coarse, self.map_tails[1]))
 
     @torch.no_grad()
     def _scores_and_maps(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

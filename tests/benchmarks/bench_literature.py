@@ -19,6 +19,9 @@ instead of training them and derives everything a detector takes from its valida
 images (the split of the fit, by its seed) with the current code and options, so map
 variants can be compared on one trained network per set.
 
+``--halves`` adds each metric on the tuning and the held-out half of the test images, split
+as ``bench_fusion_variants.py`` splits them: choose on ``tune`` over every set, report ``held``.
+
 Results are printed as JSON lines as soon as each fit is done, so a run stopped
 half-way keeps what it measured.
 """
@@ -49,6 +52,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--save", default=None, metavar="DIR", help="save each fitted network here")
     parser.add_argument("--load", default=None, metavar="DIR",
                         help="reuse the networks saved here (by --save) instead of training")
+    parser.add_argument("--halves", action="store_true",
+                        help="also report each metric on the tuning and the held-out half of the test images "
+                             "(the split of bench_fusion_variants.py: choose on 'tune', report 'held')")
     args = parser.parse_args(argv)
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
     import torch
@@ -62,6 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     from inspector.metrics.pixel import aupro, pixel_auroc
     from inspector.segmentation.geometry import to_frame_geometry
     from inspector.segmentation.pixel_calibration import fit_pixel_calibration, normalize_map
+
+    from bench_fusion_variants import halves  # the same seeded split of the test images
 
     options = {}
     for pair in args.option:
@@ -103,6 +111,16 @@ def main(argv: list[str] | None = None) -> int:
                           for raw, image in zip(maps, test)]
                 row["pixel_auroc"] = round(pixel_auroc(masks, frames), 4)
                 row["aupro"] = round(aupro(masks, frames), 4)
+            if args.halves:
+                for half in ("tune", "held"):
+                    part = halves(len(labels), category.name)[half]
+                    metrics = {"image_auroc": round(auroc(labels[part], scores[part]), 4)}
+                    if has_masks:
+                        chosen_masks, chosen_frames = [masks[i] for i in part], [frames[i] for i in part]
+                        metrics["pixel_auroc"] = round(pixel_auroc(chosen_masks, chosen_frames), 4)
+                        metrics["aupro"] = round(aupro(chosen_masks, chosen_frames), 4)
+                    row[half] = metrics
+            if has_masks:
                 if getattr(detector, "coarse_sigma", 0) > 0:
                     # The same network's fine-scale map alone (what the autoencoders drew before the
                     # coarse scale), raw like the two-scale one beside it: a comparison without retraining.

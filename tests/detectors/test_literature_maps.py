@@ -86,7 +86,7 @@ def test_anogan_map_compares_discriminator_features_and_old_files_keep_the_pixel
 
 
 def test_ssim_autoencoder_coarse_scale_is_the_blurred_squared_difference_and_old_files_keep_ssim(texture_set) -> None:
-    from inspector.detectors.autoencoder import _blur
+    from inspector.detectors.training import blur_images as _blur
     from inspector.detectors.ssim import dssim_map
 
     detector = _fitted("ae-ssim", texture_set, image_size=64)
@@ -117,3 +117,21 @@ def test_ssim_autoencoder_coarse_scale_is_the_blurred_squared_difference_and_old
     assert detector_class("ae-l2")(device="cpu").coarse_residual == "l2"
     with pytest.raises(ValueError):
         detector_class("ae-ssim")(device="cpu", coarse_residual="l1")
+
+
+def test_vae_coarse_scale_is_the_rarity_maximum_and_files_without_it_keep_m_vae(texture_set) -> None:
+    detector = _fitted("vae", texture_set, image_size=64, coarse_sigma=4.0)
+    images = texture_set.test_good[:2] + texture_set.test_bad[:2]
+    maps = detector.score_and_maps(images)[1]
+    with torch.no_grad():
+        fine, coarse = detector._scale_maps(detector._tensor(images))
+    expected = torch.maximum(tail_scores(fine, detector.map_tails[0]), tail_scores(coarse, detector.map_tails[1]))
+    np.testing.assert_allclose(maps, expected.numpy(), rtol=1e-5, atol=1e-6)
+    assert not np.allclose(maps, fine.numpy())  # the two-scale map is not the M_VAE map
+    config, tensors = detector.config(), detector.tensors()
+    again = type(detector).from_state(config, tensors, torch.device("cpu"))
+    np.testing.assert_array_equal(again.score_and_maps(images)[1], maps)
+    old = {**config, "options": {k: v for k, v in config["options"].items() if k != "coarse_sigma"}}
+    before = type(detector).from_state(old, {k: v for k, v in tensors.items() if k != "map_tails"}, torch.device("cpu"))
+    assert before.coarse_sigma == 0.0
+    np.testing.assert_allclose(before.score_and_maps(images)[1], fine.numpy(), rtol=1e-5, atol=1e-6)
