@@ -45,13 +45,13 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from inspector.backbones.preprocessing import Preprocessing
 from inspector.core.progress import Progress
 from inspector.detectors.bank_geometry import BANK_STRIDE, bank_features, border_weights, depth_factors, edge_classes
 from inspector.detectors.base import FitResult, batches, kfold_indices, register, resolve_folds
 from inspector.detectors.gaussian import ALL_LEVELS, MIN_IMAGES, WARN_IMAGES, GaussianDetector, log
 from inspector.detectors.gaussian_fit import fit_gaussian
 from inspector.detectors.local_bank import KEEP as LOCAL_KEEP, RADIUS as LOCAL_RADIUS, LocalBank
+from inspector.detectors.fusion_state import restore_state, state_tensors, stored_options
 from inspector.detectors.memory_bank import CORESET, DIMENSIONS, MemoryBank
 from inspector.detectors.patch_map import PatchMapModel
 from inspector.segmentation.smoothing import grid_to_map
@@ -67,33 +67,14 @@ BANK_BORDERS = ("shrink", "none")
 # Bank distances are rescaled per distance to the frame's edge (in cells, up to this depth) so that
 # the held-out references' mean distance is the same at every depth (see edge_classes).
 BANK_EDGE = 2
-# Model files written before the bank had these options: stride 16 (2x2 average), no shrink, no edge rescaling.
 MAP_BANK_WEIGHT = 0.75
 """The bank map's share of the fast map (the position map has the rest), chosen on the suite's tuning halves."""
-LEGACY_MAP_BANK_WEIGHT = 0.5
-"""What model files written before the option have: the plain mean of the two maps."""
 POSITION_SAMPLE = 200
 """Training images (spread over the fold) whose cell distances give a fold's position statistics."""
-LEGACY_BANK = {"stride": 16, "border": "none", "edge": 0}
 MIN_IMAGE_SIZE = 256
 """The smallest default input side: the suite's tuning halves chose 256 px over Lite0's native 224
 (finer patch cells; README, "Evaluation on data this project did not make"). A backbone with a
 larger convention keeps its own; an explicit ``image_size`` always wins."""
-
-
-def stored_options(config: dict) -> dict:
-    """The bank and map options a fitted fusion detector's configuration stands for (older
-    files: the first bank, the plain-mean map)."""
-    bank = config["bank"]
-    options = {"bank_coreset": int(bank["coreset"]), "bank_dimensions": int(bank["dimensions"]),
-               "bank_stride": int(bank.get("stride", LEGACY_BANK["stride"])),
-               "bank_border": str(bank.get("border", LEGACY_BANK["border"])),
-               "bank_edge": int(bank.get("edge", LEGACY_BANK["edge"])),
-               "map_bank_weight": float(config.get("map_bank_weight", LEGACY_MAP_BANK_WEIGHT))}
-    local = config.get("local_bank")
-    if isinstance(local, dict):
-        options.update(local_radius=int(local["radius"]), local_keep=int(local["keep"]))
-    return options
 
 
 @register
@@ -455,43 +436,18 @@ class FusionDetector(GaussianDetector):
         return out
 
     def tensors(self) -> dict[str, torch.Tensor]:
-        """Gaussian and patch-map tensors, per-cell statistics and the memory bank."""
-        out = super().tensors()
-        out["position.mean"] = self.position_mean
-        out["position.std"] = self.position_std
-        if "bank" in self.components:
-            out.update({f"bank.{k}": v for k, v in self.bank.tensors().items()})
-            if self.edge_factors is not None:
-                out["fusion.bank_edge_factors"] = self.edge_factors
-        if "local" in self.components:
-            out.update({f"local_bank.{k}": v for k, v in self.local.tensors().items()})
-        return out
+        """Gaussian and patch-map tensors, per-cell statistics and the memory banks."""
+        return {**super().tensors(), **state_tensors(self)}
 
     @classmethod
     def from_state(cls, config: dict, tensors: dict[str, torch.Tensor], device: torch.device,
                    weights: str | None = None) -> "FusionDetector":
         """Rebuild from a model file; the backbone weights come from the installed packages."""
-        bank_config = config["bank"]
         detector = cls(backbone=config["backbone"], weights=weights,
                        image_size=int(config["preprocessing"]["image_size"]), levels=config["levels"],
                        batch_size=int(config.get("batch_size", 16)), device=device,
                        components=config["components"], **stored_options(config))
-        detector.preprocessing = Preprocessing.from_dict(config["preprocessing"])
-        detector.means = [tensors[f"gaussian.level{lvl}.mean"].to(device) for lvl in detector.levels]
-        detector.precisions = [tensors[f"gaussian.level{lvl}.precision"].to(device) for lvl in detector.levels]
-        own = {k[len("patch_map."):]: v for k, v in tensors.items() if k.startswith("patch_map.")}
-        detector.patch_map = PatchMapModel.from_state(config["patch_map"], own, device)
-        detector.position_mean = tensors["position.mean"].to(device)
-        detector.position_std = tensors["position.std"].to(device)
-        if "bank" in detector.components:
-            own = {k[len("bank."):]: v for k, v in tensors.items() if k.startswith("bank.")}
-            detector.bank = MemoryBank.from_state(bank_config, own, device)
-            if "fusion.bank_edge_factors" in tensors:
-                detector.edge_factors = tensors["fusion.bank_edge_factors"].float().to(device)
-        if "local" in detector.components:
-            own = {k[len("local_bank."):]: v for k, v in tensors.items() if k.startswith("local_bank.")}
-            detector.local = LocalBank.from_state(config["local_bank"], own, device)
-        detector.norms = {c: (float(v[0]), float(v[1])) for c, v in config["norms"].items()}
+        restore_state(detector, config, tensors, device)
         return detector
 
 

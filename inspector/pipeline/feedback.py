@@ -252,7 +252,7 @@ def _options_from_config(cls_, config: dict) -> dict:
         options["components"] = list(config["components"])
     bank = config.get("bank")
     if isinstance(bank, dict) and "coreset" in bank and "dimensions" in bank:  # a fusion memory bank
-        from inspector.detectors.fusion import stored_options
+        from inspector.detectors.fusion_state import stored_options
 
         options.update(stored_options(config))
     return options

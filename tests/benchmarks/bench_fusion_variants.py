@@ -30,6 +30,7 @@ from inspector.core.progress import silent
 from inspector.datasets.mvtec import find_categories, load_category, load_mask
 from inspector.detectors import fusion as fusion_module
 from inspector.detectors.fusion import MIN_IMAGE_SIZE, THREE_COMPONENTS, FusionDetector
+from inspector.detectors.fusion_state import LEGACY_BANK
 from inspector.detectors.patch_map import PatchMapModel
 from inspector.metrics.image import auroc
 from inspector.metrics.pixel import aupro, pixel_auroc
@@ -263,8 +264,7 @@ def _with_sigma(cls, sigma):
     return make
 
 
-LEGACY = dict(bank_stride=fusion_module.LEGACY_BANK["stride"], bank_border=fusion_module.LEGACY_BANK["border"],
-              bank_edge=fusion_module.LEGACY_BANK["edge"])
+LEGACY = dict(bank_stride=LEGACY_BANK["stride"], bank_border=LEGACY_BANK["border"], bank_edge=LEGACY_BANK["edge"])
 VARIANTS = {
     "default": lambda size: FusionDetector(image_size=size),
     # The default before the per-cell bank joined it: what every "default" row measured at 224 px was.

@@ -17,7 +17,8 @@ import torch
 
 from inspector.core.progress import silent
 from inspector.detectors.bank_geometry import border_weights, edge_classes
-from inspector.detectors.fusion import LEGACY_BANK, FusionDetector
+from inspector.detectors.fusion import FusionDetector
+from inspector.detectors.fusion_state import LEGACY_BANK
 from inspector.metrics.image import auroc
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("single_threaded")]

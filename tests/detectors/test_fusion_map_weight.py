@@ -15,7 +15,8 @@ import pytest
 import torch
 
 from inspector.core.progress import silent
-from inspector.detectors.fusion import LEGACY_MAP_BANK_WEIGHT, MAP_BANK_WEIGHT, FusionDetector
+from inspector.detectors.fusion import MAP_BANK_WEIGHT, FusionDetector
+from inspector.detectors.fusion_state import LEGACY_MAP_BANK_WEIGHT
 from inspector.metrics.pixel import aupro
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("single_threaded")]
