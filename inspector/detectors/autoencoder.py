@@ -44,7 +44,7 @@ from inspector.detectors.networks import ConvAutoencoder, check_autoencoder_size
 from inspector.detectors.ssim import dssim_map
 from inspector.detectors.training import (TrainedDetector, blur_images, fold_windows, map_scores, random_patches,
                                           sliding_windows, smooth_maps)
-from inspector.detectors.rarity import tail_scores, tail_table
+from inspector.detectors.rarity import larger_rarity, scale_tails
 
 SSIM_WINDOW = 11
 PATCH_CHUNK = 1024
@@ -232,11 +232,10 @@ class AutoencoderDetector(TrainedDetector):
         if self.coarse_sigma <= 0:
             return
         parts = [self._scale_maps(val_x[i:i + self.inference_batch]) for i in range(0, len(val_x), self.inference_batch)]
-        values = [torch.cat([p[k] for p in parts]) for k in (0, 1)]
         if self.scale_units == "rarity":
-            # Rounded to float32 as the model file stores it, so a loaded detector draws the same map.
-            self.map_tails = torch.stack([tail_table(v) for v in values]).float().double().to(self.device)
+            self.map_tails = scale_tails(parts).to(self.device)
             return
+        values = [torch.cat([p[k] for p in parts]) for k in (0, 1)]
         scales = [_quantile(v, SCALE_QUANTILE) for v in values]
         self.map_scales = torch.tensor(scales, dtype=torch.float64, device=self.device).clamp_min(1e-12)
 
@@ -248,7 +247,7 @@ class AutoencoderDetector(TrainedDetector):
         if coarse is None:
             return fine
         if self.scale_units == "rarity":
-            return torch.maximum(tail_scores(fine, self.map_tails[0]), tail_scores(coarse, self.map_tails[1]))
+            return larger_rarity(fine, coarse, self.map_tails)
         scales = self.map_scales.to(fine.dtype)
         return torch.maximum(fine / scales[0], coarse / scales[1])
 

@@ -52,3 +52,16 @@ def tail_scores(values: torch.Tensor, table: torch.Tensor, levels: Sequence[floa
     beyond = rarity[-1] + (logs - table[-1]) * slope
     out = torch.where(logs > table[-1], beyond, inside)
     return out.reshape(values.shape).to(values.dtype)
+
+
+def scale_tails(pairs: Sequence[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
+    """``(2, L)`` the :func:`tail_table` of a two-scale map's fine and of its coarse scale, from
+    ``(fine, coarse)`` maps of good (validation) images, batch by batch; rounded to float32 as a
+    model file stores them, so that a loaded detector draws the same map."""
+    values = [torch.cat([pair[k] for pair in pairs]) for k in (0, 1)]
+    return torch.stack([tail_table(v) for v in values]).float().double()
+
+
+def larger_rarity(fine: torch.Tensor, coarse: torch.Tensor, tails: torch.Tensor) -> torch.Tensor:
+    """A two-scale map: at each pixel the larger of the two scales' rarities (``tails``: :func:`scale_tails`)."""
+    return torch.maximum(tail_scores(fine, tails[0]), tail_scores(coarse, tails[1]))

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 
 from inspector.detectors.base import register
 from inspector.detectors.networks import PatchVAE, check_size
-from inspector.detectors.rarity import tail_scores, tail_table
+from inspector.detectors.rarity import larger_rarity, scale_tails
 from inspector.detectors.training import (TrainedDetector, blur_images, fold_windows, map_scores,  # noqa: F401
                                           random_patches, sliding_windows, smooth_maps)
 
@@ -184,9 +184,7 @@ class VAEDetector(TrainedDetector):
         with torch.no_grad():
             parts = [self._scale_maps(val_x[i:i + self.inference_batch])
                      for i in range(0, len(val_x), self.inference_batch)]
-        values = [torch.cat([p[k] for p in parts]) for k in (0, 1)]
-        # Rounded to float32 as the model file stores it, so a loaded detector draws the same map.
-        self.map_tails = torch.stack([tail_table(v) for v in values]).float().double().to(self.device)
+        self.map_tails = scale_tails(parts).to(self.device)
 
     def patch_maps(self, x: torch.Tensor) -> torch.Tensor:
         """The detector's map ``(N, S, S)``: M_VAE blurred by ``map_sigma`` or, with a coarse scale,
@@ -194,7 +192,7 @@ class VAEDetector(TrainedDetector):
         fine, coarse = self._scale_maps(x)
         if coarse is None:
             return fine
-        return torch.maximum(tail_scores(fine, self.map_tails[0]), tail_scores(coarse, self.map_tails[1]))
+        return larger_rarity(fine, coarse, self.map_tails)
 
     @torch.no_grad()
     def _scores_and_maps(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
