@@ -120,7 +120,8 @@ def test_ssim_autoencoder_coarse_scale_is_the_blurred_squared_difference_and_old
 
 
 def test_vae_coarse_scale_is_the_rarity_maximum_and_files_without_it_keep_m_vae(texture_set) -> None:
-    detector = _fitted("vae", texture_set, image_size=64, coarse_sigma=4.0)
+    detector = _fitted("vae", texture_set, image_size=64)
+    assert detector.coarse_sigma == 2.0  # the default draws both scales
     images = texture_set.test_good[:2] + texture_set.test_bad[:2]
     maps = detector.score_and_maps(images)[1]
     with torch.no_grad():
