@@ -5,7 +5,7 @@ most of a large fit, and onnxruntime runs the same network in well under half of
 torch's time (README "Fit time"). :func:`onnx_forward` traces the detector's forward
 into an ONNX graph in memory (no file is written or read back, so nothing cached on
 disk is trusted), opens it on onnxruntime and checks its outputs against torch's on
-the batch torch has just extracted; the fit extracts the remaining batches on it.
+the fit's first :data:`PROBE_IMAGES` images; the fit then extracts every batch on it.
 
 Torch stays when the detector is not on the CPU, onnxruntime or onnx is missing,
 there are fewer than :data:`MIN_IMAGES` images (tracing costs about 2 s), the
@@ -29,6 +29,9 @@ ENVIRONMENT = "INSPECTOR_FIT_ENGINE"
 """``torch`` keeps every fit's extraction on torch; anything else (or unset): onnxruntime when it can."""
 MIN_IMAGES = 200
 """Fewer images than this are extracted on torch: the trace would cost more than onnxruntime saves."""
+PROBE_IMAGES = 2
+"""Images torch runs for the check: the trace's example is one image, and a graph that had fixed
+the batch at one or mixed the images of a batch fails the check on two."""
 PARITY_RTOL = 1e-4
 """Largest difference from torch accepted, relative to the largest absolute value of each output."""
 
@@ -63,14 +66,17 @@ class _Traced(torch.nn.Module):
         return (*pooled, *spatial)
 
 
-def onnx_forward(forward: Forward, batch: torch.Tensor, expected: tuple[Sequence[torch.Tensor], Sequence[torch.Tensor]],
+def onnx_forward(forward: Forward, batch: torch.Tensor,
+                 expected: tuple[Sequence[torch.Tensor], Sequence[torch.Tensor]] | None,
                  image_count: int, device: torch.device) -> tuple[OnnxForward | None, str]:
     """The forward on onnxruntime when it can run and matches torch on ``batch``, else ``None``; and why.
 
     Args:
         forward: The detector's forward (``batch -> (pooled, spatial)``), on torch.
-        batch: A preprocessed batch torch has just run (the trace's example and the check's input).
-        expected: Torch's outputs on ``batch``.
+        batch: A few preprocessed images (:data:`PROBE_IMAGES`): the first is the trace's example,
+            all of them the check's input.
+        expected: Torch's outputs on ``batch``; ``None``: computed here, once the fit is known to be
+            large enough and onnxruntime present (a small fit spends nothing on the probe).
         image_count: Images the fit extracts in all.
         device: The detector's device.
     """
@@ -85,13 +91,18 @@ def onnx_forward(forward: Forward, batch: torch.Tensor, expected: tuple[Sequence
         import onnx  # noqa: F401  - the tracer writes the graph with it
     except ImportError:
         return None, "onnxruntime or onnx is not installed (pip install 'inspector[onnx]')"
+    if expected is None:
+        with torch.inference_mode():
+            expected = forward(batch)
     pooled, spatial = expected
     names = [f"pooled{i}" for i in range(len(pooled))] + [f"spatial{i}" for i in range(len(spatial))]
     buffer = io.BytesIO()
     try:
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the legacy exporter's deprecation notice, tracer notes
-            torch.onnx.export(_Traced(forward), (batch,), buffer, dynamo=False, opset_version=17,
+            # The tracer runs the network once on its example: one image traces the same graph (the
+            # batch axis is dynamic) in a third of the time of a batch of 16.
+            torch.onnx.export(_Traced(forward), (batch[:1],), buffer, dynamo=False, opset_version=17,
                               input_names=["images"], output_names=names, do_constant_folding=True,
                               dynamic_axes={name: {0: "batch"} for name in ("images", *names)})
         options = onnxruntime.SessionOptions()

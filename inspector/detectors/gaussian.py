@@ -92,24 +92,22 @@ class GaussianDetector(Detector):
         return pooled, spatial
 
     def _extract(self, images: Sequence[np.ndarray], progress: Progress | None = None):
-        from inspector.backbones.onnx_extraction import onnx_forward
+        from inspector.backbones.onnx_extraction import PROBE_IMAGES, onnx_forward
 
         pooled_parts: list[list[torch.Tensor]] = [[] for _ in self.levels]
         spatial_parts: list[list[torch.Tensor]] = []
-        done, forward = 0, None
+        done, forward = 0, self._forward
         self.extraction_engine = "torch"
         with torch.inference_mode():
+            if len(images) > self.batch_size:
+                # A large fit runs on onnxruntime when the traced graph matches torch on a few images.
+                probe = self.preprocessing.to_tensor(images[:PROBE_IMAGES], self.device)
+                engine, why = onnx_forward(self._forward, probe, None, len(images), self.device)
+                if engine is not None:
+                    forward, self.extraction_engine = engine, engine.engine
+                log.info("feature extraction: %s", why)
             for chunk in batches(images, self.batch_size):
-                batch = self.preprocessing.to_tensor(chunk, self.device)
-                if forward is not None:
-                    pooled, spatial = forward(batch)
-                else:
-                    pooled, spatial = self._forward(batch)
-                    if done == 0 and len(chunk) < len(images):
-                        # The rest of a large fit on onnxruntime when it matches torch on this batch.
-                        forward, why = onnx_forward(self._forward, batch, (pooled, spatial), len(images), self.device)
-                        self.extraction_engine = forward.engine if forward is not None else "torch"
-                        log.info("feature extraction: %s", why)
+                pooled, spatial = forward(self.preprocessing.to_tensor(chunk, self.device))
                 for parts, features in zip(pooled_parts, pooled):
                     parts.append(features.double().cpu())
                 if not spatial_parts:

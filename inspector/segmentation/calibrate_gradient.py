@@ -34,5 +34,7 @@ def calibrate_gradient(detector, images: Sequence[np.ndarray],
     if fast_calibration is not None and detector.has_maps:
         _, fast = detector.score_and_maps(sample)
         weights = normalize_map(fast, fast_calibration)
-    maps = gradient_map(source, sample, scale=scale, weight_maps=weights)
+    # One descent over the whole sample: a batch of 6 costs about a quarter less than 4 + 2 on a CPU
+    # (README, "Fit time"); the maps are the same (the images' scores do not interact).
+    maps = gradient_map(source, sample, scale=scale, weight_maps=weights, batch_size=max(1, len(sample)))
     return {"gradient_scale": float(scale)}, fit_pixel_calibration(maps)
