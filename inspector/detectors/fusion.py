@@ -69,8 +69,9 @@ BANK_BORDERS = ("shrink", "none")
 BANK_EDGE = 2
 MAP_BANK_WEIGHT = 0.75
 """The bank map's share of the fast map (the position map has the rest), chosen on the suite's tuning halves."""
-POSITION_SAMPLE = 200
-"""Training images (spread over the fold) whose cell distances give a fold's position statistics."""
+POSITION_SAMPLE = 100
+"""Training images (spread over the fold) whose cell distances give a fold's position statistics
+(the final model's come from every reference; README, "Fit time")."""
 MIN_IMAGE_SIZE = 256
 """The smallest default input side: the suite's tuning halves chose 256 px over Lite0's native 224
 (finer patch cells; README, "Evaluation on data this project did not make"). A backbone with a

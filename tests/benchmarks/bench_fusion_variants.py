@@ -242,6 +242,34 @@ def _top_share(share):
     return lambda size: _TopShare(image_size=size)
 
 
+def _bank_candidates(count):
+    """The default with the memory bank's coreset chosen among ``count`` random patches
+    (the default's ``CANDIDATES``): a fit-time knob."""
+    def make(size):
+        detector = FusionDetector(image_size=size)
+        detector.bank.candidates = int(count)
+        return detector
+    return make
+
+
+class _PositionSample(FusionDetector):
+    """The default with the fold position statistics from ``sample`` training images."""
+
+    sample = fusion_module.POSITION_SAMPLE
+
+    def fit_extracted(self, *args, **kwargs):
+        before = fusion_module.POSITION_SAMPLE
+        fusion_module.POSITION_SAMPLE = self.sample
+        try:
+            return super().fit_extracted(*args, **kwargs)
+        finally:
+            fusion_module.POSITION_SAMPLE = before
+
+
+def _position_sample(sample):
+    return lambda size: type("_Sample", (_PositionSample,), {"sample": int(sample)})(image_size=size)
+
+
 # The spatial levels cached: stride 8 (blocks.2, 40 ch) and both stride-16 stages (blocks.3, 80 ch; blocks.4, 112 ch).
 CACHED_LEVELS = (3, 4, 5)
 
@@ -318,6 +346,9 @@ VARIANTS = {
     "knn9": _knn_bank(9),
     "top0.2": _top_share(0.002),
     "top1": _top_share(0.01),
+    "cand40k": _bank_candidates(40000),
+    "cand30k": _bank_candidates(30000),
+    "pos100": _position_sample(100),
 }
 
 
