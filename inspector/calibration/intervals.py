@@ -43,6 +43,8 @@ class RateEstimate:
             for false rejects; two-sided for escapes).
         count: Images above (FRR) or at/below (escape) the threshold.
         total: Images the rate was measured on.
+        one_sided: True when the interval is an upper bound only (``low`` is 0 by construction,
+            not by measurement): the false-reject estimate.
     """
 
     rate: float
@@ -50,13 +52,17 @@ class RateEstimate:
     high: float
     count: int
     total: int
+    one_sided: bool = False
 
     def to_dict(self) -> dict:
         """JSON-ready form."""
         return {"rate": self.rate, "interval": [self.low, self.high], "count": self.count, "total": self.total}
 
     def describe(self) -> str:
-        """``1.0% (95% interval 0.0%-2.3%, 4 of 411)``."""
+        """``1.0% (at most 2.3% at 95% confidence, 4 of 411)`` for a one-sided estimate,
+        ``18.0% (95% interval 11.0%-26.9%, 18 of 100)`` for a two-sided one."""
+        if self.one_sided:
+            return f"{self.rate:.1%} (at most {self.high:.1%} at 95% confidence, {self.count} of {self.total})"
         return (f"{self.rate:.1%} (95% interval {self.low:.1%}-{self.high:.1%}, "
                 f"{self.count} of {self.total})")
 
@@ -64,10 +70,10 @@ class RateEstimate:
 def frr_estimate(above: int, total: int, confidence: float = CONFIDENCE) -> RateEstimate:
     """The false-reject rate of a threshold with ``above`` of ``total`` held-out good scores above it."""
     if total <= 0:
-        return RateEstimate(0.0, 0.0, 1.0, 0, 0)
+        return RateEstimate(0.0, 0.0, 1.0, 0, 0, one_sided=True)
     above = int(min(max(above, 0), total))
     high = float(stats.beta.ppf(confidence, above + 1, total - above)) if above < total else 1.0
-    return RateEstimate(above / total, 0.0, high, above, total)
+    return RateEstimate(above / total, 0.0, high, above, total, one_sided=True)
 
 
 def escape_estimate(escaped: int, total: int, confidence: float = CONFIDENCE) -> RateEstimate:
@@ -105,5 +111,5 @@ def small_sample_warning(target: float | None, estimate: RateEstimate) -> str | 
         return None
     need = references_needed(target)
     return (f"{estimate.total} held-out good images cannot support a {target:.1%} false-reject rate: "
-            f"expect up to {estimate.high:.1%} (95% interval {estimate.low:.1%}-{estimate.high:.1%}); "
+            f"expect up to {estimate.high:.1%} (one-sided 95% bound); "
             f"about {need} reference images are needed for {target:.1%} with an interval under {SUPPORT_FACTOR * target:.1%}")

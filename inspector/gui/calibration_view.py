@@ -284,7 +284,7 @@ class CalibrationView(QWidget):
         rule = Threshold(threshold)
         frr_rate = frr_estimate(int(np.sum(rule.decide_many(self._good))), self._good.size)
         self.frr_label.setText(f"{frr * 100:.1f} %  (at most {frr_rate.high * 100:.1f} %)")
-        self.frr_label.setToolTip(f"{frr_rate.describe()}: one-sided 95 % bound for unseen good parts")
+        self.frr_label.setToolTip(f"{frr_rate.describe()}: the bound is for unseen good parts")
         if escape is None:
             self.escape_label.setText("unknown: no bad images")
             self.escape_label.setToolTip("Load known-bad images to measure the escape rate at the line")

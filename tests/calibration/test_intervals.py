@@ -54,3 +54,15 @@ def _erf(x: float) -> float:
     from math import erf
 
     return erf(x)
+
+
+def test_false_reject_estimates_read_as_an_upper_bound_and_escapes_as_an_interval() -> None:
+    from inspector.calibration.intervals import escape_estimate, frr_estimate
+
+    # 32 of 100 good images above a threshold: the one-sided bound, not "0.0%-40.5%".
+    frr = frr_estimate(32, 100)
+    assert frr.one_sided and frr.low == 0.0 and 0.32 < frr.high < 0.45
+    assert frr.describe() == f"32.0% (at most {frr.high:.1%} at 95% confidence, 32 of 100)"
+    escape = escape_estimate(18, 100)
+    assert not escape.one_sided and 0.0 < escape.low < 0.18 < escape.high
+    assert escape.describe() == f"18.0% (95% interval {escape.low:.1%}-{escape.high:.1%}, 18 of 100)"
