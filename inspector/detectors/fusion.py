@@ -139,6 +139,7 @@ class FusionDetector(GaussianDetector):
         self._edge_map: torch.Tensor | None = None
         self.bank = MemoryBank(dimensions=bank_dimensions, coreset=bank_coreset, device=self.device)
         self.local = LocalBank(radius=local_radius, keep=local_keep, dimensions=bank_dimensions, device=self.device)
+        self.position_sample = POSITION_SAMPLE  # a fit-time cost knob, not stored in the model file
         self.position_mean: torch.Tensor | None = None   # (h, w)
         self.position_std: torch.Tensor | None = None    # (h, w)
         self.norms: dict[str, tuple[float, float]] = {}  # component -> held-out (mean, std)
@@ -325,7 +326,7 @@ class FusionDetector(GaussianDetector):
                 if fold == 0:
                     self._first_fold = (held, gaussians)
                 self.patch_map.set_statistics(*(a - b for a, b in zip(total, fold_stats[fold])))
-                mean, std = self._position_statistics(features[torch.as_tensor(_spread(train, POSITION_SAMPLE))])
+                mean, std = self._position_statistics(features[torch.as_tensor(_spread(train, self.position_sample))])
                 fold_maps = self._maps(features[torch.as_tensor(held)], mean, std, self._held_grids(bank_grids, held))
                 for component, values in fold_maps.items():
                     held_out[component][held] = self._peaks(values).double().cpu().numpy()

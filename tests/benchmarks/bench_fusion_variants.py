@@ -252,22 +252,14 @@ def _bank_candidates(count):
     return make
 
 
-class _PositionSample(FusionDetector):
-    """The default with the fold position statistics from ``sample`` training images."""
-
-    sample = fusion_module.POSITION_SAMPLE
-
-    def fit_extracted(self, *args, **kwargs):
-        before = fusion_module.POSITION_SAMPLE
-        fusion_module.POSITION_SAMPLE = self.sample
-        try:
-            return super().fit_extracted(*args, **kwargs)
-        finally:
-            fusion_module.POSITION_SAMPLE = before
-
-
 def _position_sample(sample):
-    return lambda size: type("_Sample", (_PositionSample,), {"sample": int(sample)})(image_size=size)
+    """The default with the fold position statistics from ``sample`` training images (the
+    default's ``POSITION_SAMPLE``): a fit-time knob."""
+    def make(size):
+        detector = FusionDetector(image_size=size)
+        detector.position_sample = int(sample)
+        return detector
+    return make
 
 
 # The spatial levels cached: stride 8 (blocks.2, 40 ch) and both stride-16 stages (blocks.3, 80 ch; blocks.4, 112 ch).
