@@ -44,7 +44,7 @@ from inspector.detectors.networks import ConvAutoencoder, check_autoencoder_size
 from inspector.detectors.ssim import dssim_map
 from inspector.detectors.training import (TrainedDetector, blur_images, fold_windows, map_scores, random_patches,
                                           sliding_windows, smooth_maps)
-from inspector.detectors.rarity import larger_rarity, scale_tails
+from inspector.detectors.rarity import larger_rarity, validation_tails
 
 SSIM_WINDOW = 11
 PATCH_CHUNK = 1024
@@ -231,10 +231,10 @@ class AutoencoderDetector(TrainedDetector):
         their tail tables, or their 99.9th percentiles with ``scale_units="percentile"``."""
         if self.coarse_sigma <= 0:
             return
-        parts = [self._scale_maps(val_x[i:i + self.inference_batch]) for i in range(0, len(val_x), self.inference_batch)]
         if self.scale_units == "rarity":
-            self.map_tails = scale_tails(parts).to(self.device)
+            self.map_tails = validation_tails(self._scale_maps, val_x, self.inference_batch).to(self.device)
             return
+        parts = [self._scale_maps(val_x[i:i + self.inference_batch]) for i in range(0, len(val_x), self.inference_batch)]
         values = [torch.cat([p[k] for p in parts]) for k in (0, 1)]
         scales = [_quantile(v, SCALE_QUANTILE) for v in values]
         self.map_scales = torch.tensor(scales, dtype=torch.float64, device=self.device).clamp_min(1e-12)

@@ -62,6 +62,12 @@ def scale_tails(pairs: Sequence[tuple[torch.Tensor, torch.Tensor]]) -> torch.Ten
     return torch.stack([tail_table(v) for v in values]).float().double()
 
 
+def validation_tails(scale_maps, images: torch.Tensor, batch_size: int) -> torch.Tensor:
+    """:func:`scale_tails` of a two-scale detector's ``scale_maps(x) -> (fine, coarse)`` on
+    validation ``images``, ``batch_size`` at a time."""
+    return scale_tails([scale_maps(images[i:i + batch_size]) for i in range(0, len(images), batch_size)])
+
+
 def larger_rarity(fine: torch.Tensor, coarse: torch.Tensor, tails: torch.Tensor) -> torch.Tensor:
     """A two-scale map: at each pixel the larger of the two scales' rarities (``tails``: :func:`scale_tails`)."""
     return torch.maximum(tail_scores(fine, tails[0]), tail_scores(coarse, tails[1]))

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 
 from inspector.detectors.base import register
 from inspector.detectors.networks import PatchVAE, check_size
-from inspector.detectors.rarity import larger_rarity, scale_tails
+from inspector.detectors.rarity import larger_rarity, validation_tails
 from inspector.detectors.training import (TrainedDetector, blur_images, fold_windows, map_scores,  # noqa: F401
                                           random_patches, sliding_windows, smooth_maps)
 
@@ -180,12 +180,8 @@ class VAEDetector(TrainedDetector):
 
     def _after_training(self, val_x: torch.Tensor) -> None:
         """With two scales, their tail tables on the validation images (what makes them comparable)."""
-        if self.coarse_sigma <= 0:
-            return
-        with torch.no_grad():
-            parts = [self._scale_maps(val_x[i:i + self.inference_batch])
-                     for i in range(0, len(val_x), self.inference_batch)]
-        self.map_tails = scale_tails(parts).to(self.device)
+        if self.coarse_sigma > 0:
+            self.map_tails = validation_tails(self._scale_maps, val_x, self.inference_batch).to(self.device)
 
     def patch_maps(self, x: torch.Tensor) -> torch.Tensor:
         """The detector's map ``(N, S, S)``: M_VAE blurred by ``map_sigma`` or, with a coarse scale,
